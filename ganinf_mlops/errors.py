@@ -1,0 +1,37 @@
+"""Our exception types. Public entry points raise these; the CLI turns them into one line + exit 2."""
+
+from __future__ import annotations
+
+
+class GaninfError(Exception):
+    """Base class for every error a user can cause with bad input or configuration."""
+
+
+class DataError(GaninfError):
+    """A dataset file or version is missing, corrupt, or has invalid content."""
+
+
+class DigestMismatchError(DataError):
+    """Content does not match the digest it claims (tampered data, or a run from another version)."""
+
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{what}: digest mismatch (expected {expected[:16]}…, found {actual[:16]}…)"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class TrajectoryError(GaninfError):
+    """A run directory or trajectory is missing, corrupt or inconsistent."""
+
+
+class ConfigError(GaninfError):
+    """Invalid parameters: unknown names, out-of-range values, missing keys."""
+
+
+class OutputExistsError(GaninfError):
+    """The output path exists and overwriting was not requested."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"output {path} already exists (use --force to replace it)")

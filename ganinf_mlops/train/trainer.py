@@ -1,0 +1,188 @@
+"""Train a GAN on a dataset version while recording its trajectory (see trajectory.py).
+
+Two schedules: "fresh" (a new minibatch order and latents from the config's seed: production
+retraining) and "replay" (a parent run's order, latents and initialisation, with the instances the
+new version removed dropped from their minibatches, weight 0: exactly the counterfactual an
+influence estimate predicts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils._pytree import tree_leaves
+from tqdm.auto import tqdm
+
+import ganinf_mlops
+from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
+from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.influence.targets import evaluate
+from ganinf_mlops.io import atomic_dir, atomic_file, write_json
+from ganinf_mlops.train.problem import Problem
+from ganinf_mlops.train.schedule import Schedule, make_schedule, steps_per_epoch
+from ganinf_mlops.train.step import State, initial_state
+from ganinf_mlops.train.trajectory import (
+    CHECKPOINTS,
+    FORMAT_VERSION,
+    META,
+    SCHEDULE,
+    Trajectory,
+    checkpoint_name,
+    save_schedule,
+    save_state,
+)
+
+if TYPE_CHECKING:
+    from ganinf_mlops.data.version import DatasetVersion
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_steps(n_steps: int, every: int) -> list[int]:
+    return sorted({*range(0, n_steps, every), n_steps})
+
+
+def replay_schedule(parent: Trajectory, version: DatasetVersion) -> Schedule:
+    """The parent's schedule re-indexed into `version`, slots of removed instances masked out."""
+    if version.manifest.digest != parent.dataset_digest and (
+        version.manifest.parent_digest != parent.dataset_digest
+    ):
+        raise DigestMismatchError(
+            f"version {version.path} is neither the data of run {parent.path} nor derived from it "
+            "(its parent digest)",
+            parent.dataset_digest,
+            str(version.manifest.parent_digest),
+        )
+    parent_ids = parent.instance_ids.numpy()
+    ids = parent_ids[parent.schedule.indices.numpy()]  # [T, B] instance ids
+    pos = {int(i): p for p, i in enumerate(version.ids)}
+    if not set(pos) <= set(parent_ids.tolist()):
+        raise DataError(f"version {version.path} has instances that run {parent.path} never saw")
+    live = np.vectorize(lambda i: i in pos, otypes=[bool])(ids)
+    new_idx = np.vectorize(lambda i: pos.get(int(i), 0), otypes=[np.int64])(ids)
+    mask = parent.schedule.mask * torch.from_numpy(live.astype(np.float64))
+    return Schedule(torch.from_numpy(new_idx), parent.schedule.noise_seeds.clone(), mask)
+
+
+def run_steps(
+    problem: Problem, state: State, start: int, stop: int, on_step=None, progress: bool = False
+) -> State:
+    """Plain forward training from `state` at step `start` to step `stop`."""
+    for t in tqdm(range(start, stop), desc="train", unit="step", disable=not progress,
+                  leave=False):
+        _, x, mask, z = problem.inputs(t)
+        new, losses = problem.step(state, mask, x, z, t)
+        if on_step is not None:
+            on_step(t, state, losses)
+        state = new
+    return state
+
+
+def train(
+    version: DatasetVersion,
+    cfg: TrainConfig,
+    metric: MetricConfig,
+    out_dir: str | Path,
+    *,
+    replay: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train, record the trajectory into `out_dir` (atomically) and return it."""
+    parent = Trajectory(replay) if replay is not None else None
+    if parent is not None:
+        cfg, metric = parent.train_config, parent.metric_config
+        schedule = replay_schedule(parent, version)
+    else:
+        schedule = make_schedule(len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed)
+    problem = Problem.create(cfg, version.x, schedule)
+    if parent is not None:
+        state = parent.load_state(0, problem.device)
+    else:
+        state = initial_state(problem.gen, problem.disc, cfg)
+    n_steps = schedule.n_steps
+    ckpts = checkpoint_steps(n_steps, cfg.checkpoint_every)
+    losses = np.zeros((n_steps, 2))
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir, force=force) as tmp:
+        (tmp / CHECKPOINTS).mkdir()
+        save_schedule(tmp / SCHEDULE, schedule, torch.tensor(version.ids, dtype=torch.int64))
+        ckpt_set = set(ckpts)
+
+        def on_step(t: int, s: State, step_losses) -> None:
+            if t in ckpt_set:
+                save_state(tmp / CHECKPOINTS / checkpoint_name(t), s)
+            losses[t] = [float(step_losses[0]), float(step_losses[1])]
+
+        start = time.perf_counter()
+        state = run_steps(problem, state, 0, n_steps, on_step, progress)
+        seconds = time.perf_counter() - start
+        if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
+            raise TrajectoryError("training diverged: the final state has NaN/inf values")
+        save_state(tmp / CHECKPOINTS / checkpoint_name(n_steps), state)
+
+        x_eval = torch.as_tensor(version.x_eval, dtype=problem.dtype, device=problem.device)
+        metrics: dict[str, Any] = evaluate(
+            problem.gen, problem.disc, state, x_eval, metric, cfg.model.latent_dim
+        )
+        metrics.update(n_instances=len(version.ids), n_steps=n_steps, train_seconds=seconds)
+        replay_info = None
+        if parent is not None:
+            replay_info = _replay_info(parent, version, metrics)
+            metrics.update({k: v for k, v in replay_info.items() if k.endswith("_change")})
+        write_json(tmp / "metrics.json", metrics)
+        with atomic_file(tmp / "losses.csv") as fh:
+            fh.write("step,d_loss,g_loss\n")
+            for t, (ld, lg) in enumerate(losses):
+                fh.write(f"{t},{ld!r},{lg!r}\n")
+        write_json(tmp / META, {
+            "format_version": FORMAT_VERSION,
+            "ganinf_version": ganinf_mlops.__version__,
+            "torch_version": torch.__version__,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "dataset": {"digest": version.manifest.digest, "path": str(version.path.resolve()),
+                        "n_instances": len(version.ids)},
+            "train": to_dict(cfg),
+            "metric": to_dict(metric),
+            "n_steps": n_steps,
+            "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
+            if parent is None else parent.steps_per_epoch,
+            "checkpoint_every": cfg.checkpoint_every,
+            "checkpoint_steps": ckpts,
+            "schedule": {"kind": "fresh" if parent is None else "replay",
+                         "replay_of": replay_info},
+        })
+    log.info("trained %d steps in %.1fs -> %s", n_steps, seconds, out_dir)
+    return out_dir
+
+
+def _replay_info(parent: Trajectory, version: DatasetVersion, metrics: dict) -> dict[str, Any]:
+    """Predicted (from the cleanse's scores) next to actual metric change of this replay."""
+    parent_metrics = _read_metrics(parent.path)
+    info: dict[str, Any] = {
+        "run": str(parent.path.resolve()),
+        "dataset_digest": parent.dataset_digest,
+        "n_dropped": parent.n_instances - len(version.ids),
+    }
+    m = version.manifest
+    if m.metric is not None and m.metric in metrics and m.metric in parent_metrics:
+        info["metric"] = m.metric
+        info["actual_change"] = metrics[m.metric] - parent_metrics[m.metric]
+        if m.predicted_change is not None:
+            info["predicted_change"] = m.predicted_change
+    return info
+
+
+def _read_metrics(run: Path) -> dict[str, float]:
+    try:
+        return json.loads((run / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrajectoryError(f"cannot read metrics of run {run}: {exc}") from exc
