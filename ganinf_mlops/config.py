@@ -1,4 +1,4 @@
-"""Typed configuration and named presets: the one source of defaults for the CLI, DVC and MLproject."""
+"""Typed configuration and named presets: the one source of defaults for CLI, DVC and MLproject."""
 
 from __future__ import annotations
 
@@ -84,7 +84,10 @@ PRESETS: dict[str, Preset] = {
             dataset="gaussian2d",
             data_params={"n": 1000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
             train=TrainConfig(
-                d_optim=_sgd(0.01), g_optim=_sgd(0.01), batch_size=50, epochs=10,
+                d_optim=_sgd(0.01),
+                g_optim=_sgd(0.01),
+                batch_size=50,
+                epochs=10,
                 checkpoint_every=50,
             ),
             metric=MetricConfig(),
@@ -95,7 +98,10 @@ PRESETS: dict[str, Preset] = {
             dataset="gaussian2d",
             data_params={"n": 10000, "n_eval": 1000, "anomaly_frac": 0.0, "seed": 0},
             train=TrainConfig(
-                d_optim=_sgd(1e-3), g_optim=_sgd(1e-3), batch_size=100, epochs=50,
+                d_optim=_sgd(1e-3),
+                g_optim=_sgd(1e-3),
+                batch_size=100,
+                epochs=50,
                 checkpoint_every=100,
             ),
             metric=MetricConfig(bandwidth=1.0),

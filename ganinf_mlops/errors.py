@@ -1,4 +1,4 @@
-"""Our exception types. Public entry points raise these; the CLI turns them into one line + exit 2."""
+"""Our exception types: public entry points raise them, the CLI prints one line and exits 2."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class DataError(GaninfError):
 
 
 class DigestMismatchError(DataError):
-    """Content does not match the digest it claims (tampered data, or a run from another version)."""
+    """Content does not match its digest (tampered data, or a run from another data version)."""
 
     def __init__(self, what: str, expected: str, actual: str) -> None:
         super().__init__(

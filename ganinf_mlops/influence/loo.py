@@ -33,15 +33,22 @@ def loo_changes(
     """True V(without j) - V(all) for each dataset position j in `positions`."""
     n = problem.x.shape[0]
     out = []
-    bar = tqdm(total=len(positions) * traj.n_steps, desc="leave-one-out", unit="step",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(positions) * traj.n_steps,
+        desc="leave-one-out",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
     for lo in range(0, len(positions), chunk):
         part = torch.as_tensor(list(positions[lo : lo + chunk]), dtype=torch.int64)
         k = len(part) + 1
         weights = torch.ones(k, n, dtype=problem.dtype, device=problem.device)
         weights[torch.arange(1, k), part.to(problem.device)] = 0.0
-        state = tree_map(lambda a: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
-                         traj.load_state(0, problem.device))
+        state = tree_map(
+            lambda a, k=k: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
+            traj.load_state(0, problem.device),
+        )
         for t in range(traj.n_steps):
             idx, x, mask, z = problem.inputs(t)
 

@@ -70,10 +70,18 @@ def reverse_pass(
     value = float(target.value(final))
     cot = grad(target.value)(final)
     grad_w = torch.zeros(n, dtype=problem.dtype, device=problem.device)
-    segs = [(a, b) for a, b in segments(traj.checkpoint_steps, traj.n_steps, checkpointed)
-            if b > first_step]
-    bar = tqdm(total=traj.n_steps - first_step, desc="reverse pass", unit="step",
-               disable=not progress, leave=False)
+    segs = [
+        (a, b)
+        for a, b in segments(traj.checkpoint_steps, traj.n_steps, checkpointed)
+        if b > first_step
+    ]
+    bar = tqdm(
+        total=traj.n_steps - first_step,
+        desc="reverse pass",
+        unit="step",
+        disable=not progress,
+        leave=False,
+    )
     for start, stop in reversed(segs):
         state = traj.load_state(start, problem.device)
         tape = []
@@ -114,5 +122,5 @@ def _check_replay(traj: Trajectory, step: int, replayed) -> None:
             f"(relative difference {worst:.2e}): different device, dtype or torch version?"
         )
     if worst > 0:
-        log.warning("replay differs from the recording at step %d by %.2e (not bit-exact)",
-                    step, worst)
+        # Under vjp, autograd may sum a parameter's gradient contributions in another order.
+        log.debug("vjp replay differs from the recording at step %d by %.2e", step, worst)

@@ -71,7 +71,11 @@ TARGET_NAMES = (KEY_ALL, KEY_DISC_LOSS)
 
 
 def evaluate(
-    gen: nn.Module, disc: nn.Module, state: State, x_eval: torch.Tensor, metric: MetricConfig,
+    gen: nn.Module,
+    disc: nn.Module,
+    state: State,
+    x_eval: torch.Tensor,
+    metric: MetricConfig,
     latent_dim: int,
 ) -> dict[str, float]:
     """All final metrics of a state (no gradients)."""

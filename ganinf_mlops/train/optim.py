@@ -30,7 +30,9 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.name!r}; choose from: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"unknown optimizer {self.name!r}; choose from: {', '.join(OPTIMIZERS)}"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
         for name in ("momentum", "beta1", "beta2"):
@@ -51,7 +53,9 @@ def _sqrt(v: torch.Tensor) -> torch.Tensor:
     # sqrt with derivative 0 (not inf) at v == 0, so a parameter whose gradient has always been
     # exactly zero (a dead ReLU unit) gives 0 rather than NaN in the reverse pass.
     pos = v > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, v, torch.ones_like(v))), torch.zeros_like(v))
+    return torch.where(
+        pos, torch.sqrt(torch.where(pos, v, torch.ones_like(v))), torch.zeros_like(v)
+    )
 
 
 def update(
@@ -68,5 +72,7 @@ def update(
     v = {k: b2 * state["v"][k] + (1 - b2) * grads[k] * grads[k] for k in params}
     bc1 = 1 - b1 ** (step + 1)
     bc2_sqrt = math.sqrt(1 - b2 ** (step + 1))
-    new = {k: p - (cfg.lr / bc1) * m[k] / (_sqrt(v[k]) / bc2_sqrt + cfg.eps) for k, p in params.items()}
+    new = {
+        k: p - (cfg.lr / bc1) * m[k] / (_sqrt(v[k]) / bc2_sqrt + cfg.eps) for k, p in params.items()
+    }
     return new, {"m": m, "v": v}

@@ -34,9 +34,15 @@ class Problem:
         dtype = getattr(torch, cfg.dtype)
         m = cfg.model
         gen, disc = build_gan(
-            data_dim=x.shape[1], latent_dim=m.latent_dim, g_hidden=m.g_hidden,
-            d_hidden=m.d_hidden, bias=m.bias, activation=m.activation, seed=cfg.seed,
-            dtype=dtype, device=device,
+            data_dim=x.shape[1],
+            latent_dim=m.latent_dim,
+            g_hidden=m.g_hidden,
+            d_hidden=m.d_hidden,
+            bias=m.bias,
+            activation=m.activation,
+            seed=cfg.seed,
+            dtype=dtype,
+            device=device,
         )
         data = torch.tensor(x, dtype=dtype, device=device)
         return cls(cfg, gen, disc, create_step_function(gen, disc, cfg), data, schedule, device)
@@ -45,11 +51,16 @@ class Problem:
     def dtype(self) -> torch.dtype:
         return self.x.dtype
 
+    def tensor(self, arr: np.ndarray) -> torch.Tensor:
+        """A copy of `arr` in the problem's dtype and device (npz arrays are read-only)."""
+        return torch.tensor(arr, dtype=self.dtype, device=self.device)
+
     def inputs(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(indices [B], x batch [B, d], slot mask [B], latents [B, latent_dim]) of step t."""
         s = self.schedule
         idx = s.indices[t].to(self.device)
         mask = s.mask[t].to(device=self.device, dtype=self.dtype)
-        z = latent(int(s.noise_seeds[t]), s.batch_size, self.cfg.model.latent_dim, self.dtype,
-                   self.device)
+        z = latent(
+            int(s.noise_seeds[t]), s.batch_size, self.cfg.model.latent_dim, self.dtype, self.device
+        )
         return idx, self.x[idx], mask, z

@@ -75,8 +75,7 @@ def run_steps(
     problem: Problem, state: State, start: int, stop: int, on_step=None, progress: bool = False
 ) -> State:
     """Plain forward training from `state` at step `start` to step `stop`."""
-    for t in tqdm(range(start, stop), desc="train", unit="step", disable=not progress,
-                  leave=False):
+    for t in tqdm(range(start, stop), desc="train", unit="step", disable=not progress, leave=False):
         _, x, mask, z = problem.inputs(t)
         new, losses = problem.step(state, mask, x, z, t)
         if on_step is not None:
@@ -129,7 +128,7 @@ def train(
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
         save_state(tmp / CHECKPOINTS / checkpoint_name(n_steps), state)
 
-        x_eval = torch.as_tensor(version.x_eval, dtype=problem.dtype, device=problem.device)
+        x_eval = problem.tensor(version.x_eval)
         metrics: dict[str, Any] = evaluate(
             problem.gen, problem.disc, state, x_eval, metric, cfg.model.latent_dim
         )
@@ -143,23 +142,32 @@ def train(
             fh.write("step,d_loss,g_loss\n")
             for t, (ld, lg) in enumerate(losses):
                 fh.write(f"{t},{ld!r},{lg!r}\n")
-        write_json(tmp / META, {
-            "format_version": FORMAT_VERSION,
-            "ganinf_version": ganinf_mlops.__version__,
-            "torch_version": torch.__version__,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "dataset": {"digest": version.manifest.digest, "path": str(version.path.resolve()),
-                        "n_instances": len(version.ids)},
-            "train": to_dict(cfg),
-            "metric": to_dict(metric),
-            "n_steps": n_steps,
-            "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
-            if parent is None else parent.steps_per_epoch,
-            "checkpoint_every": cfg.checkpoint_every,
-            "checkpoint_steps": ckpts,
-            "schedule": {"kind": "fresh" if parent is None else "replay",
-                         "replay_of": replay_info},
-        })
+        write_json(
+            tmp / META,
+            {
+                "format_version": FORMAT_VERSION,
+                "ganinf_version": ganinf_mlops.__version__,
+                "torch_version": torch.__version__,
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "dataset": {
+                    "digest": version.manifest.digest,
+                    "path": str(version.path.resolve()),
+                    "n_instances": len(version.ids),
+                },
+                "train": to_dict(cfg),
+                "metric": to_dict(metric),
+                "n_steps": n_steps,
+                "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
+                if parent is None
+                else parent.steps_per_epoch,
+                "checkpoint_every": cfg.checkpoint_every,
+                "checkpoint_steps": ckpts,
+                "schedule": {
+                    "kind": "fresh" if parent is None else "replay",
+                    "replay_of": replay_info,
+                },
+            },
+        )
     log.info("trained %d steps in %.1fs -> %s", n_steps, seconds, out_dir)
     return out_dir
 

@@ -76,8 +76,12 @@ def save_state(path: Path, state: State) -> None:
 
 
 def save_schedule(path: Path, schedule: Schedule, instance_ids: torch.Tensor) -> None:
-    tensors = {"indices": schedule.indices, "noise_seeds": schedule.noise_seeds,
-               "mask": schedule.mask, "instance_ids": instance_ids}
+    tensors = {
+        "indices": schedule.indices,
+        "noise_seeds": schedule.noise_seeds,
+        "mask": schedule.mask,
+        "instance_ids": instance_ids,
+    }
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
 
 
@@ -122,15 +126,19 @@ class Trajectory:
         except KeyError as exc:
             raise TrajectoryError(f"{self.path / SCHEDULE}: missing tensor {exc}") from exc
         if self.schedule.n_steps != self.meta.get("n_steps"):
-            raise TrajectoryError(f"{self.path}: schedule has {self.schedule.n_steps} steps, "
-                                  f"meta.json says {self.meta.get('n_steps')}")
+            raise TrajectoryError(
+                f"{self.path}: schedule has {self.schedule.n_steps} steps, "
+                f"meta.json says {self.meta.get('n_steps')}"
+            )
         if self.instance_ids.shape != (self.n_instances,):
             raise TrajectoryError(f"{self.path}: instance_ids do not match n_instances")
         idx = self.schedule.indices
         if idx.min() < 0 or idx.max() >= self.n_instances:
             raise TrajectoryError(f"{self.path}: schedule indexes outside [0, {self.n_instances})")
         if self.checkpoint_steps[0] != 0 or self.checkpoint_steps[-1] != self.n_steps:
-            raise TrajectoryError(f"{self.path}: checkpoints must include step 0 and the final step")
+            raise TrajectoryError(
+                f"{self.path}: checkpoints must include step 0 and the final step"
+            )
 
     @property
     def n_steps(self) -> int:
@@ -143,8 +151,9 @@ class Trajectory:
         dtype = getattr(torch, self.train_config.dtype)
         for k, v in flat.items():
             if v.dtype != dtype or not torch.isfinite(v).all():
-                raise TrajectoryError(f"{self.path}: checkpoint {step} tensor {k} is "
-                                      f"{v.dtype} or not finite")
+                raise TrajectoryError(
+                    f"{self.path}: checkpoint {step} tensor {k} is {v.dtype} or not finite"
+                )
         return unflatten_state({k: v.to(device) for k, v in flat.items()})
 
     def check_dataset(self, digest: str, where: str = "") -> None:

@@ -1,0 +1,1 @@
+"""Datasets: named generators, user `.npz` input, and content-addressed dataset versions."""

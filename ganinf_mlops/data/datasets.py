@@ -1,0 +1,220 @@
+"""Dataset sources, registered by name in `DATASETS`: synthetic generators and user `.npz` files.
+
+Every source returns a `RawData`; `ganinf_mlops.data.version.create_raw_version` turns it into a
+versioned dataset directory.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.registry import Registry
+
+ANOMALY_NOISE = 0.3
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Generated or loaded data before versioning.
+
+    `x_eval` holds held-out points from the clean distribution, used only by evaluation metrics.
+    `ids` is None when the source has no instance ids (then 0..N-1 are assigned on versioning).
+    `params` are the JSON-serialisable creation parameters recorded in the manifest.
+    """
+
+    x: np.ndarray
+    x_eval: np.ndarray
+    is_anomaly: np.ndarray | None
+    params: dict[str, Any]
+    ids: np.ndarray | None = None
+
+
+DataSource = Callable[..., RawData]
+DATASETS: Registry[DataSource] = Registry("dataset")
+
+
+def round_half_up(value: float) -> int:
+    """Round .5 up: Python's `round` goes to even, which surprises users (round(2.5) == 2)."""
+    return int(math.floor(value + 0.5))
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_mean_cov(
+    mean: Sequence[float], cov: Sequence[Sequence[float]]
+) -> tuple[np.ndarray, ...]:
+    try:
+        mean_a = np.asarray(mean, dtype=np.float64)
+        cov_a = np.asarray(cov, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"mean and cov must be numeric: {e}") from None
+    if mean_a.shape != (2,) or not np.all(np.isfinite(mean_a)):
+        raise ConfigError(f"mean must be 2 finite numbers, got {mean!r}")
+    if cov_a.shape != (2, 2) or not np.all(np.isfinite(cov_a)):
+        raise ConfigError(f"cov must be a finite 2x2 matrix, got {cov!r}")
+    if not np.allclose(cov_a, cov_a.T, rtol=0.0, atol=1e-12):
+        raise ConfigError(f"cov must be symmetric, got {cov_a.tolist()}")
+    try:
+        chol = np.linalg.cholesky(cov_a)
+    except np.linalg.LinAlgError:
+        raise ConfigError(f"cov must be positive definite, got {cov_a.tolist()}") from None
+    return mean_a, cov_a, chol
+
+
+@DATASETS.register("gaussian2d")
+def gaussian2d(
+    n: int = 1000,
+    n_eval: int = 1000,
+    mean: Sequence[float] = (1.0, 1.0),
+    cov: Sequence[Sequence[float]] = ((1.0, 0.8), (0.8, 1.0)),
+    anomaly_frac: float = 0.0,
+    anomaly_distance: float = 6.0,
+    seed: int = 0,
+) -> RawData:
+    """`n` samples of a 2-D normal N(mean, cov), some of them replaced by injected anomalies.
+
+    Anomalies: `round_half_up(anomaly_frac * n)` rows, chosen uniformly at random, are replaced by
+    ``mean + anomaly_distance * (cos a, sin a) + 0.3 * e`` with the angle ``a ~ U[0, 2*pi)`` and
+    ``e ~ N(0, I)``: points at Euclidean distance about `anomaly_distance` from the mode, in a
+    random direction, far outside the bulk of the clean distribution for the default parameters.
+
+    `x_eval` holds `n_eval` clean samples. Training samples, evaluation samples and anomalies use
+    independent child streams of ``SeedSequence(seed)``, so e.g. changing `anomaly_frac` leaves the
+    evaluation set unchanged.
+    """
+    n = _check_count("n", n)
+    n_eval = _check_count("n_eval", n_eval)
+    mean_a, cov_a, chol = _check_mean_cov(mean, cov)
+    if not (isinstance(anomaly_frac, int | float) and 0.0 <= anomaly_frac < 1.0):
+        raise ConfigError(f"anomaly_frac must be in [0, 1), got {anomaly_frac!r}")
+    if not (isinstance(anomaly_distance, int | float) and math.isfinite(anomaly_distance)):
+        raise ConfigError(f"anomaly_distance must be a finite number, got {anomaly_distance!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+
+    train_ss, eval_ss, anomaly_ss = np.random.SeedSequence(int(seed)).spawn(3)
+
+    def sample(ss: np.random.SeedSequence, count: int) -> np.ndarray:
+        z = np.random.default_rng(ss).standard_normal((count, 2))
+        return mean_a + z @ chol.T
+
+    x = sample(train_ss, n)
+    x_eval = sample(eval_ss, n_eval)
+
+    n_anomalies = round_half_up(anomaly_frac * n)
+    is_anomaly = np.zeros(n, dtype=bool)
+    if n_anomalies:
+        rng = np.random.default_rng(anomaly_ss)
+        idx = rng.choice(n, size=n_anomalies, replace=False)
+        angle = rng.uniform(0.0, 2.0 * np.pi, size=n_anomalies)
+        direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        noise = ANOMALY_NOISE * rng.standard_normal((n_anomalies, 2))
+        x[idx] = mean_a + anomaly_distance * direction + noise
+        is_anomaly[idx] = True
+
+    params = {
+        "n": n,
+        "n_eval": n_eval,
+        "mean": mean_a.tolist(),
+        "cov": cov_a.tolist(),
+        "anomaly_frac": float(anomaly_frac),
+        "anomaly_distance": float(anomaly_distance),
+        "seed": int(seed),
+    }
+    return RawData(x=x, x_eval=x_eval, is_anomaly=is_anomaly, params=params)
+
+
+def _as_points(name: str, arr: np.ndarray, path: Path) -> np.ndarray:
+    """Validate a [N, d] array of finite real numbers and return it as float64."""
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"{path}: '{name}' expected shape [N, d] with N, d >= 1, got {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path}: '{name}' must hold real numbers, got dtype {arr.dtype}")
+    out = arr.astype(np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{path}: '{name}' has {int(bad.sum())} non-finite values (NaN/inf), first at {first}"
+        )
+    return out
+
+
+def _as_ids(arr: np.ndarray, n: int, path: Path) -> np.ndarray:
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise DataError(f"{path}: 'ids' expected shape ({n},) to match 'x', got {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"{path}: 'ids' must be integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and n and int(arr.max()) > np.iinfo(np.int64).max:
+        raise DataError(f"{path}: 'ids' do not fit in int64")
+    ids = arr.astype(np.int64)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if uniq.size != ids.size:
+        dup = uniq[counts > 1]
+        raise DataError(f"{path}: 'ids' must be unique; {dup.size} duplicated, e.g. {int(dup[0])}")
+    return ids
+
+
+def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"dataset file {path} not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"dataset file {path} is not an .npz archive")
+        with loaded as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(f"dataset file {path} is unreadable or corrupt: {e}") from None
+
+
+@DATASETS.register("npz")
+def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
+    """User data from an `.npz` with `x` [N, d], optional `x_eval` [M, d] and optional `ids` [N].
+
+    Without `x_eval`, a random `eval_frac` of the rows (at least one) is held out for evaluation;
+    the remaining rows keep their file order. Without `ids`, the ids are the row numbers in the
+    file, so removed instances can always be traced back to the user's rows.
+    """
+    path = Path(path).expanduser().resolve()
+    arrays = _load_npz_arrays(path)
+    if "x" not in arrays:
+        raise DataError(f"{path}: missing array 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
+    x = _as_points("x", arrays["x"], path)
+    n = x.shape[0]
+    ids = _as_ids(arrays["ids"], n, path) if "ids" in arrays else None
+
+    params: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
+    if "x_eval" in arrays:
+        x_eval = _as_points("x_eval", arrays["x_eval"], path)
+        if x_eval.shape[1] != x.shape[1]:
+            raise DataError(
+                f"{path}: 'x_eval' has {x_eval.shape[1]} columns but 'x' has {x.shape[1]}"
+            )
+        params["eval_source"] = "file"
+    else:
+        if not (isinstance(eval_frac, int | float) and 0.0 < eval_frac < 1.0):
+            raise ConfigError(f"eval_frac must be in (0, 1), got {eval_frac!r}")
+        n_eval = max(1, round_half_up(eval_frac * n))
+        if n_eval >= n:
+            raise DataError(f"{path}: {n} rows are too few to hold out eval_frac={eval_frac}")
+        perm = np.random.default_rng(seed).permutation(n)
+        eval_idx = np.sort(perm[:n_eval])
+        train_idx = np.sort(perm[n_eval:])
+        x_eval, x = x[eval_idx], x[train_idx]
+        ids = train_idx.astype(np.int64) if ids is None else ids[train_idx]
+        params.update(eval_source="split", eval_frac=float(eval_frac), seed=int(seed))
+    return RawData(x=x, x_eval=x_eval, is_anomaly=None, params=params, ids=ids)

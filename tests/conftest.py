@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ganinf_mlops.data.version import DatasetVersion, write_version
+
+
+@pytest.fixture
+def tiny_version(tmp_path) -> DatasetVersion:
+    """12 instances of a 2D normal (ids offset so ids != positions), 9 held-out points."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(12, 2)) + 1.0
+    x_eval = rng.normal(size=(9, 2)) + 1.0
+    ids = np.arange(100, 112, dtype=np.int64)
+    return write_version(tmp_path / "tiny", x, ids, x_eval, dataset="test", params={"seed": 7})
