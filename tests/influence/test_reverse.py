@@ -87,14 +87,14 @@ def naive_grad_w(
             disc_logit(dc, fake)
         ).mean()
         gd = dict(
-            zip(dc, torch.autograd.grad(ld, list(dc.values()), create_graph=True), strict=False)
+            zip(dc, torch.autograd.grad(ld, list(dc.values()), create_graph=True), strict=True)
         )
         d_new = apply(cfg.d_optim, dc, gd, opt_d, t)
         d_for_g = d_new if cfg.update == "alternating" else dc
         gc2 = {k: v.clone() for k, v in gc.items()}
         lg = F.softplus(-disc_logit(d_for_g, functional_call(gen, gc2, (z,)))).mean()
         gg = dict(
-            zip(gc2, torch.autograd.grad(lg, list(gc2.values()), create_graph=True), strict=False)
+            zip(gc2, torch.autograd.grad(lg, list(gc2.values()), create_graph=True), strict=True)
         )
         g = apply(cfg.g_optim, gc2, gg, opt_g, t)
         d = d_new
