@@ -93,6 +93,21 @@ PRESETS: dict[str, Preset] = {
             metric=MetricConfig(),
         ),
         Preset(
+            name="tiny",
+            description="Smoke-test size (200 instances, 5 epochs): seconds, for tests and CI.",
+            dataset="gaussian2d",
+            data_params={"n": 200, "n_eval": 200, "anomaly_frac": 0.05, "seed": 0},
+            train=TrainConfig(
+                model=ModelConfig(g_hidden=(16, 16), d_hidden=(32, 32)),
+                d_optim=_sgd(0.01),
+                g_optim=_sgd(0.01),
+                batch_size=20,
+                epochs=5,
+                checkpoint_every=10,
+            ),
+            metric=MetricConfig(n_gen=200),
+        ),
+        Preset(
             name="paper-2d",
             description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 50 epochs, SGD 1e-3.",
             dataset="gaussian2d",
