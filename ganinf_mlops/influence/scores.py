@@ -95,6 +95,16 @@ class ScoreTable:
         ranks[self.order()] = np.arange(1, self.n + 1)
         return ranks
 
+    def aligned_to(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(harmfulness, predicted_change) in the order of `ids`, which must be this table's ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(self.ids, kind="stable")
+        pos = np.searchsorted(self.ids, ids, sorter=order)
+        pos = order[np.minimum(pos, self.n - 1)]
+        if ids.size != self.n or not np.array_equal(self.ids[pos], ids):
+            raise DataError("score table ids do not match the dataset version's ids")
+        return self.harmfulness[pos], self.predicted_change[pos]
+
     def top_ids(self, k: int) -> np.ndarray:
         """Ids of the `k` most harmful instances, most harmful first."""
         return self.ids[self.order()[:k]]

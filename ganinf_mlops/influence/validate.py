@@ -61,16 +61,17 @@ def validate(
             f"scores of method {table.method!r} predict no metric change; "
             "validate needs influence scores (metric all or disc_loss)"
         )
-    if table.dataset_digest != version.digest or not np.array_equal(table.ids, version.ids):
-        raise DataError(f"scores do not belong to dataset version {version.path}")
+    if table.dataset_digest != version.digest:
+        raise DataError(f"scores were computed for another dataset version than {version.path}")
+    harmfulness, change = table.aligned_to(version.ids)
     traj = Trajectory(run)
     problem, target = problem_and_target(traj, version, table.metric)
-    positions, groups = select(table.harmfulness, k, seed)
+    positions, groups = select(harmfulness, k, seed)
     start = time.perf_counter()
     true = loo_changes(problem, traj, target, positions.tolist(), progress=progress)
     seconds = time.perf_counter() - start
     true = true.cpu().numpy()
-    est = table.predicted_change[positions]
+    est = change[positions]
     rnd = np.array([g == "random" for g in groups])
     n_top = groups.count("top")
     sign = 1.0 if target.higher_is_better else -1.0

@@ -1,0 +1,33 @@
+"""Influence estimates agree with real leave-one-out retraining on the default preset."""
+
+from __future__ import annotations
+
+import pytest
+
+from ganinf_mlops.config import get_preset
+from ganinf_mlops.data.version import create_raw_version
+from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.validate import validate
+from ganinf_mlops.train.trainer import train
+
+
+def _validated(tmp_path, preset_name: str, seed: int = 0) -> dict:
+    p = get_preset(preset_name)
+    raw = create_raw_version(tmp_path / "raw", p.dataset, **{**p.data_params, "seed": seed})
+    run = train(raw, p.train, p.metric, tmp_path / "run", progress=False)
+    table = score(run, raw, "all", progress=False)
+    return validate(run, raw, table, k=40, seed=seed, progress=False)
+
+
+def test_default_preset_tau_at_least_0_9(tmp_path):
+    report = _validated(tmp_path, "default")
+    assert report["n_instances"] == 40
+    assert report["kendall_tau"] >= 0.9, report["kendall_tau"]
+    assert report["pearson_r"] >= 0.95
+    assert report["kendall_tau_random"] >= 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_default_preset_tau_other_seeds(tmp_path, seed):
+    assert _validated(tmp_path, "default", seed)["kendall_tau"] >= 0.9

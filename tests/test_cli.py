@@ -1,0 +1,182 @@
+"""The CLI end to end, and its answers to bad input: one line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganinf_mlops.cli import main
+
+
+def ganinf(*args: str | Path) -> None:
+    main(["-q", *map(str, args)])
+
+
+def fails(capsys, *args: str | Path, match: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        ganinf(*args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory) -> dict[str, Path]:
+    """prepare -> train -> influence on the tiny preset, shared by the tests below."""
+    d = tmp_path_factory.mktemp("flow")
+    p = {"raw": d / "raw", "run": d / "run", "scores": d / "scores.csv"}
+    ganinf("prepare", "--preset", "tiny", "--out", p["raw"])
+    ganinf("train", "--preset", "tiny", "--data", p["raw"], "--out", p["run"])
+    ganinf("influence", "--run", p["run"], "--metric", "all", "--out", p["scores"])
+    return p
+
+
+def test_flow_with_cleanse_replay_and_validate(flow, tmp_path, capsys):
+    new = tmp_path / "v1"
+    ganinf(
+        "cleanse",
+        "--data",
+        flow["raw"],
+        "--scores",
+        flow["scores"],
+        "--remove-frac",
+        "0.05",
+        "--out",
+        new,
+    )
+    manifest = json.loads((new / "manifest.json").read_text())
+    assert len(manifest["removed_ids"]) == 10 and manifest["method"] == "all"
+    ganinf("train", "--data", new, "--out", tmp_path / "replay", "--replay", flow["run"])
+    metrics = json.loads((tmp_path / "replay" / "metrics.json").read_text())
+    assert metrics["predicted_change"] == pytest.approx(manifest["predicted_change"])
+    # Removing 5% at once is far from one instance, but the sign and size must still hold.
+    assert metrics["actual_change"] == pytest.approx(metrics["predicted_change"], rel=0.5)
+    ganinf(
+        "validate",
+        "--run",
+        flow["run"],
+        "--scores",
+        flow["scores"],
+        "--loo",
+        "12",
+        "--out",
+        tmp_path / "report.json",
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_instances"] == 12 and report["kendall_tau"] > 0.8
+    for method in ("disc_loss", "isolation_forest", "random"):
+        ganinf(
+            "influence",
+            "--run",
+            flow["run"],
+            "--metric",
+            method,
+            "--out",
+            tmp_path / f"{method}.csv",
+        )
+        lines = (tmp_path / f"{method}.csv").read_text().splitlines()
+        assert lines[0] == "id,predicted_change,harmfulness,rank" and len(lines) == 201
+
+
+def test_missing_and_corrupt_data(flow, tmp_path, capsys):
+    fails(
+        capsys,
+        "train",
+        "--data",
+        tmp_path / "nope",
+        "--out",
+        tmp_path / "r",
+        match="does not exist",
+    )
+    broken = tmp_path / "broken"
+    shutil.copytree(flow["raw"], broken)
+    (broken / "data.npz").write_bytes(b"not a zip")
+    fails(capsys, "train", "--data", broken, "--out", tmp_path / "r", match="error:")
+    assert not (tmp_path / "r").exists()
+
+
+def test_tampered_data_is_refused(flow, tmp_path, capsys):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(flow["raw"], tampered)
+    arrays = dict(np.load(tampered / "data.npz"))
+    arrays["x"][3, 0] += 1e-9
+    np.savez(tampered / "data.npz", **arrays)
+    fails(capsys, "train", "--data", tampered, "--out", tmp_path / "r", match="digest mismatch")
+
+
+@pytest.mark.parametrize(
+    "x,match",
+    [(np.arange(10.0), "shape"), (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), "NaN")],
+)
+def test_bad_npz_input(tmp_path, capsys, x, match):
+    np.savez(tmp_path / "in.npz", x=x)
+    fails(
+        capsys,
+        "prepare",
+        "--dataset",
+        "npz",
+        "--input",
+        tmp_path / "in.npz",
+        "--out",
+        tmp_path / "v",
+        match=match,
+    )
+    assert not (tmp_path / "v").exists()
+
+
+def test_run_on_another_version_is_refused(flow, tmp_path, capsys):
+    other = tmp_path / "other"
+    ganinf("prepare", "--preset", "tiny", "--param", "seed=1", "--out", other)
+    fails(
+        capsys,
+        "influence",
+        "--run",
+        flow["run"],
+        "--data",
+        other,
+        "--out",
+        tmp_path / "s.csv",
+        match="digest mismatch",
+    )
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "opts,match",
+    [
+        (["--remove-frac", "0"], "(0, 1)"),
+        (["--remove-frac", "1.5"], "(0, 1)"),
+        (["--remove-count", "200"], "leave no data"),
+    ],
+)
+def test_bad_cleanse_amounts(flow, tmp_path, capsys, opts, match):
+    fails(
+        capsys,
+        "cleanse",
+        "--data",
+        flow["raw"],
+        "--scores",
+        flow["scores"],
+        *opts,
+        "--out",
+        tmp_path / "v",
+        match=match,
+    )
+    assert not (tmp_path / "v").exists()
+
+
+def test_existing_outputs_need_force(flow, tmp_path, capsys):
+    fails(capsys, "prepare", "--preset", "tiny", "--out", flow["raw"], match="--force")
+    fails(capsys, "influence", "--run", flow["run"], "--out", flow["scores"], match="--force")
+
+
+def test_unknown_metric_is_a_usage_error(flow, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        ganinf("influence", "--run", flow["run"], "--metric", "fid", "--out", tmp_path / "s")
+    assert exc.value.code == 2
+    assert "fid" in capsys.readouterr().err
