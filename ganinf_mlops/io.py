@@ -14,6 +14,17 @@ from typing import Any
 from ganinf_mlops.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Path, base: int) -> None:
+    # mkstemp/mkdtemp create 0600/0700; give the result the permissions a plain open() would.
+    os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
     """Open a temp file next to `path`; rename it over `path` only if the block succeeds."""
@@ -21,6 +32,7 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _default_mode(Path(tmp), 0o666)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -51,6 +63,7 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        _default_mode(tmp, 0o777)
         yield tmp
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ganinf_mlops.errors import OutputExistsError
+from ganinf_mlops.io import atomic_dir, atomic_file, write_json
+
+
+def _mode(p) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("x")
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "a.json") == 0o644
+    assert _mode(tmp_path / "d") == 0o755
+
+
+def test_failed_writes_leave_nothing(tmp_path):
+    with pytest.raises(RuntimeError), atomic_file(tmp_path / "f.txt") as fh:
+        fh.write("half")
+        raise RuntimeError
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "d"):
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_only_with_force(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "old").write_text("old")
+    with pytest.raises(OutputExistsError), atomic_dir(tmp_path / "d"):
+        pass
+    with atomic_dir(tmp_path / "d", force=True) as d:
+        (d / "new").write_text("new")
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
