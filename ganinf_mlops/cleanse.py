@@ -92,7 +92,11 @@ def cleanse(
         parent=version,
         removed_ids=removed,
         method=table.method,
-        scores_ref={"path": str(scores_path), "sha256": sha256_file(scores_path)},
+        # Relative to the new version, so the manifest does not depend on where the work lives.
+        scores_ref={
+            "path": os.path.relpath(scores_path, dst),
+            "sha256": sha256_file(scores_path),
+        },
         predicted_change=predicted,
         metric=table.metric,
         is_anomaly_ids=anomalies,

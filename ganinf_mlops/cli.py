@@ -200,7 +200,7 @@ def _run_version(run: Path, data: Path | None):
     from ganinf_mlops.train.trajectory import Trajectory
 
     if data is None:
-        data = Path(Trajectory(run).meta["dataset"]["path"])
+        data = run / Trajectory(run).meta["dataset"]["path"]
     return load_version(data)
 
 

@@ -51,7 +51,8 @@ def test_removes_exact_top_k_and_records_provenance(tmp_path: Path) -> None:
     assert m.parent_digest == raw.digest and m.parent_path == "../raw"
     assert (m.dataset, m.method, m.metric) == ("cleanse", "all", "all")
     assert m.predicted_change == pytest.approx(-harm[np.argsort(-harm)[:3]].sum() / 100)
-    assert m.scores_ref == {"path": str(scores.resolve()), "sha256": sha256_file(scores)}
+    assert m.scores_ref == {"path": f"../{scores.name}", "sha256": sha256_file(scores)}
+    assert (child.path / m.scores_ref["path"]).resolve() == scores.resolve()
     assert m.is_anomaly_ids == sorted(set(raw.manifest.is_anomaly_ids) - set(top.tolist()))
     assert load_version(child.path).digest == child.digest
 

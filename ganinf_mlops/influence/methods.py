@@ -62,7 +62,7 @@ def score(
         raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
     traj = Trajectory(run)
     traj.check_dataset(version.digest, f" than {version.path}")
-    run_ref = str(Path(run).resolve())
+    run_ref = str(run)
     if method in BASELINES:
         harm = (
             isolation_forest_harmfulness(version.x, seed)

@@ -79,7 +79,7 @@ def validate(
     top_true = set(np.argsort(-sign * true, kind="stable")[:n_top])
     overall, random_only = _agreement(est, true), _agreement(est[rnd], true[rnd])
     return {
-        "run": str(Path(run).resolve()),
+        "run": str(run),
         "dataset_digest": version.digest,
         "metric": table.metric,
         "method": table.method,

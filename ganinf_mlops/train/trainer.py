@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,7 +136,7 @@ def train(
         metrics.update(n_instances=len(version.ids), n_steps=n_steps, train_seconds=seconds)
         replay_info = None
         if parent is not None:
-            replay_info = _replay_info(parent, version, metrics)
+            replay_info = _replay_info(parent, version, metrics, out_dir)
             metrics.update({k: v for k, v in replay_info.items() if k.endswith("_change")})
         write_json(tmp / "metrics.json", metrics)
         with atomic_file(tmp / "losses.csv") as fh:
@@ -151,7 +152,8 @@ def train(
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "dataset": {
                     "digest": version.manifest.digest,
-                    "path": str(version.path.resolve()),
+                    # relative to the run directory: outputs must not depend on where work lives
+                    "path": os.path.relpath(version.path.resolve(), out_dir.resolve()),
                     "n_instances": len(version.ids),
                 },
                 "train": to_dict(cfg),
@@ -172,11 +174,13 @@ def train(
     return out_dir
 
 
-def _replay_info(parent: Trajectory, version: DatasetVersion, metrics: dict) -> dict[str, Any]:
+def _replay_info(
+    parent: Trajectory, version: DatasetVersion, metrics: dict, out_dir: Path
+) -> dict[str, Any]:
     """Predicted (from the cleanse's scores) next to actual metric change of this replay."""
     parent_metrics = _read_metrics(parent.path)
     info: dict[str, Any] = {
-        "run": str(parent.path.resolve()),
+        "run": os.path.relpath(parent.path.resolve(), out_dir.resolve()),
         "dataset_digest": parent.dataset_digest,
         "n_dropped": parent.n_instances - len(version.ids),
     }
