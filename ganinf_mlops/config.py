@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.train.optim import OptimConfig
 
+T = TypeVar("T")
 UPDATES = ("simultaneous", "alternating")
 DTYPES = ("float64", "float32")
 
@@ -62,6 +64,29 @@ class MetricConfig:
 
 
 @dataclass(frozen=True)
+class JobOptions:
+    """What the job, the DVC pipeline and the cleanse loop do with a trained run."""
+
+    method: str = "all"  # scoring method for cleansing (influence metric or baseline)
+    remove_frac: float = 0.05  # per cleanse iteration
+    loo: int = 40  # leave-one-out retrainings for validation (0: skip)
+    last_epochs: int | None = None  # trace back only the last k epochs
+    seed: int = 0  # validation instance choice and baseline scores
+    iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
+    stop_when_worse: bool = False  # stop the loop once ALL stops improving
+
+    def __post_init__(self) -> None:
+        if not 0 < self.remove_frac < 1:
+            raise ConfigError(f"remove_frac must be in (0, 1), got {self.remove_frac}")
+        if self.loo != 0 and self.loo < 4:
+            raise ConfigError(f"loo must be 0 (skip) or >= 4, got {self.loo}")
+        if self.iterations < 1:
+            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+        if self.last_epochs is not None and self.last_epochs < 1:
+            raise ConfigError(f"last_epochs must be >= 1 or null, got {self.last_epochs}")
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
@@ -69,6 +94,7 @@ class Preset:
     data_params: dict[str, Any]
     train: TrainConfig
     metric: MetricConfig
+    job: JobOptions = field(default_factory=JobOptions)
 
 
 def _sgd(lr: float) -> OptimConfig:
@@ -135,26 +161,39 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def from_dict(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping with exactly its fields (nested dataclasses too).
+
+    Missing and unknown keys are errors that name the full key path, e.g. `train.d_optim.lr`.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    missing = [n for n in names if n not in data]
+    unknown = sorted(set(data) - set(names))
+    if missing:
+        raise ConfigError(f"{where}: missing key {where}.{missing[0]}")
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {where}.{unknown[0]}")
+    kwargs: dict[str, Any] = {}
+    for n in names:
+        value, hint = data[n], hints[n]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value, f"{where}.{n}")
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[n] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:
     """Inverse of `to_dict` for TrainConfig (as stored in a run's meta.json)."""
-    try:
-        d = dict(d)
-        m = dict(d.pop("model"))
-        model = ModelConfig(
-            **{**m, "g_hidden": tuple(m["g_hidden"]), "d_hidden": tuple(m["d_hidden"])}
-        )
-        return TrainConfig(
-            model=model,
-            d_optim=OptimConfig(**d.pop("d_optim")),
-            g_optim=OptimConfig(**d.pop("g_optim")),
-            **d,
-        )
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"invalid train config: {exc}") from exc
+    return from_dict(TrainConfig, d, "train")
 
 
 def metric_config_from_dict(d: dict[str, Any]) -> MetricConfig:
-    try:
-        return MetricConfig(**d)
-    except TypeError as exc:
-        raise ConfigError(f"invalid metric config: {exc}") from exc
+    return from_dict(MetricConfig, d, "metric")

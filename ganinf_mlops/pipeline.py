@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,14 @@ from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import OutputExistsError
-from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.methods import check_method, score
 from ganinf_mlops.influence.scores import write_scores
+from ganinf_mlops.influence.targets import KEY_ALL, TARGET_NAMES
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.train.trainer import train
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    metric: str = "all"
-    remove_frac: float = 0.05
-    loo: int = 40
-    last_epochs: int | None = None
-    seed: int = 0
 
 
 def _metrics(run: Path) -> dict[str, float]:
@@ -50,12 +42,12 @@ def _metrics(run: Path) -> dict[str, float]:
 def run_job(
     workdir: str | Path,
     preset: Preset,
-    options: JobOptions = JobOptions(),
     *,
     force: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    workdir = Path(workdir)
+    workdir, options = Path(workdir), preset.job
+    check_method(options.method)
     if (workdir / "summary.json").exists() and not force:
         raise OutputExistsError(workdir)
     raw = create_raw_version(
@@ -65,11 +57,22 @@ def run_job(
     base = train(
         raw, preset.train, preset.metric, workdir / "runs" / "base", force=force, progress=progress
     )
-    table = score(base, raw, options.metric, last_epochs=options.last_epochs, progress=progress)
-    scores_path = workdir / "scores" / f"{options.metric}.csv"
+    start = time.perf_counter()
+    table = score(
+        base,
+        raw,
+        options.method,
+        last_epochs=options.last_epochs,
+        seed=options.seed,
+        progress=progress,
+    )
+    scoring_seconds = time.perf_counter() - start
+    scores_path = workdir / "scores" / f"{options.method}.csv"
     write_scores(scores_path, table)
-    report = validate(base, raw, table, k=options.loo, seed=options.seed, progress=progress)
-    write_json(workdir / "reports" / "validate.json", report)
+    report = None
+    if options.loo and options.method in TARGET_NAMES:
+        report = validate(base, raw, table, k=options.loo, seed=options.seed, progress=progress)
+        write_json(workdir / "reports" / "validate.json", report)
     cleansed = cleanse(
         raw,
         scores_path,
@@ -97,10 +100,10 @@ def run_job(
 
     before, after_replay, after_fresh = _metrics(base), _metrics(replay), _metrics(fresh)
     anomalies = set(raw.manifest.is_anomaly_ids or [])
-    m = options.metric
+    m = KEY_ALL
     summary = {
         "preset": preset.name,
-        "metric": m,
+        "method": options.method,
         "dataset_digest": raw.digest,
         "cleansed_digest": cleansed.digest,
         "n_instances": raw.n,
@@ -118,12 +121,15 @@ def run_job(
             )
         },
         "before": before,
-        "predicted_change": cleansed.manifest.predicted_change,
+        # the scores' own prediction, when they predict the change of the reported metric
+        "predicted_change": cleansed.manifest.predicted_change
+        if cleansed.manifest.metric == m
+        else None,
         "replay_change": after_replay[m] - before[m],
         "fresh_change": after_fresh[m] - before[m],
         "after_replay": after_replay,
         "after_fresh": after_fresh,
-        "influence_seconds": table.extra["seconds"],
+        "scoring_seconds": scoring_seconds,
         "paths": {
             "raw": str(raw.path),
             "base": str(base),

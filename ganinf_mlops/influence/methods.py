@@ -29,6 +29,11 @@ BASELINES = ("isolation_forest", "random")
 METHODS = (*TARGET_NAMES, *BASELINES)
 
 
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
+
+
 def problem_and_target(
     traj: Trajectory, version: DatasetVersion, metric: str
 ) -> tuple[Problem, Target]:
@@ -58,8 +63,7 @@ def score(
     progress: bool = True,
 ) -> ScoreTable:
     """Score every instance of `version` (the data of `run`) with `method`."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
+    check_method(method)
     traj = Trajectory(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)

@@ -1,0 +1,36 @@
+"""The `ganinf` command line: parses options, builds configs, calls the library, prints results.
+
+Errors from bad input (our GaninfError types) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+# Commands register themselves on `cli` when their modules are imported.
+from ganinf_mlops.cli import core  # noqa: E402, F401, I001
+from ganinf_mlops.cli.common import cli
+from ganinf_mlops.errors import GaninfError
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="ganinf", standalone_mode=False)
+    except GaninfError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

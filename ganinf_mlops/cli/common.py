@@ -1,0 +1,63 @@
+"""The command group and the options several commands share."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ganinf_mlops.config import PRESETS, Preset, get_preset
+
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
+
+
+def config_options(f):
+    """--preset NAME and --params FILE: where every default of the command comes from."""
+    f = click.option(
+        "--params",
+        "params_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="params.yaml with every setting (see `ganinf params`); overrides --preset.",
+    )(f)
+    return click.option(
+        "--preset",
+        type=click.Choice(sorted(PRESETS)),
+        default="default",
+        show_default=True,
+        help="Named configuration that supplies the defaults.",
+    )(f)
+
+
+def load_config(preset: str, params_file: Path | None) -> Preset:
+    from ganinf_mlops.params import load_params
+
+    return load_params(params_file) if params_file is not None else get_preset(preset)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or info messages.")
+@click.version_option(package_name="ganinf-mlops")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Find the training instances that harm a GAN, remove them, and keep every step traceable.
+
+    Typical flow: prepare -> train -> influence -> validate -> cleanse -> train --replay.
+    `ganinf run` does all of it for a preset.
+    """
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = {"progress": not quiet}
+
+
+def _progress() -> bool:
+    return click.get_current_context().find_root().obj["progress"]
+
+
+def progress() -> bool:
+    return click.get_current_context().find_root().obj["progress"]

@@ -1,0 +1,85 @@
+"""params.yaml: a preset written out in full, read back strictly.
+
+DVC stages, MLproject entry points and the CLI's `--params FILE` all read this one format:
+
+    data:   {dataset: gaussian2d, params: {n: 2000, ...}}   # generator keyword arguments
+    train:  TrainConfig fields (model, d_optim, g_optim nested)
+    metric: MetricConfig fields
+    job:    JobOptions fields (method, remove_frac, loo, iterations, ...)
+
+Every field must be present and no other: a typo or a missing key is an error naming its path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganinf_mlops.config import (
+    JobOptions,
+    MetricConfig,
+    Preset,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.io import atomic_file
+
+SECTIONS = ("data", "train", "metric", "job")
+
+
+def preset_to_params(preset: Preset) -> dict[str, Any]:
+    return {
+        "data": {"dataset": preset.dataset, "params": dict(preset.data_params)},
+        "train": to_dict(preset.train),
+        "metric": to_dict(preset.metric),
+        "job": to_dict(preset.job),
+    }
+
+
+def params_to_preset(params: Any, where: str = "params") -> Preset:
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: expected a mapping with sections {', '.join(SECTIONS)}")
+    for section in SECTIONS:
+        if section not in params:
+            raise ConfigError(f"{where}: missing key {section}")
+    data = params["data"]
+    if not isinstance(data, dict) or set(data) != {"dataset", "params"}:
+        raise ConfigError(f"{where}: data needs exactly the keys dataset and params")
+    if not isinstance(data["params"], dict):
+        raise ConfigError(f"{where}: data.params must be a mapping")
+    return Preset(
+        name=where,
+        description=f"parameters from {where}",
+        dataset=str(data["dataset"]),
+        data_params=dict(data["params"]),
+        train=from_dict(TrainConfig, params["train"], "train"),
+        metric=from_dict(MetricConfig, params["metric"], "metric"),
+        job=from_dict(JobOptions, params["job"], "job"),
+    )
+
+
+def load_params(path: str | Path) -> Preset:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read params file {path}: {exc}") from None
+    return params_to_preset(raw, str(path))
+
+
+def write_params(path: str | Path, preset: Preset) -> None:
+    with atomic_file(path) as fh:
+        yaml.safe_dump(preset_to_params(preset), fh, sort_keys=False)
+
+
+def with_job(preset: Preset, **changes: Any) -> Preset:
+    """The preset with some job options replaced (None values keep the preset's)."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(preset, job=dataclasses.replace(preset.job, **given))
