@@ -1,0 +1,18 @@
+"""MLflow tag and environment names shared by our runs, the plugin, lineage and the gate."""
+
+from __future__ import annotations
+
+PREFIX = "ganinf."
+STAGE = "ganinf.stage"  # prepare | train | influence | validate | cleanse | job | loop | iteration | gate
+DATASET_DIGEST = "ganinf.dataset_digest"  # full sha256 of the version the run read
+PARENT_DIGEST = "ganinf.parent_digest"  # that version's parent ("" for raw data)
+OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
+ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop
+METHOD = "ganinf.method"  # scoring method
+SCHEDULE = "ganinf.schedule"  # fresh | replay
+LINEAGE_DEPTH = "ganinf.lineage_depth"  # cleanse generations from the raw version
+DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
+DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
+
+ENV_DATA = "GANINF_DATA"  # dataset version directory the current command works on
+ENV_PROJECT = "GANINF_PROJECT"  # marks a directory as a ganinf project for the plugin
