@@ -35,3 +35,7 @@ class OutputExistsError(GaninfError):
 
     def __init__(self, path: object) -> None:
         super().__init__(f"output {path} already exists (use --force to replace it)")
+
+
+class TrackingError(GaninfError):
+    """The MLflow tracking store cannot be reached or used."""

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from ganinf_mlops.data.version import DatasetVersion, write_version
+
+# CLI tests run without MLflow unless a test turns it on (monkeypatch GANINF_TRACKING=1).
+os.environ["GANINF_TRACKING"] = "0"
 
 
 @pytest.fixture

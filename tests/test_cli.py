@@ -189,23 +189,54 @@ def test_params_file_round_trip_and_errors(tmp_path, capsys):
     ganinf("prepare", "--params", params, "--out", tmp_path / "raw")
     assert json.loads((tmp_path / "raw" / "manifest.json").read_text())["n_instances"] == 200
     params.write_text(text.replace("  epochs: 5\n", ""))
-    fails(capsys, "train", "--params", params, "--data", tmp_path / "raw", "--out",
-          tmp_path / "run", match="missing key train.epochs")
+    fails(
+        capsys,
+        "train",
+        "--params",
+        params,
+        "--data",
+        tmp_path / "raw",
+        "--out",
+        tmp_path / "run",
+        match="missing key train.epochs",
+    )
     params.write_text(text.replace("  epochs: 5\n", "  epochs: 5\n  epoch: 5\n"))
-    fails(capsys, "train", "--params", params, "--data", tmp_path / "raw", "--out",
-          tmp_path / "run", match="unknown key train.epoch")
+    fails(
+        capsys,
+        "train",
+        "--params",
+        params,
+        "--data",
+        tmp_path / "raw",
+        "--out",
+        tmp_path / "run",
+        match="unknown key train.epoch",
+    )
     params.write_text(text.replace("method: all", "method: magic"))
     fails(capsys, "run", "--params", params, "--out", tmp_path / "job", match="unknown method")
     assert not (tmp_path / "job").exists()
-    fails(capsys, "train", "--params", tmp_path / "nope.yaml", "--data", tmp_path / "raw",
-          "--out", tmp_path / "run", match="does not exist")
+    fails(
+        capsys,
+        "train",
+        "--params",
+        tmp_path / "nope.yaml",
+        "--data",
+        tmp_path / "raw",
+        "--out",
+        tmp_path / "run",
+        match="does not exist",
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_run_job_tiny(tmp_path, capsys):
-    ganinf("run", "--preset", "tiny", "--out", tmp_path / "job", "--loo", "8")
+    ganinf("loop", "--preset", "tiny", "--out", tmp_path / "job", "--loo", "8", "--iterations", "2")
     out = capsys.readouterr().out
     assert "Kendall tau" in out and "removed 10" in out
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
-    assert summary["validation"]["n_instances"] == 8
-    assert summary["predicted_change"] == pytest.approx(summary["replay_change"], rel=0.5)
+    rows = summary["iterations"]
+    assert [r["n_instances"] for r in rows] == [190, 180]
+    assert rows[0]["validation"]["n_instances"] == 8
+    for r in rows:
+        assert r["predicted_change"] == pytest.approx(r["replay_change"], rel=0.5)
+    assert (tmp_path / "job" / "data" / "v2" / "manifest.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -61,3 +62,29 @@ def _progress() -> bool:
 
 def progress() -> bool:
     return click.get_current_context().find_root().obj["progress"]
+
+
+def tracking_options(f):
+    """--tracking/--no-tracking and --experiment: MLflow logging of the command."""
+    f = click.option(
+        "--experiment", default="ganinf", show_default=True, help="MLflow experiment name."
+    )(f)
+    return click.option(
+        "--tracking/--no-tracking",
+        default=None,
+        help="Log to MLflow at MLFLOW_TRACKING_URI (default sqlite:///$PWD/mlflow.db). "
+        "Default: on, unless the environment sets GANINF_TRACKING=0.",
+    )(f)
+
+
+def make_observer(tracking: bool | None, experiment: str):
+    """An MLflow tracker (checked reachable before any work) or a silent observer."""
+    if tracking is None:
+        tracking = os.environ.get("GANINF_TRACKING", "1") != "0"
+    if not tracking:
+        from ganinf_mlops.pipeline import Observer
+
+        return Observer()
+    from ganinf_mlops.tracking.mlflow_runs import MlflowTracker
+
+    return MlflowTracker(experiment=experiment)

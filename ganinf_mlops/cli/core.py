@@ -1,4 +1,8 @@
-"""The core commands: prepare, train, influence, cleanse, validate, run, params."""
+"""The core commands: prepare, train, influence, cleanse, validate, loop, run, params.
+
+Each command builds its config, creates the observer (MLflow tracking, checked reachable before
+any work), calls one library function inside an observer stage, and prints a one-line result.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from ganinf_mlops.cli.common import (
     cli,
     config_options,
     load_config,
+    make_observer,
     progress,
+    tracking_options,
 )
 from ganinf_mlops.config import UPDATES, Preset, TrainConfig
 from ganinf_mlops.data.datasets import DATASETS
@@ -65,6 +71,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="KEY=VALUE",
     help="Override a generator parameter, e.g. --param n=500 --param anomaly_frac=0.05.",
 )
+@tracking_options
 @FORCE_OPTION
 def prepare(
     dataset: str | None,
@@ -73,6 +80,8 @@ def prepare(
     preset: str,
     params_file: Path | None,
     params: tuple[str, ...],
+    tracking: bool,
+    experiment: str,
     force: bool,
 ) -> None:
     """Write a raw dataset version (data.npz + manifest.json with its content digest)."""
@@ -86,12 +95,15 @@ def prepare(
             raise ConfigError("--dataset npz needs --input FILE.npz")
         kwargs["path"] = str(input_path)
     kwargs.update(_parse_params(params))
-    version = create_raw_version(out, dataset, force=force, **kwargs)
+    obs = make_observer(tracking, experiment)
+    with obs.stage("prepare"):
+        version = create_raw_version(out, dataset, force=force, **kwargs)
+        obs.prepared(version)
     click.echo(f"{version.path}  {version.n} instances  digest {version.digest}")
 
 
 def _train_config(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    opt = {k: overrides.pop(k) for k in ("lr", "optimizer") if overrides.get(k) is not None}
+    opt = {k: overrides[k] for k in ("lr", "optimizer") if overrides.get(k) is not None}
     if opt:
         o = {"name": opt.get("optimizer", cfg.d_optim.name), "lr": opt.get("lr", cfg.d_optim.lr)}
         cfg = dataclasses.replace(
@@ -142,6 +154,7 @@ def echo_run(run: Path) -> None:
 )
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Floating point type.")
 @click.option("--device", help="Torch device, e.g. cpu or cuda.")
+@tracking_options
 @FORCE_OPTION
 def train_cmd(
     data: Path,
@@ -149,6 +162,8 @@ def train_cmd(
     preset: str,
     params_file: Path | None,
     replay: Path | None,
+    tracking: bool,
+    experiment: str,
     force: bool,
     **overrides: Any,
 ) -> None:
@@ -159,16 +174,14 @@ def train_cmd(
     cfg = load_config(preset, params_file)
     if replay is not None and any(v is not None for v in overrides.values()):
         raise ConfigError("--replay takes the parent run's config; drop the training options")
+    train_cfg = _train_config(cfg.train, overrides)
+    obs = make_observer(tracking, experiment)
     version = load_version(data)
-    run = train(
-        version,
-        _train_config(cfg.train, overrides),
-        cfg.metric,
-        out,
-        replay=replay,
-        force=force,
-        progress=progress(),
-    )
+    with obs.stage("train", version):
+        run = train(
+            version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress()
+        )
+        obs.trained(run, version, "main")
     echo_run(run)
 
 
@@ -204,6 +217,7 @@ def run_version(run: Path, data: Path | None):
 )
 @click.option("--seed", type=int, help="Seed of the baselines (default: the config's).")
 @config_options
+@tracking_options
 @FORCE_OPTION
 def influence(
     run: Path,
@@ -215,6 +229,8 @@ def influence(
     seed: int | None,
     preset: str,
     params_file: Path | None,
+    tracking: bool,
+    experiment: str,
     force: bool,
 ) -> None:
     """Score every training instance; write id, predicted_change, harmfulness, rank.
@@ -229,16 +245,20 @@ def influence(
     if out.exists() and not force:
         raise OutputExistsError(out)
     method = metric or job.method
-    table = score(
-        run,
-        run_version(run, data),
-        method,
-        last_epochs=last_epochs or job.last_epochs,
-        checkpointed=not no_checkpointing,
-        seed=job.seed if seed is None else seed,
-        progress=progress(),
-    )
-    write_scores(out, table)
+    obs = make_observer(tracking, experiment)
+    version = run_version(run, data)
+    with obs.stage("influence", version):
+        table = score(
+            run,
+            version,
+            method,
+            last_epochs=last_epochs or job.last_epochs,
+            checkpointed=not no_checkpointing,
+            seed=job.seed if seed is None else seed,
+            progress=progress(),
+        )
+        write_scores(out, table)
+        obs.scored(table, out, version, run)
     top = ", ".join(str(i) for i in table.top_ids(5))
     click.echo(f"{out}  {table.n} instances scored by {method}; most harmful ids: {top}")
 
@@ -264,6 +284,7 @@ def influence(
     help="Directory of the new dataset version.",
 )
 @config_options
+@tracking_options
 @FORCE_OPTION
 def cleanse(
     data: Path,
@@ -273,6 +294,8 @@ def cleanse(
     out: Path,
     preset: str,
     params_file: Path | None,
+    tracking: bool,
+    experiment: str,
     force: bool,
 ) -> None:
     """Remove the most harmful instances, writing a child version with its lineage."""
@@ -281,14 +304,13 @@ def cleanse(
 
     if remove_frac is None and remove_count is None:
         remove_frac = load_config(preset, params_file).job.remove_frac
-    new = do_cleanse(
-        load_version(data),
-        scores,
-        out,
-        remove_frac=remove_frac,
-        remove_count=remove_count,
-        force=force,
-    )
+    obs = make_observer(tracking, experiment)
+    version = load_version(data)
+    with obs.stage("cleanse", version):
+        new = do_cleanse(
+            version, scores, out, remove_frac=remove_frac, remove_count=remove_count, force=force
+        )
+        obs.cleansed(new)
     m = new.manifest
     click.echo(
         f"{new.path}  removed {len(m.removed_ids)} of {m.n_instances + len(m.removed_ids)}"
@@ -314,6 +336,7 @@ def cleanse(
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
 @click.option("--seed", type=int, help="Seed choosing the random instances.")
 @config_options
+@tracking_options
 @FORCE_OPTION
 def validate_cmd(
     run: Path,
@@ -325,6 +348,8 @@ def validate_cmd(
     seed: int | None,
     preset: str,
     params_file: Path | None,
+    tracking: bool,
+    experiment: str,
     force: bool,
 ) -> None:
     """Compare influence estimates with real leave-one-out retraining (same schedule, w_j=0)."""
@@ -336,21 +361,24 @@ def validate_cmd(
     job = load_config(preset, params_file).job
     if out.exists() and not force:
         raise OutputExistsError(out)
+    obs = make_observer(tracking, experiment)
     version = run_version(run, data)
-    table = (
-        read_scores(scores)
-        if scores is not None
-        else score(run, version, metric, progress=progress())
-    )
-    report = validate(
-        run,
-        version,
-        table,
-        k=loo or job.loo or 40,
-        seed=job.seed if seed is None else seed,
-        progress=progress(),
-    )
-    write_json(out, report)
+    with obs.stage("validate", version):
+        table = (
+            read_scores(scores)
+            if scores is not None
+            else score(run, version, metric, progress=progress())
+        )
+        report = validate(
+            run,
+            version,
+            table,
+            k=loo or job.loo or 40,
+            seed=job.seed if seed is None else seed,
+            progress=progress(),
+        )
+        write_json(out, report)
+        obs.validated(report)
     click.echo(validation_line(report))
 
 
@@ -362,10 +390,24 @@ def validation_line(r: dict[str, Any]) -> str:
     )
 
 
-def job_overrides(f):
-    """Options that override the config's job section."""
+def job_config(preset: str, params_file: Path | None, **job: Any) -> Preset:
+    from ganinf_mlops.params import with_job
+
+    return with_job(load_config(preset, params_file), **job)
+
+
+def _job_command(f):
+    """Options shared by `loop` and `run`."""
     for decorator in reversed(
         [
+            click.option(
+                "--out",
+                type=click.Path(path_type=Path),
+                default=Path("ganinf-work"),
+                show_default=True,
+                help="Working directory for versions, runs, reports.",
+            ),
+            config_options,
             click.option(
                 "--method",
                 type=click.Choice(METHODS),
@@ -375,58 +417,82 @@ def job_overrides(f):
             click.option(
                 "--loo",
                 type=click.IntRange(min=0),
-                help="Leave-one-out retrainings for validation (0 skips).",
+                help="Leave-one-out retrainings for validation per iteration (0 skips).",
             ),
             click.option(
                 "--last-epochs",
                 type=click.IntRange(min=1),
                 help="Trace back only the last K epochs.",
             ),
+            click.option("--seed", type=int, help="Seed of validation choice and baselines."),
+            click.option(
+                "--stop-when-worse/--no-stop-when-worse",
+                default=None,
+                help="Stop once ALL stops improving (default: the config's).",
+            ),
+            tracking_options,
+            FORCE_OPTION,
         ]
     ):
         f = decorator(f)
     return f
 
 
-def job_config(preset: str, params_file: Path | None, **job: Any) -> Preset:
-    from ganinf_mlops.params import with_job
+def _run_loop(
+    out: Path,
+    preset: str,
+    params_file: Path | None,
+    tracking: bool,
+    experiment: str,
+    force: bool,
+    iterations: int | None = None,
+    **job: Any,
+) -> None:
+    from ganinf_mlops.pipeline import run_job
 
-    return with_job(load_config(preset, params_file), **job)
+    cfg = job_config(preset, params_file, iterations=iterations, **job)
+    obs = make_observer(tracking, experiment)
+    s = run_job(out, cfg, observer=obs, force=force, progress=progress())
+    click.echo(
+        f"config {s['preset']}: {s['n_instances']} instances, all = "
+        f"{s['before'][KEY_ALL]:.6g}; method {s['method']}"
+    )
+    for row in s["iterations"]:
+        v, pred, i = row["validation"], row["predicted_change"], row["iteration"]
+        if v is not None:
+            click.echo(f"  iteration {i}: " + validation_line({**v, "metric": s["method"]}))
+        click.echo(
+            f"  iteration {i}: removed {row['n_removed']} ({row['n_anomalies_removed']} "
+            f"of {row['n_anomalies_before']} injected anomalies); change of all: "
+            "predicted "
+            + (f"{pred:+.5g}" if pred is not None else "n/a")
+            + f", replay {row['replay_change']:+.5g}, fresh {row['fresh_change']:+.5g}"
+            f" -> all = {row['after_fresh'][KEY_ALL]:.6g}"
+        )
+    click.echo(f"summary: {out / 'summary.json'}")
+
+
+@cli.command("loop")
+@_job_command
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help="Cleanse -> retrain iterations (default: the config's job.iterations).",
+)
+def loop_cmd(**kwargs: Any) -> None:
+    """Iterate: score, validate, cleanse, retrain (replay and fresh) on each new version.
+
+    With tracking, one MLflow parent run holds a nested run per iteration (iteration 0 trains
+    on the raw data), tagged with dataset digest, parent digest, iteration and method.
+    """
+    _run_loop(**kwargs)
 
 
 @cli.command("run")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("ganinf-work"),
-    show_default=True,
-    help="Working directory for versions, runs and reports.",
-)
-@config_options
-@job_overrides
-@FORCE_OPTION
-def run_cmd(out: Path, preset: str, params_file: Path | None, force: bool, **job: Any) -> None:
-    """The whole job: prepare, train, influence, validate, cleanse, retrain (replay and fresh)."""
-    from ganinf_mlops.pipeline import run_job
-
-    cfg = job_config(preset, params_file, **job)
-    s = run_job(out, cfg, force=force, progress=progress())
-    click.echo(
-        f"config {s['preset']}: {s['n_instances']} instances, all = "
-        f"{s['before'][KEY_ALL]:.6g}; scored by {s['method']} in "
-        f"{s['scoring_seconds']:.1f}s"
-    )
-    if s["validation"] is not None:
-        v = s["validation"]
-        click.echo(validation_line({**v, "metric": s["method"], "top_k": v["n_instances"] // 4}))
-    pred = s["predicted_change"]
-    click.echo(
-        f"removed {s['n_removed']} ({s['n_anomalies_removed']} of {s['n_anomalies']} "
-        f"injected anomalies); change of all: predicted "
-        + (f"{pred:+.5g}" if pred is not None else "n/a")
-        + f", replay {s['replay_change']:+.5g}, fresh retraining {s['fresh_change']:+.5g}"
-    )
-    click.echo(f"summary: {out / 'summary.json'}")
+@_job_command
+def run_cmd(**kwargs: Any) -> None:
+    """The default job: prepare, train, then the config's cleanse iterations (see `loop`)."""
+    _run_loop(**kwargs)
 
 
 @cli.command("params")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 PREFIX = "ganinf."
-STAGE = "ganinf.stage"  # prepare | train | influence | validate | cleanse | job | loop | iteration | gate
+STAGE = "ganinf.stage"  # prepare, train, influence, validate, cleanse, job, iteration, gate
 DATASET_DIGEST = "ganinf.dataset_digest"  # full sha256 of the version the run read
 PARENT_DIGEST = "ganinf.parent_digest"  # that version's parent ("" for raw data)
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)

@@ -1,0 +1,120 @@
+"""Figures people look at instead of tables (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def influence_scatter(
+    x: np.ndarray,
+    harmfulness: np.ndarray,
+    generated: np.ndarray | None = None,
+    removed: np.ndarray | None = None,
+    title: str = "",
+) -> Figure:
+    """2D training set coloured by harmfulness (red = removing helps), generated samples on top."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    lim = float(np.abs(harmfulness).max()) or 1.0
+    sc = ax.scatter(
+        x[:, 0],
+        x[:, 1],
+        c=harmfulness,
+        cmap="coolwarm",
+        s=9,
+        norm=TwoSlopeNorm(0.0, -lim, lim),
+        linewidths=0,
+    )
+    fig.colorbar(sc, ax=ax, label="harmfulness (predicted improvement on removal)")
+    if generated is not None:
+        ax.scatter(
+            generated[:, 0],
+            generated[:, 1],
+            marker="x",
+            s=7,
+            c="black",
+            alpha=0.35,
+            linewidths=0.6,
+            label="generated",
+        )
+    if removed is not None and removed.any():
+        ax.scatter(
+            x[removed, 0],
+            x[removed, 1],
+            facecolors="none",
+            edgecolors="black",
+            s=40,
+            linewidths=0.8,
+            label="most harmful (cleansed)",
+        )
+    ax.set(title=title, xlabel="x1", ylabel="x2")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    return fig
+
+
+def scores_histogram(harmfulness: np.ndarray, method: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(harmfulness, bins=60, color="tab:blue", alpha=0.8)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set(title=f"harmfulness by {method}", xlabel="harmfulness", ylabel="instances")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def estimate_vs_truth(report: dict[str, Any]) -> Figure:
+    """Estimated vs leave-one-out change of the validated instances, by group."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    colours = {"top": "tab:red", "bottom": "tab:blue", "random": "tab:gray"}
+    for group, colour in colours.items():
+        pts = [
+            (r["estimated_change"], r["true_change"])
+            for r in report["instances"]
+            if r["group"] == group
+        ]
+        if pts:
+            est, true = np.array(pts).T
+            ax.scatter(est, true, s=16, c=colour, label=group)
+    lo = min(min(r["estimated_change"], r["true_change"]) for r in report["instances"])
+    hi = max(max(r["estimated_change"], r["true_change"]) for r in report["instances"])
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7)
+    ax.set(
+        xlabel="estimated change (influence)",
+        ylabel="true change (leave-one-out)",
+        title=f"{report['metric']}: Kendall tau {report['kendall_tau']:.3f}",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def metric_vs_removed(rows: Sequence[dict[str, Any]], before: float, metric: str) -> Figure:
+    """Metric after each cleanse iteration against the cumulative number removed, and the
+    change each iteration's scores predicted next to what replay and fresh retraining showed."""
+    removed = np.cumsum([0] + [r["n_removed"] for r in rows])
+    fresh = [before] + [r["after_fresh"][metric] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(removed, fresh, "o-", label="fresh retraining")
+    a.set(xlabel="instances removed (cumulative)", ylabel=metric, title=f"{metric} vs removed")
+    a.legend(fontsize=8)
+    it = [r["iteration"] for r in rows]
+    pred = [np.nan if r["predicted_change"] is None else r["predicted_change"] for r in rows]
+    b.plot(it, pred, "o-", label="predicted (influence)")
+    b.plot(it, [r["replay_change"] for r in rows], "s-", label="replay (same schedule)")
+    b.plot(it, [r["fresh_change"] for r in rows], "^-", label="fresh retraining")
+    b.axhline(0.0, color="black", linewidth=0.7)
+    b.set(xlabel="iteration", ylabel=f"change of {metric}", title="predicted vs observed")
+    b.set_xticks(it)
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
