@@ -10,7 +10,10 @@ import sys
 import click
 
 # Commands register themselves on `cli` when their modules are imported.
-from ganinf_mlops.cli import core  # noqa: E402, F401, I001
+from ganinf_mlops.cli import (
+    core,  # noqa: E402, F401, I001
+    lineage,  # noqa: E402, F401, I001
+)
 from ganinf_mlops.cli.common import cli
 from ganinf_mlops.errors import GaninfError
 

@@ -1,0 +1,62 @@
+"""A data-quality gate: does a dataset version hold too many harmful instances?
+
+Harmful: harmfulness (the predicted improvement of the metric if the instance were removed) above
+a threshold. The gate fails when the fraction of harmful instances exceeds `max_harmful_frac`:
+    --max-harmful-frac F         harmful = harmfulness > 0, fail if fraction > F
+    --threshold X                fail if any instance has harmfulness > X
+    both                         harmful = harmfulness > X, fail if fraction > F
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.influence.scores import ScoreTable
+
+
+def gate_report(
+    table: ScoreTable,
+    *,
+    threshold: float | None,
+    max_harmful_frac: float | None,
+    top: int = 10,
+) -> dict[str, Any]:
+    if threshold is None and max_harmful_frac is None:
+        raise ConfigError("give --max-harmful-frac and/or --threshold")
+    if max_harmful_frac is not None and not 0 <= max_harmful_frac < 1:
+        raise ConfigError(f"--max-harmful-frac must be in [0, 1), got {max_harmful_frac}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise ConfigError(f"--threshold must be finite, got {threshold}")
+    thr = 0.0 if threshold is None else float(threshold)
+    limit = 0.0 if max_harmful_frac is None else float(max_harmful_frac)
+    harmful = table.harmfulness > thr
+    frac = float(harmful.mean())
+    order = table.order()[: min(top, int(harmful.sum()))]
+    change = table.predicted_change
+    return {
+        "passed": bool(frac <= limit),
+        "method": table.method,
+        "metric": table.metric,
+        "dataset_digest": table.dataset_digest,
+        "run": table.run,
+        "threshold": thr,
+        "max_harmful_frac": limit,
+        "n_instances": table.n,
+        "n_harmful": int(harmful.sum()),
+        "harmful_frac": frac,
+        # first-order improvement if every harmful instance were removed (influence methods)
+        "predicted_improvement": float(table.harmfulness[harmful].sum())
+        if table.metric is not None
+        else None,
+        "top_offending": [
+            {
+                "id": int(table.ids[i]),
+                "harmfulness": float(table.harmfulness[i]),
+                "predicted_change": None if np.isnan(change[i]) else float(change[i]),
+            }
+            for i in order
+        ],
+    }

@@ -1,0 +1,75 @@
+"""`ganinf lineage` and `ganinf gate` on a tiny cleanse chain (tracking off)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ganinf_mlops.cli import main
+
+
+def ganinf(*args) -> None:
+    main(["-q", *map(str, args)])
+
+
+def code(*args) -> int:
+    with pytest.raises(SystemExit) as exc:
+        ganinf(*args)
+    return exc.value.code
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chain")
+    ganinf("loop", "--preset", "tiny", "--out", d / "job", "--loo", "0", "--iterations", "2")
+    return d / "job"
+
+
+def test_lineage_by_dir_and_digest(chain, capsys):
+    capsys.readouterr()
+    ganinf("lineage", chain / "data" / "v2", "--json")
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["n_instances"] for e in entries] == [180, 190, 200]
+    assert [e["n_removed"] for e in entries] == [10, 10, 0]
+    assert entries[0]["parent_digest"] == entries[1]["digest"]
+    assert entries[-1]["parent_digest"] is None and entries[0]["method"] == "all"
+    ganinf("lineage", entries[1]["digest"][:10], "--root", chain)
+    text = capsys.readouterr().out.splitlines()
+    assert len(text) == 2 and text[1].split()[0] == entries[2]["digest"][:12]
+
+
+def test_lineage_errors(chain, tmp_path, capsys):
+    assert code("lineage", "deadbeefdead", "--root", chain) == 2
+    assert "no dataset version" in capsys.readouterr().err
+    assert code("lineage", "xyz") == 2
+    broken = tmp_path / "job"
+    shutil.copytree(chain, broken)
+    shutil.rmtree(broken / "data" / "v1")
+    assert code("lineage", broken / "data" / "v2") == 2
+    assert "lineage" in capsys.readouterr().err
+
+
+def test_gate_pass_fail_and_usage(chain, tmp_path, capsys):
+    data, run = chain / "data" / "v1", chain / "runs" / "r1"
+    report = tmp_path / "gate.json"
+    assert code("gate", "--data", data, "--run", run, "--max-harmful-frac", "0.99",
+                "--report", report) == 0
+    result = json.loads(report.read_text())
+    assert result["passed"] and result["n_instances"] == 190
+    assert 0 < result["n_harmful"] < 190 and len(result["top_offending"]) == 10
+    assert code("gate", "--data", data, "--run", run, "--max-harmful-frac", "0.01",
+                "--report", report) == 1
+    assert not json.loads(report.read_text())["passed"]
+    top = result["top_offending"][0]["harmfulness"]
+    assert code("gate", "--data", data, "--run", run, "--threshold", str(top * 2),
+                "--report", report) == 0
+    assert code("gate", "--data", data, "--run", run, "--threshold", str(top / 2),
+                "--report", report) == 1
+    # usage and input errors: exit 2
+    assert code("gate", "--data", data, "--run", run, "--report", report) == 2
+    assert code("gate", "--data", chain / "data" / "v0", "--run", run, "--threshold", "0",
+                "--report", report) == 2
+    assert "digest mismatch" in capsys.readouterr().err
+    assert code("gate", "--data", data, "--run", run, "--method", "nope", "--threshold", "0") == 2
