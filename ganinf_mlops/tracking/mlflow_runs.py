@@ -31,7 +31,7 @@ from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer, read_metrics
 from ganinf_mlops.tracking import figures, tags
-from ganinf_mlops.tracking.datasets import dataset_for_version
+from ganinf_mlops.tracking.datasets import log_version
 from ganinf_mlops.train.generate import final_samples
 from ganinf_mlops.train.trajectory import Trajectory
 
@@ -171,8 +171,8 @@ class MlflowTracker(Observer):
             self._log_input(version, "training")
         mlflow.log_metrics({prefix + k: float(metrics[k]) for k in RUN_METRICS if k in metrics})
         for k in ("predicted_change", "actual_change"):
-            if k in metrics:
-                mlflow.log_metric(f"{prefix}{k}", float(metrics[k]))
+            if k in metrics and role == "main":  # a loop iteration logs its own changes
+                mlflow.log_metric(k, float(metrics[k]))
         mlflow.log_artifacts(str(run), artifact_path=f"{prefix}trajectory")
         if version.x.shape[1] == 2 and role == "main":
             fig = figures.influence_scatter(
@@ -253,11 +253,7 @@ class MlflowTracker(Observer):
 
     # ---- helpers ----------------------------------------------------------------------------
     def _log_input(self, version: DatasetVersion, context: str) -> None:
-        mlflow.log_input(
-            dataset_for_version(version),
-            context=context,
-            tags={tags.DATASET_SHA256: version.digest},
-        )
+        log_version(version, context=context)
 
     def _log_losses(self, run: Path) -> None:
         rows = (run / "losses.csv").read_text().splitlines()[1:]

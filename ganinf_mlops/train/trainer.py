@@ -142,7 +142,7 @@ def train(
         with atomic_file(tmp / "losses.csv") as fh:
             fh.write("step,d_loss,g_loss\n")
             for t, (ld, lg) in enumerate(losses):
-                fh.write(f"{t},{ld!r},{lg!r}\n")
+                fh.write(f"{t},{float(ld)!r},{float(lg)!r}\n")
         write_json(
             tmp / META,
             {

@@ -46,7 +46,9 @@ def test_run_directory_contents(tiny_version, tmp_path):
     assert meta["schedule"]["kind"] == "fresh"
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"all", "disc_loss", "gen_mean_error", "gen_cov_error"} <= set(metrics)
-    assert len((run / "losses.csv").read_text().splitlines()) == 1 + 9
+    lines = (run / "losses.csv").read_text().splitlines()
+    assert lines[0] == "step,d_loss,g_loss" and len(lines) == 1 + 9
+    assert all(float(v) > 0 for line in lines[1:] for v in line.split(",")[1:])
     traj = Trajectory(run)
     assert traj.instance_ids.tolist() == tiny_version.ids.tolist()
     assert traj.schedule.indices.shape == (9, 4)

@@ -1,0 +1,110 @@
+"""The loop logs to MLflow: a parent run with nested iterations, datasets, artifacts, figures."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from ganinf_mlops.cli import main
+from ganinf_mlops.tracking import tags
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("GANINF_TRACKING", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def ganinf(*args) -> None:
+    main(["-q", *map(str, args)])
+
+
+def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
+    ganinf("loop", "--preset", "tiny", "--iterations", "2", "--loo", "8", "--out", "job")
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name("ganinf")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    parent = [r for r in runs if r.data.tags[tags.STAGE] == "job"]
+    children = [r for r in runs if r.data.tags[tags.STAGE] == "iteration"]
+    assert len(parent) == 1 and len(children) == 3
+    pid = parent[0].info.run_id
+    assert all(c.data.tags["mlflow.parentRunId"] == pid for c in children)
+    assert [c.data.tags[tags.ITERATION] for c in children] == ["0", "1", "2"]
+
+    summary = json.loads((tmp_path / "job" / "summary.json").read_text())
+    rows = summary["iterations"]
+    c1, c2 = children[1], children[2]
+    # lineage tags: iteration i reads v_{i-1} and writes v_i
+    assert c1.data.tags[tags.DATASET_DIGEST] == rows[0]["dataset_digest"]
+    assert c1.data.tags[tags.OUTPUT_DIGEST] == rows[0]["cleansed_digest"]
+    assert c2.data.tags[tags.PARENT_DIGEST] == rows[0]["dataset_digest"]
+    assert c1.data.tags[tags.METHOD] == "all"
+    # the same metric names in every iteration, so the compare view lines them up
+    common = {"all", "gen_mean_error", "gen_cov_error", "disc_loss", "n_instances"}
+    assert all(common <= set(c.data.metrics) for c in children)
+    assert {"predicted_change", "replay_change", "fresh_change", "kendall_tau"} <= set(
+        c1.data.metrics)
+    assert c1.data.metrics["all"] == pytest.approx(rows[0]["after_fresh"]["all"])
+    assert len(client.get_metric_history(c1.info.run_id, "d_loss")) == rows[0]["after_fresh"][
+        "n_steps"]
+    history = client.get_metric_history(pid, "all")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+
+    # datasets: digest prefix as MLflow digest, full sha256 as input tag
+    inputs = c1.inputs.dataset_inputs
+    full = {t.value for d in inputs for t in d.tags if t.key == tags.DATASET_SHA256}
+    assert {rows[0]["dataset_digest"], rows[0]["cleansed_digest"]} <= full
+    assert all(len(d.dataset.digest) == 36 for d in inputs)
+
+    arts = {a.path for a in client.list_artifacts(c1.info.run_id)}
+    assert {"trajectory", "scores", "figures", "validation", "cleansed"} <= arts
+    traj = {a.path for a in client.list_artifacts(c1.info.run_id, "trajectory")}
+    assert {"trajectory/meta.json", "trajectory/schedule.safetensors"} <= traj
+    figs = {a.path for a in client.list_artifacts(c1.info.run_id, "figures")}
+    assert {"figures/influence_scatter.png", "figures/all_histogram.png",
+            "figures/estimate_vs_leave_one_out.png"} <= figs
+    table = mlflow.load_table("scores/all_table.json", run_ids=[c1.info.run_id])
+    assert len(table) == 200 and set(table.columns) >= {"id", "harmfulness", "rank"}
+    pfigs = {a.path for a in client.list_artifacts(pid, "figures")}
+    assert "figures/metric_vs_removed.png" in pfigs
+
+
+def test_single_stages_log_runs(tracking, tmp_path):
+    ganinf("prepare", "--preset", "tiny", "--out", "raw")
+    ganinf("train", "--preset", "tiny", "--data", "raw", "--out", "run")
+    ganinf("influence", "--run", "run", "--out", "s.csv")
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name("ganinf")
+    runs = {r.data.tags[tags.STAGE]: r for r in client.search_runs([exp.experiment_id])}
+    assert set(runs) == {"prepare", "train", "influence"}
+    assert runs["prepare"].data.tags[tags.OUTPUT_DIGEST] == runs["train"].data.tags[
+        tags.DATASET_DIGEST]
+    assert "all" in runs["train"].data.metrics
+    assert runs["influence"].data.tags[tags.METHOD] == "all"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_fails_first_naming_the_uri(tmp_path, monkeypatch, capsys):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("GANINF_TRACKING", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(SystemExit) as exc:
+        ganinf("prepare", "--preset", "tiny", "--out", tmp_path / "raw")
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert uri in err and "unreachable" in err and "Traceback" not in err
+    assert not (tmp_path / "raw").exists()
+    mlflow.set_tracking_uri(None)
