@@ -132,6 +132,7 @@ PRESETS: dict[str, Preset] = {
                 checkpoint_every=10,
             ),
             metric=MetricConfig(n_gen=200),
+            job=JobOptions(iterations=2, loo=12),
         ),
         Preset(
             name="paper-2d",

@@ -108,13 +108,17 @@ class MlflowTracker(Observer):
         self.uri = uri or default_tracking_uri()
         check_tracking_uri(self.uri)
         mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
         try:
-            mlflow.set_experiment(experiment)
+            outer = os.environ.get("MLFLOW_RUN_ID")
+            if outer:  # inside `mlflow run`: our first run resumes its run, in its experiment
+                mlflow.set_experiment(experiment_id=self.client.get_run(outer).info.experiment_id)
+            else:
+                mlflow.set_experiment(experiment)
         except Exception as exc:
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"
             ) from None
-        self.client = MlflowClient(self.uri)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
 

@@ -1,0 +1,66 @@
+"""MLproject entry points through `mlflow run . -e ENTRY --env-manager local`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from ganinf_mlops.tracking import tags
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mlflow_run(entry: str, params: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "GANINF_TRACKING": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager", "local"]
+    for k, v in params.items():
+        cmd += ["-P", f"{k}={v}"]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_main_loop_and_gate_entry_points(tmp_path):
+    job = tmp_path / "job"
+    done = mlflow_run("main", {"preset": "tiny", "out": str(job)}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((job / "summary.json").read_text())
+    assert len(summary["iterations"]) == 2
+
+    done = mlflow_run(
+        "loop",
+        {"preset": "tiny", "iterations": "1", "loo": "0", "out": str(tmp_path / "loop")},
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    gate = {
+        "data": str(job / "data" / "v1"),
+        "run": str(job / "runs" / "r1"),
+        "report": str(tmp_path / "gate.json"),
+    }
+    passed = mlflow_run("gate", {**gate, "max_harmful_frac": "0.99"}, tmp_path)
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    failed = mlflow_run("gate", {**gate, "max_harmful_frac": "0.0"}, tmp_path)
+    assert failed.returncode != 0 and not json.loads((tmp_path / "gate.json").read_text())["passed"]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    by_entry: dict[str, list] = {}
+    for r in runs:
+        by_entry.setdefault(r.data.tags.get("mlflow.project.entryPoint"), []).append(r)
+    assert len(by_entry["main"]) == 1 and len(by_entry["loop"]) == 1
+    assert len(by_entry["gate"]) == 2
+    main_run = by_entry["main"][0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main_run.info.run_id]
+    assert sorted(r.data.tags[tags.ITERATION] for r in children) == ["0", "1", "2"]
+    gate_tags = sorted(r.data.tags.get("ganinf.gate") for r in by_entry["gate"])
+    assert gate_tags == ["fail", "pass"]
