@@ -51,10 +51,13 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     common = {"all", "gen_mean_error", "gen_cov_error", "disc_loss", "n_instances"}
     assert all(common <= set(c.data.metrics) for c in children)
     assert {"predicted_change", "replay_change", "fresh_change", "kendall_tau"} <= set(
-        c1.data.metrics)
+        c1.data.metrics
+    )
     assert c1.data.metrics["all"] == pytest.approx(rows[0]["after_fresh"]["all"])
-    assert len(client.get_metric_history(c1.info.run_id, "d_loss")) == rows[0]["after_fresh"][
-        "n_steps"]
+    assert (
+        len(client.get_metric_history(c1.info.run_id, "d_loss"))
+        == rows[0]["after_fresh"]["n_steps"]
+    )
     history = client.get_metric_history(pid, "all")
     assert sorted(m.step for m in history) == [0, 1, 2]
 
@@ -69,8 +72,11 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     traj = {a.path for a in client.list_artifacts(c1.info.run_id, "trajectory")}
     assert {"trajectory/meta.json", "trajectory/schedule.safetensors"} <= traj
     figs = {a.path for a in client.list_artifacts(c1.info.run_id, "figures")}
-    assert {"figures/influence_scatter.png", "figures/all_histogram.png",
-            "figures/estimate_vs_leave_one_out.png"} <= figs
+    assert {
+        "figures/influence_scatter.png",
+        "figures/all_histogram.png",
+        "figures/estimate_vs_leave_one_out.png",
+    } <= figs
     table = mlflow.load_table("scores/all_table.json", run_ids=[c1.info.run_id])
     assert len(table) == 200 and set(table.columns) >= {"id", "harmfulness", "rank"}
     pfigs = {a.path for a in client.list_artifacts(pid, "figures")}
@@ -85,8 +91,10 @@ def test_single_stages_log_runs(tracking, tmp_path):
     exp = client.get_experiment_by_name("ganinf")
     runs = {r.data.tags[tags.STAGE]: r for r in client.search_runs([exp.experiment_id])}
     assert set(runs) == {"prepare", "train", "influence"}
-    assert runs["prepare"].data.tags[tags.OUTPUT_DIGEST] == runs["train"].data.tags[
-        tags.DATASET_DIGEST]
+    assert (
+        runs["prepare"].data.tags[tags.OUTPUT_DIGEST]
+        == runs["train"].data.tags[tags.DATASET_DIGEST]
+    )
     assert "all" in runs["train"].data.metrics
     assert runs["influence"].data.tags[tags.METHOD] == "all"
 
