@@ -18,6 +18,22 @@ from ganinf_mlops.train.schedule import Schedule, latent
 from ganinf_mlops.train.step import StepFn, create_step_function
 
 
+def models_of(cfg: TrainConfig, data_dim: int) -> tuple[nn.Module, nn.Module]:
+    """The (generator, discriminator) of a config, on its device and dtype."""
+    m = cfg.model
+    return build_gan(
+        data_dim=data_dim,
+        latent_dim=m.latent_dim,
+        g_hidden=m.g_hidden,
+        d_hidden=m.d_hidden,
+        bias=m.bias,
+        activation=m.activation,
+        seed=cfg.seed,
+        dtype=getattr(torch, cfg.dtype),
+        device=torch.device(cfg.device),
+    )
+
+
 @dataclass
 class Problem:
     cfg: TrainConfig
@@ -31,20 +47,8 @@ class Problem:
     @classmethod
     def create(cls, cfg: TrainConfig, x: np.ndarray, schedule: Schedule) -> Problem:
         device = torch.device(cfg.device)
-        dtype = getattr(torch, cfg.dtype)
-        m = cfg.model
-        gen, disc = build_gan(
-            data_dim=x.shape[1],
-            latent_dim=m.latent_dim,
-            g_hidden=m.g_hidden,
-            d_hidden=m.d_hidden,
-            bias=m.bias,
-            activation=m.activation,
-            seed=cfg.seed,
-            dtype=dtype,
-            device=device,
-        )
-        data = torch.tensor(x, dtype=dtype, device=device)
+        gen, disc = models_of(cfg, x.shape[1])
+        data = torch.tensor(x, dtype=getattr(torch, cfg.dtype), device=device)
         return cls(cfg, gen, disc, create_step_function(gen, disc, cfg), data, schedule, device)
 
     @property
