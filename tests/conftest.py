@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import os
 
+# The tests' models are tiny: one thread is faster than two fighting over a busy 2-core machine.
+# (Set before torch is imported; subprocesses inherit it.)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 

@@ -7,11 +7,12 @@ a metric change.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 
 def isolation_forest_harmfulness(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """Anomaly score: the negated `score_samples` (higher = more abnormal)."""
+    from sklearn.ensemble import IsolationForest  # imported here: 2 s that most commands skip
+
     forest = IsolationForest(n_estimators=200, random_state=seed).fit(x)
     return -forest.score_samples(x)
 

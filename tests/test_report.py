@@ -1,0 +1,112 @@
+"""`ganinf evaluate` and ganinf_mlops.report on one tiny cleanse iteration (in-process CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganinf_mlops import report
+from ganinf_mlops.cli import main
+
+
+def ganinf(*args: str | Path) -> None:
+    main(["-q", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Path:
+    """raw -> run raw -> scores -> v1 -> replay + fresh run, laid out as the DVC pipeline does."""
+    d = tmp_path_factory.mktemp("chain")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: 5-10x faster than 2 threads on a busy 2-core machine
+    try:
+        _make_chain(d)
+    finally:
+        torch.set_num_threads(threads)
+    return d
+
+
+def _make_chain(d: Path) -> None:
+    ganinf("prepare", "--preset", "tiny", "--out", d / "data/raw")
+    ganinf("train", "--preset", "tiny", "--data", d / "data/raw", "--out", d / "runs/raw")
+    ganinf("influence", "--preset", "tiny", "--run", d / "runs/raw", "--out", d / "scores/raw.csv")
+    ganinf(
+        "cleanse", "--preset", "tiny", "--data", d / "data/raw",
+        "--scores", d / "scores/raw.csv", "--out", d / "data/v1",
+    )  # fmt: skip
+    ganinf(
+        "train", "--data", d / "data/v1", "--replay", d / "runs/raw", "--out", d / "runs/v1-replay"
+    )
+    ganinf("train", "--preset", "tiny", "--data", d / "data/v1", "--out", d / "runs/v1")
+
+
+def evaluate_args(d: Path, out: Path) -> list[str | Path]:
+    return [
+        "evaluate", "--run", d / "runs/raw", "--run", d / "runs/v1",
+        "--replay", d / "runs/v1-replay", "--out", out / "summary.json",
+        "--plot-data", out / "iterations.csv", "--changes-data", out / "changes.csv",
+        "--scores-hist", out / "hist.csv", "--bins", "7",
+    ]  # fmt: skip
+
+
+def fails(capsys, *args: str | Path, match: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        ganinf(*args)
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_evaluate_writes_metrics_and_plot_data(chain: Path, tmp_path: Path) -> None:
+    ganinf(*evaluate_args(chain, tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    base = json.loads((chain / "runs/raw/metrics.json").read_text())
+    fresh = json.loads((chain / "runs/v1/metrics.json").read_text())
+    replay = json.loads((chain / "runs/v1-replay/metrics.json").read_text())
+    manifest = json.loads((chain / "data/v1/manifest.json").read_text())
+    it0, it1 = summary["iterations"]["0"], summary["iterations"]["1"]
+    for key in ("all", "disc_loss", "gen_mean_error", "gen_cov_error", "n_instances"):
+        assert it0[key] == base[key] and it1[key] == summary[key] == fresh[key]
+        assert it1["replay"][key] == replay[key]
+    assert "train_seconds" not in summary and "train_seconds" not in it1["replay"]
+    assert it1["predicted_change"] == manifest["predicted_change"] == replay["predicted_change"]
+    assert it1["actual_change"] == replay["actual_change"]
+    assert it1["fresh_change"] == fresh["all"] - base["all"]
+    assert (it0["n_removed"], it1["n_removed"], summary["n_removed_total"]) == (0, 10, 10)
+    assert it0["n_anomalies"] - it1["n_anomalies"] == it1["n_anomalies_removed"]
+
+    rows = (tmp_path / "iterations.csv").read_text().splitlines()
+    assert rows[0].split(",")[:2] == ["iteration", "all"] and len(rows) == 3
+    assert rows[2].split(",")[1] == repr(fresh["all"])  # full precision
+    changes = (tmp_path / "changes.csv").read_text().splitlines()
+    assert changes[0] == "iteration,predicted_change,actual_change,fresh_change"
+    assert len(changes) == 2
+    hist = report.score_histogram([chain / "data/v1"], bins=7)
+    assert sum(r["count_1"] for r in hist) == 200 and sum(r["removed_1"] for r in hist) == 10
+    assert len((tmp_path / "hist.csv").read_text().splitlines()) == 8
+
+
+def test_evaluate_refuses_bad_input_and_writes_nothing(chain: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    args = evaluate_args(chain, out)
+    fails(
+        capsys, "evaluate", "--run", chain / "runs/v1", "--run", chain / "runs/raw",
+        "--out", out / "s.json", match="lineage order",
+    )  # fmt: skip
+    fails(
+        capsys, "evaluate", "--run", chain / "runs/raw", "--run", chain / "runs/v1",
+        "--replay", chain / "runs/v1", "--out", out / "s.json", match="not a replay",
+    )  # fmt: skip
+    fails(
+        capsys, "evaluate", "--run", chain / "runs/raw", "--replay", chain / "runs/v1-replay",
+        "--out", out / "s.json", match="not trained on the version of any --run",
+    )  # fmt: skip
+    assert not out.exists()
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    fails(capsys, *args, match="already exists")
+    assert (out / "summary.json").read_text() == "{}"
+    ganinf(*args, "--force")
+    assert json.loads((out / "summary.json").read_text())["n_removed_total"] == 10
