@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def mlflow_run(entry: str, params: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    # mlflow.set_experiment in earlier in-process tests exports MLFLOW_EXPERIMENT_ID: drop it.
+    dropped = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in dropped},
         "GANINF_TRACKING": "1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
