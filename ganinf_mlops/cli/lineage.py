@@ -34,7 +34,7 @@ from ganinf_mlops.influence.methods import METHODS
     "--runs/--no-runs",
     default=None,
     help="Look up the MLflow runs that produced and used each version "
-    "(default: when tracking is on).",
+    "(default: when tracking is on and a store exists).",
 )
 def lineage_cmd(ref: str, root: Path, as_json: bool, runs: bool | None) -> None:
     """The chain from a version (REF: its directory, or a digest prefix) back to the raw data."""
@@ -43,8 +43,10 @@ def lineage_cmd(ref: str, root: Path, as_json: bool, runs: bool | None) -> None:
     from ganinf_mlops.lineage import chain, find_version
 
     entries = chain(find_version(ref, root))
-    if runs is None:
-        runs = os.environ.get("GANINF_TRACKING", "1") != "0"
+    if runs is None:  # look only where a store exists: a lookup must not create one
+        runs = os.environ.get("GANINF_TRACKING", "1") != "0" and (
+            "MLFLOW_TRACKING_URI" in os.environ or Path("mlflow.db").exists()
+        )
     if runs:
         from ganinf_mlops.tracking.lookup import runs_for_digest
         from ganinf_mlops.tracking.mlflow_runs import MlflowTracker

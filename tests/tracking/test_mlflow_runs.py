@@ -116,3 +116,17 @@ def test_unreachable_server_fails_first_naming_the_uri(tmp_path, monkeypatch, ca
     assert uri in err and "unreachable" in err and "Traceback" not in err
     assert not (tmp_path / "raw").exists()
     mlflow.set_tracking_uri(None)
+
+
+def test_lineage_lists_producing_and_using_runs(tracking, tmp_path, capsys):
+    ganinf("loop", "--preset", "tiny", "--iterations", "1", "--loo", "0", "--out", "job")
+    capsys.readouterr()
+    ganinf("lineage", "job/data/v1", "--json")
+    v1, v0 = json.loads(capsys.readouterr().out)
+    client = MlflowClient(tracking)
+    it = {
+        r.data.tags.get(tags.ITERATION): r.info.run_id
+        for r in client.search_runs([client.get_experiment_by_name("ganinf").experiment_id])
+    }
+    assert v1["produced_by"] == [it["1"]] and it["1"] not in v1["used_by"]
+    assert v0["produced_by"] == [it["0"]] and it["1"] in v0["used_by"]

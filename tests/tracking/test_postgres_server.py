@@ -23,8 +23,22 @@ def test_loop_against_postgres_backed_server(tmp_path, monkeypatch):
     with postgres() as backend, mlflow_server(backend, tmp_path / "artifacts") as uri:
         monkeypatch.setenv("GANINF_TRACKING", "1")
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        main(["-q", "loop", "--preset", "tiny", "--iterations", "1", "--loo", "8",
-              "--out", str(tmp_path / "job"), "--experiment", "pg"])
+        main(
+            [
+                "-q",
+                "loop",
+                "--preset",
+                "tiny",
+                "--iterations",
+                "1",
+                "--loo",
+                "8",
+                "--out",
+                str(tmp_path / "job"),
+                "--experiment",
+                "pg",
+            ]
+        )
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("pg")
         runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
@@ -33,8 +47,12 @@ def test_loop_against_postgres_backed_server(tmp_path, monkeypatch):
         assert it1.data.tags["mlflow.parentRunId"] == runs[0].info.run_id
         assert it1.data.metrics["n_removed"] == 10 and "kendall_tau" in it1.data.metrics
         assert len(client.get_metric_history(it1.info.run_id, "g_loss")) > 0
-        digests = {t.value for d in it1.inputs.dataset_inputs for t in d.tags
-                   if t.key == tags.DATASET_SHA256}
+        digests = {
+            t.value
+            for d in it1.inputs.dataset_inputs
+            for t in d.tags
+            if t.key == tags.DATASET_SHA256
+        }
         assert it1.data.tags[tags.DATASET_DIGEST] in digests
         local = client.download_artifacts(it1.info.run_id, "scores", str(tmp_path / "dl"))
         assert (tmp_path / "dl" / "scores" / "all.csv").exists() or os.listdir(local)
