@@ -168,17 +168,18 @@ def _as_ids(arr: np.ndarray, n: int, path: Path) -> np.ndarray:
     return ids
 
 
-def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file (no pickles); `what` names the file in error messages."""
     if not path.is_file():
-        raise DataError(f"dataset file {path} not found")
+        raise DataError(f"{what} is missing (not found)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"dataset file {path} is not an .npz archive")
+            raise DataError(f"{what} is corrupt: not an .npz archive")
         with loaded as archive:
             return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise DataError(f"dataset file {path} is unreadable or corrupt: {e}") from None
+        raise DataError(f"{what} is corrupt or unreadable: {e}") from None
 
 
 @DATASETS.register("npz")
@@ -190,7 +191,7 @@ def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
     file, so removed instances can always be traced back to the user's rows.
     """
     path = Path(path).expanduser().resolve()
-    arrays = _load_npz_arrays(path)
+    arrays = load_npz(path, f"dataset file {path}")
     if "x" not in arrays:
         raise DataError(f"{path}: missing array 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
     x = _as_points("x", arrays["x"], path)

@@ -14,7 +14,6 @@ import inspect
 import json
 import logging
 import os
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ganinf_mlops.data.datasets import DATASETS
+from ganinf_mlops.data.datasets import DATASETS, load_npz
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
 from ganinf_mlops.io import atomic_dir, write_json
 
@@ -317,17 +316,7 @@ def _read_manifest(path: Path) -> Manifest:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    dpath = path / DATA_FILE
-    if not dpath.is_file():
-        raise DataError(f"dataset version {path}: {DATA_FILE} is missing")
-    try:
-        loaded = np.load(dpath, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"dataset version {path}: {DATA_FILE} is not an .npz archive")
-        with loaded as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise DataError(f"dataset version {path}: {DATA_FILE} is corrupt: {e}") from None
+    arrays = load_npz(path / DATA_FILE, f"dataset version {path}: {DATA_FILE}")
     if sorted(arrays) != sorted(_ARRAYS):
         raise DataError(
             f"dataset version {path}: {DATA_FILE} holds arrays {sorted(arrays)}, "

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,20 +23,6 @@ from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags as T
 from ganinf_mlops.tracking.datasets import MAX_DIGEST, local_source, log_version, restore_input
 from ganinf_mlops.tracking.dvc_source import DvcDatasetSource
-
-
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # Creating a sqlite store runs MLflow's migrations (1.5 s idle, 8 s on a busy 2-core box);
-    # a copy of one migrated store per session opens at once.
-    template = tmp_path_factory.getbasetemp() / "ganinf-mlflow-template.db"
-    if not template.exists():
-        tmp = template.with_suffix(".tmp")
-        MlflowClient(f"sqlite:///{tmp}").search_experiments()
-        os.replace(tmp, template)
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    shutil.copyfile(template, db)
-    return f"sqlite:///{db}"
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -40,20 +38,6 @@ LOCK = {
         "long": {"cmd": "true", "outs": [{"path": LONG_OUT, "hash": "md5", "md5": "dd44"}]},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # Creating a sqlite store runs MLflow's migrations (1.5 s idle, 8 s on a busy 2-core box);
-    # a copy of one migrated store per session opens at once.
-    template = tmp_path_factory.getbasetemp() / "ganinf-mlflow-template.db"
-    if not template.exists():
-        tmp = template.with_suffix(".tmp")
-        MlflowClient(f"sqlite:///{tmp}").search_experiments()
-        os.replace(tmp, template)
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    shutil.copyfile(template, db)
-    return f"sqlite:///{db}"
 
 
 @pytest.fixture
