@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ganinf_mlops.errors import OutputExistsError
+from ganinf_mlops.errors import DataError, GaninfError, OutputExistsError
 
 
 def _umask() -> int:
@@ -42,6 +42,17 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_json(path: str | os.PathLike[str], what: str, error: type[GaninfError] = DataError) -> Any:
+    """Parsed JSON of `path`; `what` prefixes the file's name in the one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path.name} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{what} {path.name} is not valid JSON: {e}") from None
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -22,20 +22,20 @@ def find_version(ref: str | Path, root: str | Path = ".") -> DatasetVersion:
         raise DataError(
             f"{ref!r} is neither a version directory nor a digest (>= {MIN_PREFIX} hex digits)"
         )
-    found = []
+    found: dict[Path, str] = {}  # version dir -> its full digest
     for manifest in sorted(Path(root).rglob(MANIFEST_FILE)):
         try:
             digest = json.loads(manifest.read_text()).get("digest", "")
         except (OSError, json.JSONDecodeError, AttributeError):
             continue
         if isinstance(digest, str) and digest.startswith(ref):
-            found.append(manifest.parent)
-    digests = {json.loads((p / MANIFEST_FILE).read_text())["digest"] for p in found}
+            found[manifest.parent] = digest
+    digests = set(found.values())
     if not found:
         raise DataError(f"no dataset version with digest {ref}… under {Path(root).resolve()}")
     if len(digests) > 1:
         raise DataError(f"digest prefix {ref} is ambiguous: {', '.join(sorted(digests))}")
-    return load_version(found[0])  # copies of one version are the same data
+    return load_version(next(iter(found)))  # copies of one version are the same data
 
 
 def chain(version: DatasetVersion) -> list[dict[str, Any]]:

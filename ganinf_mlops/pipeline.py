@@ -18,7 +18,6 @@ production sees).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from ganinf_mlops.influence.targets import KEY_ALL, TARGET_NAMES
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.train.trainer import train
+from ganinf_mlops.train.trajectory import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,6 @@ class Observer:
     def iteration_done(self, row: dict[str, Any]) -> None: ...
 
     def job_done(self, summary: dict[str, Any]) -> None: ...
-
-
-def read_metrics(run: Path) -> dict[str, float]:
-    return json.loads((run / "metrics.json").read_text())
 
 
 def run_job(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ from ganinf_mlops.data.version import MANIFEST_FILE, Manifest
 from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.targets import KEY_ALL
-from ganinf_mlops.io import atomic_file, write_json
+from ganinf_mlops.io import atomic_file, read_json, write_json
 
 # Keys of a run's metrics.json that are not results of the run (left out of reports).
 TIMING_KEYS = frozenset({"train_seconds"})
@@ -49,15 +48,6 @@ ITERATION_COUNTS = ("n_removed", "n_removed_total", "n_anomalies", "n_anomalies_
 CHANGE_COLUMNS = ("iteration", "predicted_change", "actual_change", "fresh_change")
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{what}: {path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{what}: cannot read {path}: {exc}") from None
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -65,7 +55,7 @@ def _is_number(value: Any) -> bool:
 def run_metrics(run: str | os.PathLike[str]) -> dict[str, float]:
     """The numeric results in a run's metrics.json (no timing, no predicted/actual change)."""
     run = Path(run)
-    raw = _read_json(run / "metrics.json", f"run {run}")
+    raw = read_json(run / "metrics.json", f"run {run}:")
     if not isinstance(raw, dict) or KEY_ALL not in raw:
         raise TrajectoryError(f"run {run}: metrics.json has no '{KEY_ALL}'")
     return {
@@ -77,7 +67,7 @@ def run_metrics(run: str | os.PathLike[str]) -> dict[str, float]:
 
 def run_meta(run: str | os.PathLike[str]) -> dict[str, Any]:
     run = Path(run)
-    meta = _read_json(run / "meta.json", f"run {run}")
+    meta = read_json(run / "meta.json", f"run {run}:")
     ok = (
         isinstance(meta, dict)
         and isinstance(meta.get("dataset"), dict)
@@ -92,7 +82,7 @@ def run_meta(run: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_manifest(version: str | os.PathLike[str]) -> Manifest:
     version = Path(version)
-    obj = _read_json(version / MANIFEST_FILE, f"dataset version {version}")
+    obj = read_json(version / MANIFEST_FILE, f"dataset version {version}:")
     return Manifest.from_json(obj, where=f"dataset version {version}: {MANIFEST_FILE}")
 
 
@@ -190,7 +180,7 @@ def summarize(
             row["fresh_change"] = metrics[KEY_ALL] - previous[KEY_ALL]
             if k in by_iteration:
                 replay = by_iteration[k]
-                raw = _read_json(replay / "metrics.json", f"run {replay}")
+                raw = read_json(replay / "metrics.json", f"run {replay}:")
                 if isinstance(raw, dict) and _is_number(raw.get("actual_change")):
                     row["actual_change"] = raw["actual_change"]
                 row["replay"] = run_metrics(replay)

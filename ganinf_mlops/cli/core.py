@@ -116,7 +116,9 @@ def _train_config(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
 
 
 def echo_run(run: Path) -> None:
-    metrics = json.loads((run / "metrics.json").read_text())
+    from ganinf_mlops.train.trajectory import read_metrics
+
+    metrics = read_metrics(run)
     shown = ", ".join(
         f"{k}={metrics[k]:.6g}"
         for k in ("all", "disc_loss", "gen_mean_error", "gen_cov_error")

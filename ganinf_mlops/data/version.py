@@ -24,7 +24,7 @@ import numpy as np
 
 from ganinf_mlops.data.datasets import DATASETS, load_npz
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
-from ganinf_mlops.io import atomic_dir, write_json
+from ganinf_mlops.io import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -305,13 +305,7 @@ def create_raw_version(
 
 
 def _read_manifest(path: Path) -> Manifest:
-    mpath = path / MANIFEST_FILE
-    if not mpath.is_file():
-        raise DataError(f"dataset version {path}: {MANIFEST_FILE} is missing")
-    try:
-        obj = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"dataset version {path}: {MANIFEST_FILE} is not valid JSON: {e}") from None
+    obj = read_json(path / MANIFEST_FILE, f"dataset version {path}:")
     return Manifest.from_json(obj, where=f"dataset version {path}: {MANIFEST_FILE}")
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops.errors import DataError, DigestMismatchError
-from ganinf_mlops.io import atomic_file, write_json
+from ganinf_mlops.io import atomic_file, read_json, write_json
 
 HEADER = "id,predicted_change,harmfulness,rank"
 META_SUFFIX = ".meta.json"
@@ -149,13 +149,7 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> None:
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    mpath = meta_path(path)
-    if not mpath.is_file():
-        raise DataError(f"scores {path}: sidecar {mpath.name} is missing")
-    try:
-        meta = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"scores {path}: sidecar {mpath.name} is not valid JSON: {e}") from None
+    meta = read_json(meta_path(path), f"scores {path}: sidecar")
     if not isinstance(meta, dict) or set(meta) != _META_KEYS:
         got = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
         raise DataError(f"scores {path}: sidecar keys {got}, expected {sorted(_META_KEYS)}")

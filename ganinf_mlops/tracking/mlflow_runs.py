@@ -8,7 +8,6 @@ in every run, so MLflow's compare view lines them up.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -29,11 +28,11 @@ from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import TrackingError
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
-from ganinf_mlops.pipeline import Observer, read_metrics
+from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.tracking import figures, tags
 from ganinf_mlops.tracking.datasets import log_version
 from ganinf_mlops.train.generate import final_samples
-from ganinf_mlops.train.trajectory import Trajectory
+from ganinf_mlops.train.trajectory import Trajectory, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +286,3 @@ class MlflowTracker(Observer):
         name = "influence_scatter_cleansed" if removed is not None else "influence_scatter"
         mlflow.log_figure(fig, f"figures/{name}.png")
         figures.plt.close(fig)
-
-
-def log_report(report: dict[str, Any], name: str) -> None:
-    """Log a JSON report (e.g. the gate's) to the active run."""
-    mlflow.log_dict(json.loads(json.dumps(report)), name)

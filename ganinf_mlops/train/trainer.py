@@ -9,7 +9,6 @@ influence estimate predicts).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import time
@@ -36,6 +35,7 @@ from ganinf_mlops.train.trajectory import (
     SCHEDULE,
     Trajectory,
     checkpoint_name,
+    read_metrics,
     save_schedule,
     save_state,
 )
@@ -178,7 +178,7 @@ def _replay_info(
     parent: Trajectory, version: DatasetVersion, metrics: dict, out_dir: Path
 ) -> dict[str, Any]:
     """Predicted (from the cleanse's scores) next to actual metric change of this replay."""
-    parent_metrics = _read_metrics(parent.path)
+    parent_metrics = read_metrics(parent.path)
     info: dict[str, Any] = {
         "run": os.path.relpath(parent.path.resolve(), out_dir.resolve()),
         "dataset_digest": parent.dataset_digest,
@@ -191,10 +191,3 @@ def _replay_info(
         if m.predicted_change is not None:
             info["predicted_change"] = m.predicted_change
     return info
-
-
-def _read_metrics(run: Path) -> dict[str, float]:
-    try:
-        return json.loads((run / "metrics.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrajectoryError(f"cannot read metrics of run {run}: {exc}") from exc

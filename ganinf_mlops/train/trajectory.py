@@ -33,6 +33,7 @@ from ganinf_mlops.config import (
     train_config_from_dict,
 )
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.io import read_json
 from ganinf_mlops.train.schedule import Schedule
 from ganinf_mlops.train.step import State
 
@@ -83,6 +84,11 @@ def save_schedule(path: Path, schedule: Schedule, instance_ids: torch.Tensor) ->
         "instance_ids": instance_ids,
     }
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+
+
+def read_metrics(run: str | Path) -> dict[str, Any]:
+    """A run's final metrics (metrics.json)."""
+    return read_json(Path(run) / "metrics.json", f"run {run}:", TrajectoryError)
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
