@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ganinf_mlops.data.datasets import round_half_up
-from ganinf_mlops.data.version import DatasetVersion, write_version
+from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, read_scores
@@ -89,16 +89,18 @@ def cleanse(
         version.x_eval,
         dataset="cleanse",
         params={"remove_frac": remove_frac, "remove_count": remove_count, "n_removed": k},
-        parent=version,
-        removed_ids=removed,
-        method=table.method,
-        # Relative to the new version, so the manifest does not depend on where the work lives.
-        scores_ref={
-            "path": os.path.relpath(scores_path, dst),
-            "sha256": sha256_file(scores_path),
-        },
-        predicted_change=predicted,
-        metric=table.metric,
+        provenance=Provenance(
+            parent=version,
+            removed_ids=removed,
+            method=table.method,
+            # Relative to the new version, so the manifest does not depend on where work lives.
+            scores_ref={
+                "path": os.path.relpath(scores_path, dst),
+                "sha256": sha256_file(scores_path),
+            },
+            predicted_change=predicted,
+            metric=table.metric,
+        ),
         is_anomaly_ids=anomalies,
         force=force,
     )

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.train.optim import OptimConfig
+from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.registry import Registry, check_choice
 
 T = TypeVar("T")
 UPDATES = ("simultaneous", "alternating")
@@ -18,15 +20,25 @@ DTYPES = ("float64", "float32")
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The networks of a GAN: `arch` names a builder in `models.GAN_MODELS`."""
+
+    arch: str = "mlp"
     latent_dim: int = 10
     g_hidden: tuple[int, ...] = (32, 32)
     d_hidden: tuple[int, ...] = (64, 64)
     bias: bool = False
     activation: str = "relu"
 
+    def __post_init__(self) -> None:
+        GAN_MODELS.check(self.arch)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How a run trains. `problem` names a problem kind in `problems.PROBLEMS` (what is trained:
+    a GAN today); the rest is shared by every kind."""
+
+    problem: str = "gan"
     model: ModelConfig = field(default_factory=ModelConfig)
     d_optim: OptimConfig = field(default_factory=OptimConfig)
     g_optim: OptimConfig = field(default_factory=OptimConfig)
@@ -39,10 +51,8 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.update not in UPDATES:
-            raise ConfigError(f"unknown update {self.update!r}; choose from: {', '.join(UPDATES)}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
+        check_choice("update", self.update, UPDATES)
+        check_choice("dtype", self.dtype, DTYPES)
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -101,61 +111,73 @@ def _sgd(lr: float) -> OptimConfig:
     return OptimConfig(name="sgd", lr=lr)
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            name="default",
-            description="2D normal with 2% injected anomalies; runs end to end in about a minute.",
-            dataset="gaussian2d",
-            data_params={"n": 2000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
-            train=TrainConfig(
-                d_optim=_sgd(0.01),
-                g_optim=_sgd(0.01),
-                batch_size=100,
-                epochs=15,
-                checkpoint_every=50,
-            ),
-            metric=MetricConfig(),
+PRESETS: Registry[Preset] = Registry("preset")
+for _p in (
+    Preset(
+        name="default",
+        description="2D normal with 2% injected anomalies; runs end to end in about a minute.",
+        dataset="gaussian2d",
+        data_params={"n": 2000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
+        train=TrainConfig(
+            d_optim=_sgd(0.01),
+            g_optim=_sgd(0.01),
+            batch_size=100,
+            epochs=15,
+            checkpoint_every=50,
         ),
-        Preset(
-            name="tiny",
-            description="Smoke-test size (200 instances, 5 epochs): seconds, for tests and CI.",
-            dataset="gaussian2d",
-            data_params={"n": 200, "n_eval": 200, "anomaly_frac": 0.05, "seed": 0},
-            train=TrainConfig(
-                model=ModelConfig(g_hidden=(16, 16), d_hidden=(32, 32)),
-                d_optim=_sgd(0.01),
-                g_optim=_sgd(0.01),
-                batch_size=20,
-                epochs=5,
-                checkpoint_every=10,
-            ),
-            metric=MetricConfig(n_gen=200),
-            job=JobOptions(iterations=2, loo=12),
+        metric=MetricConfig(),
+    ),
+    Preset(
+        name="tiny",
+        description="Smoke-test size (200 instances, 5 epochs): seconds, for tests and CI.",
+        dataset="gaussian2d",
+        data_params={"n": 200, "n_eval": 200, "anomaly_frac": 0.05, "seed": 0},
+        train=TrainConfig(
+            model=ModelConfig(g_hidden=(16, 16), d_hidden=(32, 32)),
+            d_optim=_sgd(0.01),
+            g_optim=_sgd(0.01),
+            batch_size=20,
+            epochs=5,
+            checkpoint_every=10,
         ),
-        Preset(
-            name="paper-2d",
-            description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 50 epochs, SGD 1e-3.",
-            dataset="gaussian2d",
-            data_params={"n": 10000, "n_eval": 1000, "anomaly_frac": 0.0, "seed": 0},
-            train=TrainConfig(
-                d_optim=_sgd(1e-3),
-                g_optim=_sgd(1e-3),
-                batch_size=100,
-                epochs=50,
-                checkpoint_every=100,
-            ),
-            metric=MetricConfig(bandwidth=1.0),
+        metric=MetricConfig(n_gen=200),
+        job=JobOptions(iterations=2, loo=12),
+    ),
+    Preset(
+        name="paper-2d",
+        description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 50 epochs, SGD 1e-3.",
+        dataset="gaussian2d",
+        data_params={"n": 10000, "n_eval": 1000, "anomaly_frac": 0.0, "seed": 0},
+        train=TrainConfig(
+            d_optim=_sgd(1e-3),
+            g_optim=_sgd(1e-3),
+            batch_size=100,
+            epochs=50,
+            checkpoint_every=100,
         ),
-    )
-}
+        metric=MetricConfig(bandwidth=1.0),
+    ),
+):
+    PRESETS.add(_p.name, _p)
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return PRESETS.get(name)
+
+
+def with_train_options(cfg: TrainConfig, **options: Any) -> TrainConfig:
+    """`cfg` with some fields replaced (None keeps the config's); `lr` and `optimizer` apply to
+    both networks' optimizers."""
+    given = {k: v for k, v in options.items() if v is not None}
+    opt = {k: given.pop(k) for k in ("lr", "optimizer") if k in given}
+    if opt:
+        o = {"name": opt.get("optimizer", cfg.d_optim.name), "lr": opt.get("lr", cfg.d_optim.lr)}
+        cfg = dataclasses.replace(
+            cfg,
+            d_optim=dataclasses.replace(cfg.d_optim, **o),
+            g_optim=dataclasses.replace(cfg.g_optim, **o),
+        )
+    return dataclasses.replace(cfg, **given)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

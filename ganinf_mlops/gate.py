@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.scores import ScoreTable
 
@@ -45,8 +46,8 @@ def gate_report(
         "threshold": thr,
         "max_harmful_frac": limit,
         "n_instances": table.n,
-        "n_harmful": int(harmful.sum()),
-        "harmful_frac": frac,
+        keys.N_HARMFUL: int(harmful.sum()),
+        keys.HARMFUL_FRAC: frac,
         # first-order improvement if every harmful instance were removed (influence methods)
         "predicted_improvement": float(table.harmfulness[harmful].sum())
         if table.metric is not None

@@ -83,3 +83,7 @@ def with_job(preset: Preset, **changes: Any) -> Preset:
     """The preset with some job options replaced (None values keep the preset's)."""
     given = {k: v for k, v in changes.items() if v is not None}
     return dataclasses.replace(preset, job=dataclasses.replace(preset.job, **given))
+
+
+def params_text(preset: Preset) -> str:
+    return yaml.safe_dump(preset_to_params(preset), sort_keys=False)

@@ -1,13 +1,22 @@
-"""A tiny name -> object registry, so CLI names map to datasets, metrics, presets and methods."""
+"""A tiny name -> object registry, so CLI names map to datasets, problems, models, methods,
+optimizers and presets, and one message says what the choices are."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from ganinf_mlops.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def check_choice(kind: str, name: object, choices: Iterable[str]) -> None:
+    """The one "unknown X; choose from" error, for registries and fixed option sets alike."""
+    choices = list(choices)
+    if name not in choices:
+        listed = ", ".join(choices) or "(none registered)"
+        raise ConfigError(f"unknown {kind} {name!r}; choose from: {listed}")
 
 
 class Registry(Generic[T]):
@@ -33,14 +42,17 @@ class Registry(Generic[T]):
         return decorate
 
     def get(self, name: str) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
-            choices = ", ".join(self.names()) or "(none registered)"
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose from: {choices}") from None
+        check_choice(self.kind, name, self.names())
+        return self._items[name]
+
+    def check(self, name: str) -> None:
+        check_choice(self.kind, name, self.names())
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        return iter(sorted(self._items.items()))
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ganinf_mlops.cleanse import cleanse, removal_count
-from ganinf_mlops.data.version import DatasetVersion, create_raw_version, lineage, load_version
+from ganinf_mlops.data.lineage import lineage
+from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, write_scores

@@ -234,9 +234,10 @@ def test_run_job_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Kendall tau" in out and "removed 10" in out
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
-    rows = summary["iterations"]
-    assert [r["n_instances"] for r in rows] == [190, 180]
+    its = summary["iterations"]
+    assert [its[k]["n_instances"] for k in ("0", "1", "2")] == [200, 190, 180]
+    rows = [its["1"], its["2"]]
     assert rows[0]["validation"]["n_instances"] == 8
     for r in rows:
-        assert r["predicted_change"] == pytest.approx(r["replay_change"], rel=0.5)
+        assert r["predicted_change"] == pytest.approx(r["actual_change"], rel=0.5)
     assert (tmp_path / "job" / "data" / "v2" / "manifest.json").exists()

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganinf_mlops.data.version import lineage, load_version
+from ganinf_mlops.data.lineage import lineage
+from ganinf_mlops.data.version import load_version
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("raw", "v1", "v2")  # fresh run of each iteration, runs/<version>

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganinf_mlops import report
+from ganinf_mlops import plotdata
 from ganinf_mlops.cli import main
 
 
@@ -83,7 +83,7 @@ def test_evaluate_writes_metrics_and_plot_data(chain: Path, tmp_path: Path) -> N
     changes = (tmp_path / "changes.csv").read_text().splitlines()
     assert changes[0] == "iteration,predicted_change,actual_change,fresh_change"
     assert len(changes) == 2
-    hist = report.score_histogram([chain / "data/v1"], bins=7)
+    hist = plotdata.score_histogram([chain / "data/v1"], bins=7)
     assert sum(r["count_1"] for r in hist) == 200 and sum(r["removed_1"] for r in hist) == 10
     assert len((tmp_path / "hist.csv").read_text().splitlines()) == 8
 

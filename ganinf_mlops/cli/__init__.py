@@ -10,10 +10,14 @@ import sys
 import click
 
 # Commands register themselves on `cli` when their modules are imported.
-from ganinf_mlops.cli import (
-    core,  # noqa: E402, F401, I001
-    evaluate,  # noqa: E402, F401, I001
-    lineage,  # noqa: E402, F401, I001
+from ganinf_mlops.cli import (  # noqa: F401
+    data,
+    evaluate,
+    gate,
+    influence,
+    job,
+    lineage,
+    train,
 )
 from ganinf_mlops.cli.common import cli
 from ganinf_mlops.errors import GaninfError

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ganinf_mlops.config import PRESETS, Preset, get_preset
+from ganinf_mlops.errors import ConfigError
 
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
@@ -25,7 +26,7 @@ def config_options(f):
     )(f)
     return click.option(
         "--preset",
-        type=click.Choice(sorted(PRESETS)),
+        type=click.Choice(PRESETS.names()),
         default="default",
         show_default=True,
         help="Named configuration that supplies the defaults.",
@@ -56,10 +57,6 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.obj = {"progress": not quiet}
 
 
-def _progress() -> bool:
-    return click.get_current_context().find_root().obj["progress"]
-
-
 def progress() -> bool:
     return click.get_current_context().find_root().obj["progress"]
 
@@ -88,3 +85,44 @@ def make_observer(tracking: bool | None, experiment: str):
     from ganinf_mlops.tracking.mlflow_runs import MlflowTracker
 
     return MlflowTracker(experiment=experiment)
+
+
+class BlankOr(click.ParamType):
+    """`inner`, or None for an empty string: MLproject parameters default to "" so that an
+    entry point passes no value of its own and the config's default applies."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, param, ctx=None):  # click >= 8.2 passes ctx
+        return self.inner.get_metavar(param, ctx) if ctx is not None else None
+
+
+def parse_key_values(pairs: tuple[str, ...]) -> dict[str, object]:
+    """KEY=VALUE pairs, VALUE parsed as JSON when it is JSON (numbers, lists), else a string."""
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def check_new_output(path: Path, force: bool) -> None:
+    """Refuse an existing output before any work is done (unless --force)."""
+    from ganinf_mlops.errors import OutputExistsError
+
+    if path.exists() and not force:
+        raise OutputExistsError(path)

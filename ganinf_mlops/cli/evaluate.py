@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import EXISTING_DIR, FORCE_OPTION, cli
 from ganinf_mlops.errors import OutputExistsError
-from ganinf_mlops.influence.targets import KEY_ALL
 
 _OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -66,7 +66,8 @@ def evaluate_cmd(
     Reads only the runs' metrics.json and meta.json and the manifests (and scores) of their
     dataset versions; writes each output atomically.
     """
-    from ganinf_mlops import report
+    from ganinf_mlops import plotdata, report
+    from ganinf_mlops.io import write_json
 
     outputs = [p for p in (out, plot_data, changes_data, scores_hist) if p is not None]
     if len(set(outputs)) != len(outputs):
@@ -80,17 +81,13 @@ def evaluate_cmd(
     # Compute everything first, then write: bad input leaves no output behind.
     files = [(out, None)]
     if plot_data is not None:
-        files.append((plot_data, report.iteration_rows(summary)))
+        files.append((plot_data, plotdata.iteration_rows(summary)))
     if changes_data is not None:
-        files.append((changes_data, report.change_rows(summary)))
+        files.append((changes_data, plotdata.change_rows(summary)))
     if scores_hist is not None:
         versions = [report.run_version(r)[0] for r in runs[1:]]
-        files.append((scores_hist, report.score_histogram(versions, bins)))
-    report.write_summary(out, summary)
+        files.append((scores_hist, plotdata.score_histogram(versions, bins)))
+    write_json(out, summary)
     for path, rows in files[1:]:
-        report.write_csv(path, rows)
-    first = summary["iterations"]["0"][KEY_ALL]
-    click.echo(
-        f"{out}  {len(runs)} run(s), {summary['n_removed_total']} removed; "
-        f"{KEY_ALL} {first:.6g} -> {summary[KEY_ALL]:.6g}"
-    )
+        plotdata.write_csv(path, rows)
+    click.echo(output.evaluate_line(str(out), summary, len(runs)))

@@ -1,20 +1,18 @@
-"""Dataset versions: immutable, content-addressed directories with lineage.
+"""Dataset versions: immutable, content-addressed directories; the one reader and writer.
 
 A version directory holds ``data.npz`` (``x`` float64 [N, d], ``ids`` int64 [N] stable instance
-ids, ``x_eval`` float64 [M, d]) and ``manifest.json``. The manifest's digest is computed from the
-array contents (see `content_digest`), so it survives re-compression or copying, and a cleansed
-version records its parent's digest, the removed ids and the scores that chose them.
+ids, ``x_eval`` float64 [M, d]) and ``manifest.json`` (manifest.py). Every other module reads a
+version through `load_version` or `read_manifest` and writes one through `write_version`;
+lineage.py walks the chain of parents.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import inspect
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,106 +21,16 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops.data.datasets import DATASETS, load_npz
+from ganinf_mlops.data.manifest import ARRAYS as _ARRAYS
+from ganinf_mlops.data.manifest import FORMAT_VERSION, Manifest, content_digest
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
 from ganinf_mlops.io import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"
-_ARRAYS = ("x", "ids", "x_eval")
 _DTYPES = {"x": np.dtype("<f8"), "ids": np.dtype("<i8"), "x_eval": np.dtype("<f8")}
-
-
-def content_digest(x: np.ndarray, ids: np.ndarray, x_eval: np.ndarray) -> str:
-    """SHA-256 (hex) of a canonical encoding of the arrays, independent of file format.
-
-    For x, ids, x_eval in that order: a header line ``name|dtype|shape`` (dtype as little-endian
-    ``dtype.str``, e.g. ``<f8``; shape as comma-separated ints), then the C-order little-endian
-    bytes of the array.
-    """
-    h = hashlib.sha256()
-    for name, arr in zip(_ARRAYS, (x, ids, x_eval), strict=True):
-        a = np.asarray(arr)
-        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-        shape = ",".join(str(s) for s in a.shape)
-        h.update(f"{name}|{a.dtype.str}|{shape}\n".encode())
-        h.update(a.tobytes(order="C"))
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Manifest:
-    format_version: int
-    digest: str
-    n_instances: int
-    shape: list[int]
-    dtype: str
-    n_eval: int
-    dataset: str
-    params: dict[str, Any]
-    parent_digest: str | None
-    parent_path: str | None
-    removed_ids: list[int]
-    method: str | None
-    scores_ref: dict[str, Any] | None
-    predicted_change: float | None
-    metric: str | None
-    created_at: str
-    is_anomaly_ids: list[int] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: object, where: str = "manifest") -> Manifest:
-        """Parse a manifest dict, rejecting unknown or missing keys and wrongly typed values."""
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [k for k in names if k not in obj]
-        unknown = sorted(k for k in obj if k not in names)
-        if missing or unknown:
-            raise DataError(f"{where}: missing keys {missing}, unknown keys {unknown}")
-        for key, (types, nullable) in _FIELD_TYPES.items():
-            value = obj[key]
-            if value is None and nullable:
-                continue
-            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-                raise DataError(f"{where}: '{key}' has invalid value {value!r}")
-        for key in ("shape", "removed_ids", "is_anomaly_ids"):
-            values = obj[key] or []
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                raise DataError(f"{where}: '{key}' must be a list of integers")
-        if obj["format_version"] != FORMAT_VERSION:
-            raise DataError(
-                f"{where}: unsupported format_version {obj['format_version']} "
-                f"(this version of ganinf reads {FORMAT_VERSION})"
-            )
-        return cls(**{k: obj[k] for k in names})
-
-
-# key -> (accepted JSON types, None allowed)
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
-    "format_version": ((int,), False),
-    "digest": ((str,), False),
-    "n_instances": ((int,), False),
-    "shape": ((list,), False),
-    "dtype": ((str,), False),
-    "n_eval": ((int,), False),
-    "dataset": ((str,), False),
-    "params": ((dict,), False),
-    "parent_digest": ((str,), True),
-    "parent_path": ((str,), True),
-    "removed_ids": ((list,), False),
-    "method": ((str,), True),
-    "scores_ref": ((dict,), True),
-    "predicted_change": ((int, float), True),
-    "metric": ((str,), True),
-    "created_at": ((str,), False),
-    "is_anomaly_ids": ((list,), True),
-}
 
 
 @dataclass(frozen=True)
@@ -207,6 +115,18 @@ def _relpath(target: Path, start: Path) -> str:
     return os.path.relpath(target.resolve(), start.resolve())
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How a child version was made from its parent: what a cleanse records in the manifest."""
+
+    parent: DatasetVersion
+    removed_ids: Sequence[int] | np.ndarray = ()
+    method: str | None = None
+    scores_ref: dict[str, Any] | None = None
+    predicted_change: float | None = None
+    metric: str | None = None
+
+
 def write_version(
     out_dir: str | os.PathLike[str],
     x: np.ndarray,
@@ -215,12 +135,7 @@ def write_version(
     *,
     dataset: str,
     params: dict[str, Any],
-    parent: DatasetVersion | None = None,
-    removed_ids: Sequence[int] | np.ndarray = (),
-    method: str | None = None,
-    scores_ref: dict[str, Any] | None = None,
-    predicted_change: float | None = None,
-    metric: str | None = None,
+    provenance: Provenance | None = None,
     is_anomaly_ids: Sequence[int] | np.ndarray | None = None,
     force: bool = False,
 ) -> DatasetVersion:
@@ -231,14 +146,16 @@ def write_version(
     if x_eval.shape[1] != x.shape[1]:
         raise DataError(f"'x_eval' has {x_eval.shape[1]} columns but 'x' has {x.shape[1]}")
     ids = _check_ids(ids, x.shape[0])
-    removed = _id_list("removed_ids", removed_ids) or []
+    prov = provenance
+    parent = prov.parent if prov is not None else None
+    removed = _id_list("removed_ids", prov.removed_ids if prov is not None else ()) or []
+    scores_ref = prov.scores_ref if prov is not None else None
+    predicted_change = prov.predicted_change if prov is not None else None
     anomalies = _id_list("is_anomaly_ids", is_anomaly_ids)
     if anomalies is not None and not np.isin(anomalies, ids).all():
         raise DataError("'is_anomaly_ids' contains ids that are not in the dataset")
     if np.isin(removed, ids).any():
         raise DataError("'removed_ids' overlaps the ids kept in the dataset")
-    if removed and parent is None:
-        raise DataError("'removed_ids' given without a parent version")
     if parent is not None and not np.isin(removed, parent.ids).all():
         raise DataError(f"'removed_ids' contains ids that are not in the parent {parent.path}")
     try:
@@ -258,10 +175,10 @@ def write_version(
         parent_digest=parent.digest if parent is not None else None,
         parent_path=_relpath(parent.path, out_dir) if parent is not None else None,
         removed_ids=removed,
-        method=method,
+        method=prov.method if prov is not None else None,
         scores_ref=scores_ref,
         predicted_change=None if predicted_change is None else float(predicted_change),
-        metric=metric,
+        metric=prov.metric if prov is not None else None,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         is_anomaly_ids=anomalies,
     )
@@ -304,7 +221,9 @@ def create_raw_version(
     )
 
 
-def _read_manifest(path: Path) -> Manifest:
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """The checked manifest of the version directory `path` (without loading its arrays)."""
+    path = Path(path)
     obj = read_json(path / MANIFEST_FILE, f"dataset version {path}:")
     return Manifest.from_json(obj, where=f"dataset version {path}: {MANIFEST_FILE}")
 
@@ -349,7 +268,7 @@ def load_version(path: str | os.PathLike[str], verify: bool = True) -> DatasetVe
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"dataset version {path} not found (no such directory)")
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     arrays = _read_arrays(path)
     _check_against_manifest(path, arrays, manifest)
     x, ids, x_eval = (np.ascontiguousarray(arrays[k], dtype=_DTYPES[k]) for k in _ARRAYS)
@@ -362,43 +281,10 @@ def load_version(path: str | os.PathLike[str], verify: bool = True) -> DatasetVe
     return DatasetVersion(path=path, x=x, ids=ids, x_eval=x_eval, manifest=manifest)
 
 
-def lineage(version: DatasetVersion) -> list[DatasetVersion]:
-    """The chain raw -> ... -> `version` (oldest first), following the `parent_path` hints.
-
-    Each parent must load and verify, carry exactly the digest its child recorded, and hold the
-    child's ids plus the child's `removed_ids`.
-    """
-    chain = [version]
-    seen = {version.digest}
-    current = version
-    while current.manifest.parent_digest is not None:
-        hint = current.manifest.parent_path
-        if hint is None:
-            raise DataError(f"broken lineage: {current.path} records a parent but no parent_path")
-        parent_path = Path(os.path.normpath(current.path / hint))
-        if not parent_path.is_dir():
-            raise DataError(f"broken lineage: parent {parent_path} of {current.path} is missing")
+def find_manifests(root: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
+    """(directory, manifest) of every readable version under `root`; unreadable ones are skipped."""
+    for path in sorted(Path(root).rglob(MANIFEST_FILE)):
         try:
-            parent = load_version(parent_path)
-        except DigestMismatchError:
-            raise
-        except DataError as e:
-            raise DataError(f"broken lineage: parent of {current.path}: {e}") from None
-        if parent.digest != current.manifest.parent_digest:
-            raise DigestMismatchError(
-                f"broken lineage: parent {parent_path} of {current.path}",
-                current.manifest.parent_digest,
-                parent.digest,
-            )
-        expected_ids = np.union1d(current.ids, np.asarray(current.manifest.removed_ids, np.int64))
-        if not np.array_equal(np.sort(parent.ids), expected_ids):
-            raise DataError(
-                f"broken lineage: ids of {current.path} plus its removed_ids "
-                f"differ from the ids of parent {parent_path}"
-            )
-        if parent.digest in seen:
-            raise DataError(f"broken lineage: cycle at {parent_path}")
-        seen.add(parent.digest)
-        chain.append(parent)
-        current = parent
-    return chain[::-1]
+            yield path.parent, read_manifest(path.parent)
+        except DataError:
+            continue

@@ -16,14 +16,13 @@ from torch.func import vmap
 from torch.utils._pytree import tree_map
 from tqdm.auto import tqdm
 
-from ganinf_mlops.influence.targets import Target
-from ganinf_mlops.train.problem import Problem
-from ganinf_mlops.train.trajectory import Trajectory
+from ganinf_mlops.problems import Problem, Target
+from ganinf_mlops.train.rundir import RunDir
 
 
 def loo_changes(
     problem: Problem,
-    traj: Trajectory,
+    traj: RunDir,
     target: Target,
     positions: Sequence[int],
     *,
@@ -31,7 +30,7 @@ def loo_changes(
     progress: bool = True,
 ) -> torch.Tensor:
     """True V(without j) - V(all) for each dataset position j in `positions`."""
-    n = problem.x.shape[0]
+    n = problem.n
     out = []
     bar = tqdm(
         total=len(positions) * traj.n_steps,
@@ -50,12 +49,12 @@ def loo_changes(
             traj.load_state(0, problem.device),
         )
         for t in range(traj.n_steps):
-            idx, x, mask, z = problem.inputs(t)
+            inp = problem.inputs(t)
 
-            def step_t(s, w, x=x, z=z, t=t):
-                return problem.step(s, w, x, z, t)[0]
+            def step_t(s, w, data=inp.data, t=t):
+                return problem.step(s, w, data, t)[0]
 
-            state = vmap(step_t)(state, weights[:, idx] * mask)
+            state = vmap(step_t)(state, weights[:, inp.idx] * inp.mask)
             bar.update(len(part))
         values = vmap(target.value)(state)
         out.append((values[1:] - values[0]).detach())

@@ -1,55 +1,69 @@
-"""Scoring methods by name: trajectory influence on a metric, and the baselines.
+"""Scoring methods by name (`METHODS`): trajectory influence on a target, and the baselines.
 
 all               influence on ALL (average log-likelihood), Terashita et al.
 disc_loss         influence on the discriminator loss (their baseline)
 isolation_forest  anomaly score of the training points (no trajectory needed)
 random            uniform random scores
+
+An influence method names a target of the run's problem (`Problem.targets()`); a new metric is a
+new target there plus one `METHODS.add` here. A baseline is a function of the data and a seed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, random_harmfulness
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
-from ganinf_mlops.influence.targets import TARGET_NAMES, Target, create_targets
-from ganinf_mlops.train.problem import Problem
-from ganinf_mlops.train.trajectory import Trajectory
+from ganinf_mlops.problems import Problem, Target
+from ganinf_mlops.registry import Registry
+from ganinf_mlops.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("isolation_forest", "random")
-METHODS = (*TARGET_NAMES, *BASELINES)
+
+@dataclass(frozen=True)
+class Method:
+    description: str
+    target: str | None = None  # influence on this target of the run's problem
+    baseline: Callable[[DatasetVersion, int], np.ndarray] | None = None  # (version, seed) -> harm
+
+    @property
+    def predicts_change(self) -> bool:
+        return self.target is not None
 
 
-def check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}")
+METHODS: Registry[Method] = Registry("method")
+METHODS.add(keys.ALL, Method("influence on ALL (average log-likelihood)", target=keys.ALL))
+METHODS.add(keys.DISC_LOSS, Method("influence on the discriminator loss", target=keys.DISC_LOSS))
+METHODS.add(
+    "isolation_forest",
+    Method(
+        "Isolation Forest anomaly score", baseline=lambda v, s: isolation_forest_harmfulness(v.x, s)
+    ),
+)
+METHODS.add(
+    "random", Method("uniform random scores", baseline=lambda v, s: random_harmfulness(v.n, s))
+)
 
 
-def problem_and_target(
-    traj: Trajectory, version: DatasetVersion, metric: str
-) -> tuple[Problem, Target]:
-    """The replayable problem of a run and one of its targets, checked against the version."""
-    if metric not in TARGET_NAMES:
-        raise ConfigError(f"unknown metric {metric!r}; choose from: {', '.join(TARGET_NAMES)}")
-    traj.check_dataset(version.digest, f" than {version.path}")
-    problem = Problem.create(traj.train_config, version.x, traj.schedule)
-    targets = create_targets(
-        problem.gen,
-        problem.disc,
-        problem.tensor(version.x_eval),
-        traj.metric_config,
-        traj.train_config.model.latent_dim,
-    )
-    return problem, targets[metric]
+def influence_methods() -> list[str]:
+    return [name for name, m in METHODS.items() if m.predicts_change]
+
+
+def problem_and_target(run: RunDir, version: DatasetVersion, target: str) -> tuple[Problem, Target]:
+    """The run's replayable problem on its version and one of its targets."""
+    problem = run.problem(version)
+    return problem, problem.target(target)
 
 
 def score(
@@ -63,27 +77,18 @@ def score(
     progress: bool = True,
 ) -> ScoreTable:
     """Score every instance of `version` (the data of `run`) with `method`."""
-    check_method(method)
-    traj = Trajectory(run)
+    m = METHODS.get(method)
+    traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
-    if method in BASELINES:
-        harm = (
-            isolation_forest_harmfulness(version.x, seed)
-            if method == "isolation_forest"
-            else random_harmfulness(len(version.ids), seed)
-        )
+    if m.baseline is not None:
+        harm = m.baseline(version, seed)
+        nan = np.full(len(harm), np.nan)
         return ScoreTable(
-            version.ids,
-            harm,
-            np.full(len(harm), np.nan),
-            method,
-            None,
-            version.digest,
-            run_ref,
-            {"seed": seed},
+            version.ids, harm, nan, method, None, version.digest, run_ref, {"seed": seed}
         )
-    problem, target = problem_and_target(traj, version, method)
+    assert m.target is not None
+    problem, target = problem_and_target(traj, version, m.target)
     start = time.perf_counter()
     result = reverse_pass(
         problem,
@@ -95,13 +100,13 @@ def score(
     )
     seconds = time.perf_counter() - start
     change = -result.grad_w  # first-order V(without j) - V(all)
-    log.info("influence on %s of %d instances in %.1fs", method, len(change), seconds)
+    log.info("influence on %s of %d instances in %.1fs", m.target, len(change), seconds)
     return ScoreTable(
         version.ids,
         target.harmfulness(change).cpu().numpy(),
         change.cpu().numpy(),
         method,
-        method,
+        m.target,
         version.digest,
         run_ref,
         {

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import grad, vjp
-from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
 from ganinf_mlops.errors import ConfigError, TrajectoryError
-from ganinf_mlops.influence.targets import Target
-from ganinf_mlops.train.problem import Problem
-from ganinf_mlops.train.trajectory import Trajectory
+from ganinf_mlops.problems import Problem, Target
+from ganinf_mlops.train.rundir import RunDir, flatten_state
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ def segments(checkpoints: list[int], n_steps: int, checkpointed: bool) -> list[t
     return list(zip(checkpoints[:-1], checkpoints[1:], strict=True))
 
 
-def first_traced_step(traj: Trajectory, last_epochs: int | None) -> int:
+def first_traced_step(traj: RunDir, last_epochs: int | None) -> int:
     """Step from which the pass traces back: 0 (whole run) or the start of the last k epochs."""
     if last_epochs is None:
         return 0
@@ -57,7 +55,7 @@ def first_traced_step(traj: Trajectory, last_epochs: int | None) -> int:
 
 def reverse_pass(
     problem: Problem,
-    traj: Trajectory,
+    traj: RunDir,
     target: Target,
     *,
     first_step: int = 0,
@@ -65,7 +63,7 @@ def reverse_pass(
     verify: bool = True,
     progress: bool = True,
 ) -> ReverseResult:
-    n = problem.x.shape[0]
+    n = problem.n
     final = traj.load_state(traj.n_steps, problem.device)
     value = float(target.value(final))
     cot = grad(target.value)(final)
@@ -86,16 +84,16 @@ def reverse_pass(
         state = traj.load_state(start, problem.device)
         tape = []
         for t in range(start, stop):
-            idx, x, mask, z = problem.inputs(t)
+            inp = problem.inputs(t)
             if t < first_step:
-                state, _ = problem.step(state, mask, x, z, t)
+                state, _ = problem.step(state, inp.mask, inp.data, t)
                 continue
 
-            def step_t(s, w, x=x, z=z, t=t):
-                return problem.step(s, w, x, z, t)
+            def step_t(s, w, data=inp.data, t=t):
+                return problem.step(s, w, data, t)
 
-            state, vjp_fn, _ = vjp(step_t, state, mask, has_aux=True)
-            tape.append((vjp_fn, idx, mask))
+            state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
+            tape.append((vjp_fn, inp.idx, inp.mask))
         if verify:
             _check_replay(traj, stop, state)
         for vjp_fn, idx, mask in reversed(tape):
@@ -109,11 +107,15 @@ def reverse_pass(
     return ReverseResult(grad_w.detach(), value, first_step)
 
 
-def _check_replay(traj: Trajectory, step: int, replayed) -> None:
+def _check_replay(traj: RunDir, step: int, replayed) -> None:
     """The replayed state must be the recorded one, or the influence is of another trajectory."""
-    recorded = traj.load_state(step, replayed["d"][next(iter(replayed["d"]))].device)
+    recorded = flatten_state(traj.load_state(step))
+    replayed_flat = flatten_state(replayed)
+    if set(recorded) != set(replayed_flat):
+        raise TrajectoryError(f"replay of {traj.path} has other state tensors than its checkpoints")
     worst = 0.0
-    for a, b in zip(tree_leaves(recorded), tree_leaves(replayed), strict=True):
+    for key, a in recorded.items():
+        b = replayed_flat[key]
         if not torch.equal(a, b):
             worst = max(worst, float((a - b).abs().max() / (b.abs().max() + 1e-300)))
     if worst > 1e-6:

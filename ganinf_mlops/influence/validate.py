@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau, pearsonr
 
+from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import problem_and_target
 from ganinf_mlops.influence.scores import ScoreTable
-from ganinf_mlops.train.trajectory import Trajectory
+from ganinf_mlops.train.rundir import RunDir
 
 
 def select(harmfulness: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -40,10 +41,10 @@ def select(harmfulness: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, list
 
 def _agreement(est: np.ndarray, true: np.ndarray) -> dict[str, float]:
     if len(est) < 3:
-        return {"kendall_tau": float("nan"), "pearson_r": float("nan")}
+        return {keys.KENDALL_TAU: float("nan"), keys.PEARSON_R: float("nan")}
     return {
-        "kendall_tau": float(kendalltau(est, true)[0]),
-        "pearson_r": float(pearsonr(est, true)[0]),
+        keys.KENDALL_TAU: float(kendalltau(est, true)[0]),
+        keys.PEARSON_R: float(pearsonr(est, true)[0]),
     }
 
 
@@ -59,12 +60,12 @@ def validate(
     if table.metric is None or np.isnan(table.predicted_change).any():
         raise ConfigError(
             f"scores of method {table.method!r} predict no metric change; "
-            "validate needs influence scores (metric all or disc_loss)"
+            "validate needs the scores of an influence method"
         )
     if table.dataset_digest != version.digest:
         raise DataError(f"scores were computed for another dataset version than {version.path}")
     harmfulness, change = table.aligned_to(version.ids)
-    traj = Trajectory(run)
+    traj = RunDir(run)
     problem, target = problem_and_target(traj, version, table.metric)
     positions, groups = select(harmfulness, k, seed)
     start = time.perf_counter()
@@ -84,11 +85,11 @@ def validate(
         "metric": table.metric,
         "method": table.method,
         "n_instances": len(positions),
-        "kendall_tau": overall["kendall_tau"],
-        "pearson_r": overall["pearson_r"],
-        "kendall_tau_random": random_only["kendall_tau"],
-        "pearson_r_random": random_only["pearson_r"],
-        "jaccard_top_k": len(top_est & top_true) / len(top_est | top_true),
+        keys.KENDALL_TAU: overall[keys.KENDALL_TAU],
+        keys.PEARSON_R: overall[keys.PEARSON_R],
+        keys.KENDALL_TAU_RANDOM: random_only[keys.KENDALL_TAU],
+        keys.PEARSON_R_RANDOM: random_only[keys.PEARSON_R],
+        keys.JACCARD_TOP_K: len(top_est & top_true) / len(top_est | top_true),
         "top_k": n_top,
         "loo_seconds": seconds,
         "instances": [

@@ -1,0 +1,17 @@
+"""Network builders by architecture name: `GAN_MODELS[arch](cfg, data_dim, seed, dtype, device)`
+returns a (generator, discriminator) pair. A new architecture is one registered builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganinf_mlops.registry import Registry
+
+GanBuilder = Callable[[Any, int, int, torch.dtype, torch.device], tuple[nn.Module, nn.Module]]
+GAN_MODELS: Registry[GanBuilder] = Registry("model architecture")
+
+from ganinf_mlops.models import mlp as _mlp  # noqa: E402, F401  (registers "mlp")

@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ganinf_mlops import keys  # noqa: E402
+
 
 def influence_scatter(
     x: np.ndarray,
@@ -98,20 +100,26 @@ def estimate_vs_truth(report: dict[str, Any]) -> Figure:
     return fig
 
 
-def metric_vs_removed(rows: Sequence[dict[str, Any]], before: float, metric: str) -> Figure:
+def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     """Metric after each cleanse iteration against the cumulative number removed, and the
-    change each iteration's scores predicted next to what replay and fresh retraining showed."""
-    removed = np.cumsum([0] + [r["n_removed"] for r in rows])
-    fresh = [before] + [r["after_fresh"][metric] for r in rows]
+    change each iteration's scores predicted next to what replay and fresh retraining showed.
+
+    `rows`: the iterations of a chain summary (`report.summarize`), iteration 0 first."""
+    removed = [r[keys.N_REMOVED_TOTAL] for r in rows]
+    fresh = [r[metric] for r in rows]
+    rows = rows[1:]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(removed, fresh, "o-", label="fresh retraining")
     a.set(xlabel="instances removed (cumulative)", ylabel=metric, title=f"{metric} vs removed")
     a.legend(fontsize=8)
-    it = [r["iteration"] for r in rows]
-    pred = [np.nan if r["predicted_change"] is None else r["predicted_change"] for r in rows]
-    b.plot(it, pred, "o-", label="predicted (influence)")
-    b.plot(it, [r["replay_change"] for r in rows], "s-", label="replay (same schedule)")
-    b.plot(it, [r["fresh_change"] for r in rows], "^-", label="fresh retraining")
+    it = [r[keys.ITERATION] for r in rows]
+
+    def col(key: str) -> list[float]:
+        return [r.get(key, np.nan) for r in rows]
+
+    b.plot(it, col(keys.PREDICTED_CHANGE), "o-", label="predicted (influence)")
+    b.plot(it, col(keys.ACTUAL_CHANGE), "s-", label="replay (same schedule)")
+    b.plot(it, col(keys.FRESH_CHANGE), "^-", label="fresh retraining")
     b.axhline(0.0, color="black", linewidth=0.7)
     b.set(xlabel="iteration", ylabel=f"change of {metric}", title="predicted vs observed")
     b.set_xticks(it)

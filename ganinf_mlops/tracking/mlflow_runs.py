@@ -23,6 +23,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
+from ganinf_mlops import keys
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import TrackingError
@@ -31,27 +32,9 @@ from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.tracking import figures, tags
 from ganinf_mlops.tracking.datasets import log_version
-from ganinf_mlops.train.generate import final_samples
-from ganinf_mlops.train.trajectory import Trajectory, read_metrics
+from ganinf_mlops.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
-
-RUN_METRICS = (
-    "all",
-    "disc_loss",
-    "gen_mean_error",
-    "gen_cov_error",
-    "n_instances",
-    "n_steps",
-    "train_seconds",
-)
-VALIDATION_METRICS = (
-    "kendall_tau",
-    "kendall_tau_random",
-    "pearson_r",
-    "pearson_r_random",
-    "jaccard_top_k",
-)
 
 
 def default_tracking_uri() -> str:
@@ -164,24 +147,26 @@ class MlflowTracker(Observer):
         self._log_input(version, "raw")
 
     def trained(self, run: Path, version: DatasetVersion, role: str) -> None:
-        metrics = read_metrics(run)
-        traj = Trajectory(run)
+        rd = RunDir(run)
+        metrics = rd.metrics()
         prefix = "" if role == "main" else f"{role}_"
         if role == "main":
-            mlflow.log_params(flatten({"train": traj.meta["train"], "metric": traj.meta["metric"]}))
-            mlflow.set_tag(tags.SCHEDULE, traj.meta["schedule"]["kind"])
-            self._log_losses(run)
+            mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
+            mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
+            self._log_losses(rd)
             self._log_input(version, "training")
-        mlflow.log_metrics({prefix + k: float(metrics[k]) for k in RUN_METRICS if k in metrics})
-        for k in ("predicted_change", "actual_change"):
+        results = {**rd.results(), keys.TRAIN_SECONDS: metrics.get(keys.TRAIN_SECONDS)}
+        mlflow.log_metrics({prefix + k: float(v) for k, v in results.items() if v is not None})
+        for k in (keys.PREDICTED_CHANGE, keys.ACTUAL_CHANGE):
             if k in metrics and role == "main":  # a loop iteration logs its own changes
                 mlflow.log_metric(k, float(metrics[k]))
         mlflow.log_artifacts(str(run), artifact_path=f"{prefix}trajectory")
-        if version.x.shape[1] == 2 and role == "main":
+        samples = rd.final_samples(version) if role == "main" else None
+        if samples is not None and version.x.shape[1] == 2:
             fig = figures.influence_scatter(
                 version.x,
                 np.zeros(version.n),
-                final_samples(run, 2),
+                samples,
                 title="training data and generated samples",
             )
             mlflow.log_figure(fig, "figures/data_and_samples.png")
@@ -213,7 +198,7 @@ class MlflowTracker(Observer):
             self._scatter(table, version, run, removed=None)
 
     def validated(self, report: dict[str, Any]) -> None:
-        mlflow.log_metrics({k: float(report[k]) for k in VALIDATION_METRICS})
+        mlflow.log_metrics({k: float(report[k]) for k in keys.VALIDATION})
         mlflow.log_dict(report, "validation/report.json")
         fig = figures.estimate_vs_truth(report)
         mlflow.log_figure(fig, "figures/estimate_vs_leave_one_out.png")
@@ -222,9 +207,9 @@ class MlflowTracker(Observer):
     def cleansed(self, version: DatasetVersion) -> None:
         m = version.manifest
         mlflow.set_tag(tags.OUTPUT_DIGEST, version.digest)
-        mlflow.log_metric("n_removed", len(m.removed_ids))
+        mlflow.log_metric(keys.N_REMOVED, len(m.removed_ids))
         if m.predicted_change is not None:
-            mlflow.log_metric("predicted_change", m.predicted_change)
+            mlflow.log_metric(keys.PREDICTED_CHANGE, m.predicted_change)
         mlflow.log_dict(m.to_json(), "cleansed/manifest.json")
         self._log_input(version, "cleansed")
         if self._last_scores is not None and self._last_scores[1].digest == m.parent_digest:
@@ -233,24 +218,32 @@ class MlflowTracker(Observer):
                 self._scatter(table, parent, run, removed=np.isin(parent.ids, m.removed_ids))
 
     def iteration_done(self, row: dict[str, Any]) -> None:
-        keys = ("replay_change", "fresh_change", "n_anomalies_removed", "n_removed")
-        values = {k: float(row[k]) for k in keys}
-        if row["predicted_change"] is not None:
-            values["predicted_change"] = float(row["predicted_change"])
+        names = (*keys.CHANGES, keys.N_ANOMALIES_REMOVED, keys.N_REMOVED)
+        values = {k: float(row[k]) for k in names if row.get(k) is not None}
         mlflow.log_metrics(values)
         if self._job_run is not None:
-            step, now = row["iteration"], int(time.time() * 1000)
-            parent = {**values, "all": row["after_fresh"]["all"], "n_instances": row["n_instances"]}
+            step, now = row[keys.ITERATION], int(time.time() * 1000)
+            parent = {**values, keys.N_INSTANCES: row[keys.N_INSTANCES]}
+            if keys.ALL in row:
+                parent[keys.ALL] = row[keys.ALL]
             self.client.log_batch(
-                self._job_run, metrics=[Metric(k, v, now, step) for k, v in parent.items()]
+                self._job_run, metrics=[Metric(k, float(v), now, step) for k, v in parent.items()]
             )
+
+    def gated(self, report: dict[str, Any]) -> None:
+        mlflow.set_tag("ganinf.gate", "pass" if report["passed"] else "fail")
+        mlflow.set_tag(tags.METHOD, report["method"])
+        mlflow.log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
+        mlflow.log_dict(report, "gate/report.json")
 
     def job_done(self, summary: dict[str, Any]) -> None:
         mlflow.log_dict(summary, "summary.json")
-        rows = summary["iterations"]
-        mlflow.log_metric("all", summary["before"]["all"], step=0)
-        if rows:
-            fig = figures.metric_vs_removed(rows, summary["before"]["all"], "all")
+        its = summary["iterations"]
+        rows = [its[k] for k in sorted(its, key=int)]
+        if keys.ALL in rows[0]:
+            mlflow.log_metric(keys.ALL, rows[0][keys.ALL], step=0)
+        if len(rows) > 1 and all(keys.ALL in r for r in rows):
+            fig = figures.metric_vs_removed(rows, keys.ALL)
             mlflow.log_figure(fig, "figures/metric_vs_removed.png")
             figures.plt.close(fig)
 
@@ -258,16 +251,14 @@ class MlflowTracker(Observer):
     def _log_input(self, version: DatasetVersion, context: str) -> None:
         log_version(version, context=context)
 
-    def _log_losses(self, run: Path) -> None:
-        rows = (run / "losses.csv").read_text().splitlines()[1:]
+    def _log_losses(self, run: RunDir) -> None:
+        names, losses = run.losses()
         now = int(time.time() * 1000)
-        metrics = []
-        for line in rows:
-            step, d_loss, g_loss = line.split(",")
-            metrics += [
-                Metric("d_loss", float(d_loss), now, int(step)),
-                Metric("g_loss", float(g_loss), now, int(step)),
-            ]
+        metrics = [
+            Metric(name, float(value), now, step)
+            for step, row in enumerate(losses)
+            for name, value in zip(names, row, strict=True)
+        ]
         run_id = mlflow.active_run().info.run_id
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
@@ -279,7 +270,7 @@ class MlflowTracker(Observer):
         fig = figures.influence_scatter(
             version.x,
             harm,
-            final_samples(run, 2),
+            RunDir(run).final_samples(version),
             removed,
             title=f"{table.method}: harmfulness of training instances",
         )

@@ -11,7 +11,6 @@ a failure is logged at debug level and drops only the tags it concerns.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import posixpath
@@ -122,11 +121,10 @@ def dataset_tags(version_dir: Path) -> dict[str, str]:
     walks `lineage`, which verifies each ancestor, and is "broken" when that chain fails.
     """
     # Imported here so that loading the plugin stays cheap for every MLflow user.
-    from ganinf_mlops.data.version import MANIFEST_FILE, Manifest, lineage, load_version
+    from ganinf_mlops.data.lineage import lineage
+    from ganinf_mlops.data.version import load_version, read_manifest
 
-    where = str(version_dir / MANIFEST_FILE)
-    raw = json.loads((version_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    manifest = Manifest.from_json(raw, where=where)
+    manifest = read_manifest(version_dir)
     out = {
         T.DATASET_DIGEST: manifest.digest,
         T.PARENT_DIGEST: manifest.parent_digest or "",

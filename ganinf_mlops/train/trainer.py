@@ -1,4 +1,4 @@
-"""Train a GAN on a dataset version while recording its trajectory (see trajectory.py).
+"""Train a problem on a dataset version while recording its run directory (see rundir.py).
 
 Two schedules: "fresh" (a new minibatch order and latents from the config's seed: production
 retraining) and "replay" (a parent run's order, latents and initialisation, with the instances the
@@ -12,8 +12,9 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,38 +22,19 @@ from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
 import ganinf_mlops
+from ganinf_mlops import keys
 from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
+from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
-from ganinf_mlops.influence.targets import evaluate
-from ganinf_mlops.io import atomic_dir, atomic_file, write_json
-from ganinf_mlops.train.problem import Problem
-from ganinf_mlops.train.schedule import Schedule, make_schedule, steps_per_epoch
-from ganinf_mlops.train.step import State, initial_state
-from ganinf_mlops.train.trajectory import (
-    CHECKPOINTS,
-    FORMAT_VERSION,
-    META,
-    SCHEDULE,
-    Trajectory,
-    checkpoint_name,
-    read_metrics,
-    save_schedule,
-    save_state,
-)
-
-if TYPE_CHECKING:
-    from ganinf_mlops.data.version import DatasetVersion
-
-log = logging.getLogger(__name__)
+from ganinf_mlops.io import atomic_dir
+from ganinf_mlops.problems import Problem, Schedule, State, create_problem
+from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
+from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
 
 
-def checkpoint_steps(n_steps: int, every: int) -> list[int]:
-    return sorted({*range(0, n_steps, every), n_steps})
-
-
-def replay_schedule(parent: Trajectory, version: DatasetVersion) -> Schedule:
+def replay_schedule(parent: RunDir, version: DatasetVersion) -> Schedule:
     """The parent's schedule re-indexed into `version`, slots of removed instances masked out."""
-    if version.manifest.digest != parent.dataset_digest and (
+    if version.digest != parent.dataset_digest and (
         version.manifest.parent_digest != parent.dataset_digest
     ):
         raise DigestMismatchError(
@@ -73,12 +55,17 @@ def replay_schedule(parent: Trajectory, version: DatasetVersion) -> Schedule:
 
 
 def run_steps(
-    problem: Problem, state: State, start: int, stop: int, on_step=None, progress: bool = False
+    problem: Problem,
+    state: State,
+    start: int,
+    stop: int,
+    on_step: Callable[[int, State, tuple[torch.Tensor, ...]], None] | None = None,
+    progress: bool = False,
 ) -> State:
     """Plain forward training from `state` at step `start` to step `stop`."""
     for t in tqdm(range(start, stop), desc="train", unit="step", disable=not progress, leave=False):
-        _, x, mask, z = problem.inputs(t)
-        new, losses = problem.step(state, mask, x, z, t)
+        inp = problem.inputs(t)
+        new, losses = problem.step(state, inp.mask, inp.data, t)
         if on_step is not None:
             on_step(t, state, losses)
         state = new
@@ -95,90 +82,75 @@ def train(
     force: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Train, record the trajectory into `out_dir` (atomically) and return it."""
-    parent = Trajectory(replay) if replay is not None else None
+    """Train, record the run directory `out_dir` (atomically) and return it."""
+    parent = RunDir(replay) if replay is not None else None
     if parent is not None:
         cfg, metric = parent.train_config, parent.metric_config
         schedule = replay_schedule(parent, version)
     else:
         schedule = make_schedule(len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed)
-    problem = Problem.create(cfg, version.x, schedule)
-    if parent is not None:
-        state = parent.load_state(0, problem.device)
-    else:
-        state = initial_state(problem.gen, problem.disc, cfg)
+    problem = create_problem(cfg, metric, version.x, version.x_eval, schedule)
+    state = parent.load_state(0, problem.device) if parent is not None else problem.initial_state()
     n_steps = schedule.n_steps
     ckpts = checkpoint_steps(n_steps, cfg.checkpoint_every)
-    losses = np.zeros((n_steps, 2))
+    losses = np.zeros((n_steps, len(problem.loss_names)))
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, force=force) as tmp:
-        (tmp / CHECKPOINTS).mkdir()
-        save_schedule(tmp / SCHEDULE, schedule, torch.tensor(version.ids, dtype=torch.int64))
+        writer = RunWriter(tmp, schedule, version.ids)
         ckpt_set = set(ckpts)
 
-        def on_step(t: int, s: State, step_losses) -> None:
+        def on_step(t: int, s: State, step_losses: tuple[torch.Tensor, ...]) -> None:
             if t in ckpt_set:
-                save_state(tmp / CHECKPOINTS / checkpoint_name(t), s)
-            losses[t] = [float(step_losses[0]), float(step_losses[1])]
+                writer.checkpoint(t, s)
+            losses[t] = [float(v) for v in step_losses]
 
         start = time.perf_counter()
         state = run_steps(problem, state, 0, n_steps, on_step, progress)
         seconds = time.perf_counter() - start
         if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
-        save_state(tmp / CHECKPOINTS / checkpoint_name(n_steps), state)
+        writer.checkpoint(n_steps, state)
 
-        x_eval = problem.tensor(version.x_eval)
-        metrics: dict[str, Any] = evaluate(
-            problem.gen, problem.disc, state, x_eval, metric, cfg.model.latent_dim
+        metrics: dict[str, Any] = problem.evaluate(state)
+        metrics.update(
+            {keys.N_INSTANCES: len(version.ids), keys.N_STEPS: n_steps, keys.TRAIN_SECONDS: seconds}
         )
-        metrics.update(n_instances=len(version.ids), n_steps=n_steps, train_seconds=seconds)
         replay_info = None
         if parent is not None:
             replay_info = _replay_info(parent, version, metrics, out_dir)
-            metrics.update({k: v for k, v in replay_info.items() if k.endswith("_change")})
-        write_json(tmp / "metrics.json", metrics)
-        with atomic_file(tmp / "losses.csv") as fh:
-            fh.write("step,d_loss,g_loss\n")
-            for t, (ld, lg) in enumerate(losses):
-                fh.write(f"{t},{float(ld)!r},{float(lg)!r}\n")
-        write_json(
-            tmp / META,
-            {
-                "format_version": FORMAT_VERSION,
-                "ganinf_version": ganinf_mlops.__version__,
-                "torch_version": torch.__version__,
-                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "dataset": {
-                    "digest": version.manifest.digest,
-                    # relative to the run directory: outputs must not depend on where work lives
-                    "path": os.path.relpath(version.path.resolve(), out_dir.resolve()),
-                    "n_instances": len(version.ids),
-                },
-                "train": to_dict(cfg),
-                "metric": to_dict(metric),
-                "n_steps": n_steps,
-                "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
-                if parent is None
-                else parent.steps_per_epoch,
-                "checkpoint_every": cfg.checkpoint_every,
-                "checkpoint_steps": ckpts,
-                "schedule": {
-                    "kind": "fresh" if parent is None else "replay",
-                    "replay_of": replay_info,
-                },
+            metrics.update({k: v for k, v in replay_info.items() if k in keys.CHANGES})
+        meta = {
+            "ganinf_version": ganinf_mlops.__version__,
+            "torch_version": torch.__version__,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "dataset": {
+                "digest": version.digest,
+                # relative to the run directory: outputs must not depend on where work lives
+                "path": os.path.relpath(version.path.resolve(), out_dir.resolve()),
+                "n_instances": len(version.ids),
             },
-        )
-    log.info("trained %d steps in %.1fs -> %s", n_steps, seconds, out_dir)
+            "train": to_dict(cfg),
+            "metric": to_dict(metric),
+            "n_steps": n_steps,
+            "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
+            if parent is None
+            else parent.steps_per_epoch,
+            "checkpoint_every": cfg.checkpoint_every,
+            "checkpoint_steps": ckpts,
+            "state_keys": list(state),
+            "schedule": {"kind": "fresh" if parent is None else "replay", "replay_of": replay_info},
+        }
+        writer.finish(meta, metrics, losses, problem.loss_names)
+    logging.getLogger(__name__).info("trained %d steps in %.1fs -> %s", n_steps, seconds, out_dir)
     return out_dir
 
 
 def _replay_info(
-    parent: Trajectory, version: DatasetVersion, metrics: dict, out_dir: Path
+    parent: RunDir, version: DatasetVersion, metrics: dict[str, Any], out_dir: Path
 ) -> dict[str, Any]:
     """Predicted (from the cleanse's scores) next to actual metric change of this replay."""
-    parent_metrics = read_metrics(parent.path)
+    parent_metrics = parent.metrics()
     info: dict[str, Any] = {
         "run": os.path.relpath(parent.path.resolve(), out_dir.resolve()),
         "dataset_digest": parent.dataset_digest,
@@ -187,7 +159,7 @@ def _replay_info(
     m = version.manifest
     if m.metric is not None and m.metric in metrics and m.metric in parent_metrics:
         info["metric"] = m.metric
-        info["actual_change"] = metrics[m.metric] - parent_metrics[m.metric]
+        info[keys.ACTUAL_CHANGE] = metrics[m.metric] - parent_metrics[m.metric]
         if m.predicted_change is not None:
-            info["predicted_change"] = m.predicted_change
+            info[keys.PREDICTED_CHANGE] = m.predicted_change
     return info

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ganinf_mlops.data.lineage import lineage
+from ganinf_mlops.data.manifest import Manifest, content_digest
 from ganinf_mlops.data.version import (
     DATA_FILE,
     MANIFEST_FILE,
-    Manifest,
-    content_digest,
+    Provenance,
     create_raw_version,
-    lineage,
     load_version,
     write_version,
 )
@@ -235,8 +235,7 @@ def _child(tmp_path: Path, parent, name: str, drop: list[int]):
         parent.x_eval,
         dataset="cleanse",
         params={},
-        parent=parent,
-        removed_ids=drop,
+        provenance=Provenance(parent, removed_ids=drop),
     )
 
 
@@ -285,8 +284,7 @@ def test_lineage_rejects_inconsistent_removed_ids(tmp_path: Path) -> None:
         raw.x_eval,
         dataset="cleanse",
         params={},
-        parent=raw,
-        removed_ids=[0],  # id 1 was dropped too but is not recorded
+        provenance=Provenance(raw, removed_ids=[0]),  # id 1 was dropped too but not recorded
     )
     with pytest.raises(DataError, match="differ from the ids of parent"):
         lineage(child)
@@ -296,9 +294,8 @@ def test_write_rejects_inconsistent_removed_ids(tmp_path: Path) -> None:
     raw = _raw(tmp_path)
     x, ids, xe = raw.x[1:], raw.ids[1:], raw.x_eval
     for kwargs, match in [
-        ({"removed_ids": [0]}, "without a parent"),
-        ({"removed_ids": [0, 1], "parent": raw}, "overlaps"),
-        ({"removed_ids": [0, 999], "parent": raw}, "not in the parent"),
+        ({"provenance": Provenance(raw, removed_ids=[0, 1])}, "overlaps"),
+        ({"provenance": Provenance(raw, removed_ids=[0, 999])}, "not in the parent"),
         ({"is_anomaly_ids": [0]}, "'is_anomaly_ids' contains ids"),
     ]:
         with pytest.raises(DataError, match=match):

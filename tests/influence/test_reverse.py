@@ -11,12 +11,11 @@ from torch.func import functional_call
 
 from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
-from ganinf_mlops.influence.targets import create_targets
-from ganinf_mlops.train.optim import OptimConfig
-from ganinf_mlops.train.problem import Problem
-from ganinf_mlops.train.schedule import latent
+from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems import Problem
+from ganinf_mlops.problems.schedule import latent
+from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
-from ganinf_mlops.train.trajectory import Trajectory
 
 TINY_MODEL = ModelConfig(latent_dim=3, g_hidden=(5, 4), d_hidden=(6, 5), bias=True)
 METRIC = MetricConfig(bandwidth=0.7, n_gen=17, seed=3)
@@ -37,7 +36,7 @@ def _cfg(opt: str, update: str, lr: float) -> TrainConfig:
 
 
 def naive_grad_w(
-    traj: Trajectory, problem: Problem, x_eval: torch.Tensor, first: int = 0
+    traj: RunDir, problem: Problem, x_eval: torch.Tensor, first: int = 0
 ) -> torch.Tensor:
     """dALL/dw by plain autograd through all steps, written independently of step.py/optim.py.
 
@@ -76,7 +75,8 @@ def naive_grad_w(
         return out
 
     for t in range(traj.n_steps):
-        idx, xb, mask, z = problem.inputs(t)
+        inp = problem.inputs(t)
+        idx, mask, (xb, z) = inp.idx, inp.mask, inp.data
         # Fresh clones: each gradient below is the partial derivative its update uses, so no
         # spurious path (e.g. G_t -> D_{t+1} -> L_G) is counted.
         dc = {k: v.clone() for k, v in d.items()}
@@ -122,10 +122,10 @@ def naive_grad_w(
 )
 def test_reverse_pass_equals_naive_autograd(tiny_version, tmp_path, opt, update, lr):
     run = train(tiny_version, _cfg(opt, update, lr), METRIC, tmp_path / "run", progress=False)
-    traj = Trajectory(run)
-    problem = Problem.create(traj.train_config, tiny_version.x, traj.schedule)
+    traj = RunDir(run)
+    problem = traj.problem(tiny_version)
     x_eval = torch.tensor(tiny_version.x_eval)
-    target = create_targets(problem.gen, problem.disc, x_eval, METRIC, 3)["all"]
+    target = problem.target("all")
     ours = reverse_pass(problem, traj, target, progress=False).grad_w
     ref = naive_grad_w(traj, problem, x_eval)
     assert ref.abs().max() > 0
@@ -143,10 +143,10 @@ def test_last_epochs_traces_only_the_tail(tiny_version, tmp_path):
         tmp_path / "run",
         progress=False,
     )
-    traj = Trajectory(run)
-    problem = Problem.create(traj.train_config, tiny_version.x, traj.schedule)
+    traj = RunDir(run)
+    problem = traj.problem(tiny_version)
     x_eval = torch.tensor(tiny_version.x_eval)
-    target = create_targets(problem.gen, problem.disc, x_eval, METRIC, 3)["all"]
+    target = problem.target("all")
     first = first_traced_step(traj, last_epochs=1)
     assert first == traj.n_steps - traj.steps_per_epoch == 6
     tail = reverse_pass(problem, traj, target, first_step=first, progress=False).grad_w

@@ -12,10 +12,9 @@ from torch.utils._pytree import tree_leaves
 from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import DigestMismatchError, OutputExistsError, TrajectoryError
-from ganinf_mlops.train.optim import OptimConfig
-from ganinf_mlops.train.problem import Problem
+from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import run_steps, train
-from ganinf_mlops.train.trajectory import Trajectory
 
 CFG = TrainConfig(
     model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,)),
@@ -30,9 +29,9 @@ METRIC = MetricConfig(n_gen=11)
 
 
 def test_replay_from_any_checkpoint_is_bit_exact(tiny_version, tmp_path):
-    traj = Trajectory(train(tiny_version, CFG, METRIC, tmp_path / "run", progress=False))
+    traj = RunDir(train(tiny_version, CFG, METRIC, tmp_path / "run", progress=False))
     assert traj.checkpoint_steps == [0, 4, 8, 9]
-    problem = Problem.create(traj.train_config, tiny_version.x, traj.schedule)
+    problem = traj.problem(tiny_version)
     for start, stop in [(0, 4), (4, 8), (8, 9), (0, 9)]:
         replayed = run_steps(problem, traj.load_state(start), start, stop)
         for a, b in zip(tree_leaves(replayed), tree_leaves(traj.load_state(stop)), strict=True):
@@ -49,7 +48,7 @@ def test_run_directory_contents(tiny_version, tmp_path):
     lines = (run / "losses.csv").read_text().splitlines()
     assert lines[0] == "step,d_loss,g_loss" and len(lines) == 1 + 9
     assert all(float(v) > 0 for line in lines[1:] for v in line.split(",")[1:])
-    traj = Trajectory(run)
+    traj = RunDir(run)
     assert traj.instance_ids.tolist() == tiny_version.ids.tolist()
     assert traj.schedule.indices.shape == (9, 4)
 
@@ -68,7 +67,7 @@ def test_refuses_existing_output_and_other_data(tiny_version, tmp_path):
         params={},
     )
     with pytest.raises(DigestMismatchError):
-        Trajectory(run).check_dataset(other.digest)
+        RunDir(run).check_dataset(other.digest)
     with pytest.raises(DigestMismatchError):
         train(other, CFG, METRIC, tmp_path / "replay", replay=run, progress=False)
     assert not (tmp_path / "replay").exists()
@@ -78,12 +77,12 @@ def test_corrupt_run_directory(tiny_version, tmp_path):
     run = train(tiny_version, CFG, METRIC, tmp_path / "run", progress=False)
     (run / "checkpoints" / "step_00000004.safetensors").write_bytes(b"garbage")
     with pytest.raises(TrajectoryError, match="corrupt"):
-        Trajectory(run).load_state(4)
+        RunDir(run).load_state(4)
     (run / "schedule.safetensors").unlink()
     with pytest.raises(TrajectoryError, match="missing"):
-        Trajectory(run)
+        _ = RunDir(run).schedule  # read when first used
     with pytest.raises(TrajectoryError, match="not a run directory"):
-        Trajectory(tmp_path)
+        RunDir(tmp_path)
 
 
 def test_diverging_training_leaves_nothing(tiny_version, tmp_path):
@@ -106,4 +105,4 @@ def test_replay_with_everything_kept_reproduces_parent(tiny_version, tmp_path):
     a = json.loads((run / "metrics.json").read_text())
     b = json.loads((again / "metrics.json").read_text())
     assert a["all"] == b["all"]
-    assert np.array_equal(Trajectory(again).schedule.mask.numpy(), np.ones((9, 4)))
+    assert np.array_equal(RunDir(again).schedule.mask.numpy(), np.ones((9, 4)))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ganinf_mlops import optim
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.train import optim
-from ganinf_mlops.train.optim import OptimConfig
+from ganinf_mlops.optim import OptimConfig
 
 
 @pytest.mark.parametrize(

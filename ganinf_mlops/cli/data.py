@@ -1,0 +1,145 @@
+"""Data commands: prepare (a raw dataset version), cleanse (a child version), params."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ganinf_mlops.cli import output
+from ganinf_mlops.cli.common import (
+    EXISTING_DIR,
+    FORCE_OPTION,
+    cli,
+    config_options,
+    load_config,
+    make_observer,
+    parse_key_values,
+    tracking_options,
+)
+from ganinf_mlops.data.datasets import DATASETS
+from ganinf_mlops.errors import ConfigError
+
+
+@cli.command()
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS.names()),
+    help="Data source: a generator, or 'npz' for --input (default: the config's).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    help="The .npz file for --dataset npz (key 'x' [N, d]; optional 'x_eval', 'ids').",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory of the new dataset version.",
+)
+@config_options
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a generator parameter, e.g. --param n=500 --param anomaly_frac=0.05.",
+)
+@tracking_options
+@FORCE_OPTION
+def prepare(
+    dataset: str | None,
+    input_path: Path | None,
+    out: Path,
+    preset: str,
+    params_file: Path | None,
+    params: tuple[str, ...],
+    tracking: bool,
+    experiment: str,
+    force: bool,
+) -> None:
+    """Write a raw dataset version (data.npz + manifest.json with its content digest)."""
+    from ganinf_mlops.data.version import create_raw_version
+
+    cfg = load_config(preset, params_file)
+    dataset = dataset or cfg.dataset
+    kwargs = dict(cfg.data_params) if dataset == cfg.dataset else {}
+    if dataset == "npz":
+        if input_path is None:
+            raise ConfigError("--dataset npz needs --input FILE.npz")
+        kwargs["path"] = str(input_path)
+    kwargs.update(parse_key_values(params))
+    obs = make_observer(tracking, experiment)
+    with obs.stage("prepare"):
+        version = create_raw_version(out, dataset, force=force, **kwargs)
+        obs.prepared(version)
+    click.echo(output.version_line(version))
+
+
+@cli.command()
+@click.option("--data", required=True, type=EXISTING_DIR, help="Dataset version to cleanse.")
+@click.option(
+    "--scores",
+    required=True,
+    help="Scores CSV of this version.",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--remove-frac",
+    type=float,
+    help="Fraction of instances to remove, in (0, 1) (default: the config's).",
+)
+@click.option("--remove-count", type=int, help="Number of instances to remove.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory of the new dataset version.",
+)
+@config_options
+@tracking_options
+@FORCE_OPTION
+def cleanse(
+    data: Path,
+    scores: Path,
+    remove_frac: float | None,
+    remove_count: int | None,
+    out: Path,
+    preset: str,
+    params_file: Path | None,
+    tracking: bool,
+    experiment: str,
+    force: bool,
+) -> None:
+    """Remove the most harmful instances, writing a child version with its lineage."""
+    from ganinf_mlops.cleanse import cleanse as do_cleanse
+    from ganinf_mlops.data.version import load_version
+
+    if remove_frac is None and remove_count is None:
+        remove_frac = load_config(preset, params_file).job.remove_frac
+    obs = make_observer(tracking, experiment)
+    version = load_version(data)
+    with obs.stage("cleanse", version):
+        new = do_cleanse(
+            version, scores, out, remove_frac=remove_frac, remove_count=remove_count, force=force
+        )
+        obs.cleansed(new)
+    click.echo(output.cleansed_line(new))
+
+
+@cli.command("params")
+@config_options
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: print)."
+)
+def params_cmd(preset: str, params_file: Path | None, out: Path | None) -> None:
+    """Print or write a preset as a complete params.yaml (for DVC, MLproject and --params)."""
+    from ganinf_mlops.params import params_text, write_params
+
+    cfg = load_config(preset, params_file)
+    if out is None:
+        click.echo(params_text(cfg), nl=False)
+    else:
+        write_params(out, cfg)

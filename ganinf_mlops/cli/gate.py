@@ -1,0 +1,99 @@
+"""`ganinf gate`: the production data-quality gate (exit 0 pass, 1 fail, 2 usage/input error)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ganinf_mlops.cli import output
+from ganinf_mlops.cli.common import (
+    EXISTING_DIR,
+    cli,
+    config_options,
+    load_config,
+    make_observer,
+    progress,
+    tracking_options,
+)
+from ganinf_mlops.influence.methods import METHODS
+
+
+@cli.command("gate")
+@click.option("--data", required=True, type=EXISTING_DIR, help="Dataset version to check.")
+@click.option(
+    "--run",
+    required=True,
+    type=EXISTING_DIR,
+    help="A run trained on that version (its trajectory is scored).",
+)
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Precomputed scores of the version (skips scoring).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS.names()),
+    help="Scoring method (default: the config's job.method).",
+)
+@click.option(
+    "--max-harmful-frac",
+    type=float,
+    help="Fail if more than this fraction of instances is harmful.",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    help="Harmfulness above which an instance counts as harmful (default 0; alone: "
+    "fail if any instance exceeds it).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("gate-report.json"),
+    show_default=True,
+    help="JSON report.",
+)
+@config_options
+@tracking_options
+def gate_cmd(
+    data: Path,
+    run: Path,
+    scores: Path | None,
+    method: str | None,
+    max_harmful_frac: float | None,
+    threshold: float | None,
+    report: Path,
+    preset: str,
+    params_file: Path | None,
+    tracking: bool | None,
+    experiment: str,
+) -> None:
+    """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.errors import ConfigError
+    from ganinf_mlops.gate import gate_report
+    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.scores import read_scores
+    from ganinf_mlops.io import write_json
+
+    if threshold is None and max_harmful_frac is None:
+        raise ConfigError("give --max-harmful-frac and/or --threshold")
+    job = load_config(preset, params_file).job
+    obs = make_observer(tracking, experiment)
+    version = load_version(data)
+    with obs.stage("gate", version):
+        if scores is not None:
+            table = read_scores(scores)
+            if table.dataset_digest != version.digest:
+                raise ConfigError(f"scores {scores} are not of version {data}")
+        else:
+            table = score(run, version, method or job.method, seed=job.seed, progress=progress())
+        result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
+        result.update(data=str(data), run=str(run))
+        write_json(report, result)
+        obs.gated(result)
+    click.echo(output.gate_line(result, str(report)))
+    sys.exit(0 if result["passed"] else 1)

@@ -1,0 +1,187 @@
+"""`ganinf influence` (score every instance) and `ganinf validate` (against leave-one-out)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import click
+
+from ganinf_mlops.cli import output
+from ganinf_mlops.cli.common import (
+    EXISTING_DIR,
+    FORCE_OPTION,
+    check_new_output,
+    cli,
+    config_options,
+    load_config,
+    make_observer,
+    progress,
+    tracking_options,
+)
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.influence.methods import METHODS
+
+
+def _version(run: Path, data: Path | None):
+    """The dataset version of a run: --data if given, else the one its meta.json points at."""
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.train.rundir import RunDir
+
+    return load_version(data if data is not None else RunDir(run).dataset_path)
+
+
+def _method(method: str | None, metric: str | None, default: str) -> str:
+    """--method, or the deprecated --metric (one release), or the config's job.method."""
+    if metric is not None:
+        if method is not None and method != metric:
+            raise ConfigError("give --method only (--metric is its deprecated name)")
+        msg = "--metric is deprecated and will be removed in the next release; use --method"
+        warnings.warn(msg, FutureWarning, stacklevel=2)
+        click.echo(f"warning: {msg}", err=True)
+        return metric
+    return method or default
+
+
+METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
+    ", ".join(f"{n} ({m.description})" for n, m in METHODS.items())
+)
+
+
+@cli.command()
+@click.option("--run", required=True, type=EXISTING_DIR, help="Run directory (trajectory).")
+@click.option("--method", type=click.Choice(METHODS.names()), help=METHOD_HELP)
+@click.option(
+    "--metric",
+    type=click.Choice(METHODS.names()),
+    hidden=True,
+    help="Deprecated name of --method.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Scores CSV.")
+@click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
+@click.option(
+    "--last-epochs",
+    type=click.IntRange(min=1),
+    help="Trace back only the last K epochs (default: the config's job.last_epochs).",
+)
+@click.option(
+    "--no-checkpointing",
+    is_flag=True,
+    help="Hold the whole run in memory instead of replaying between checkpoints.",
+)
+@click.option("--seed", type=int, help="Seed of the baselines (default: the config's job.seed).")
+@config_options
+@tracking_options
+@FORCE_OPTION
+def influence(
+    run: Path,
+    method: str | None,
+    metric: str | None,
+    out: Path,
+    data: Path | None,
+    last_epochs: int | None,
+    no_checkpointing: bool,
+    seed: int | None,
+    preset: str,
+    params_file: Path | None,
+    tracking: bool,
+    experiment: str,
+    force: bool,
+) -> None:
+    """Score every training instance; write id, predicted_change, harmfulness, rank.
+
+    predicted_change is the first-order estimate of V(without j) - V(all) = -dV/dw_j;
+    harmfulness is the predicted improvement of the metric on removal (rank 1 = most harmful).
+    """
+    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.scores import write_scores
+
+    job = load_config(preset, params_file).job
+    method = _method(method, metric, job.method)
+    check_new_output(out, force)
+    obs = make_observer(tracking, experiment)
+    version = _version(run, data)
+    with obs.stage("influence", version):
+        table = score(
+            run,
+            version,
+            method,
+            last_epochs=last_epochs or job.last_epochs,
+            checkpointed=not no_checkpointing,
+            seed=job.seed if seed is None else seed,
+            progress=progress(),
+        )
+        write_scores(out, table)
+        obs.scored(table, out, version, run)
+    click.echo(output.scores_line(str(out), table))
+
+
+@cli.command("validate")
+@click.option("--run", required=True, type=EXISTING_DIR, help="Run directory (trajectory).")
+@click.option(
+    "--loo",
+    type=click.IntRange(min=4),
+    help="Instances to retrain without: 1/4 top, 1/4 bottom, 1/2 random "
+    "(default: the config's job.loo).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Report JSON.")
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Influence scores to check (default: compute them with --method).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS.names()),
+    help="Influence method to compute when --scores is not given (default: the config's "
+    "job.method).",
+)
+@click.option(
+    "--metric", type=click.Choice(METHODS.names()), hidden=True, help="Deprecated: --method."
+)
+@click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
+@click.option("--seed", type=int, help="Seed choosing the random instances (default: job.seed).")
+@config_options
+@tracking_options
+@FORCE_OPTION
+def validate_cmd(
+    run: Path,
+    loo: int | None,
+    out: Path,
+    scores: Path | None,
+    method: str | None,
+    metric: str | None,
+    data: Path | None,
+    seed: int | None,
+    preset: str,
+    params_file: Path | None,
+    tracking: bool,
+    experiment: str,
+    force: bool,
+) -> None:
+    """Compare influence estimates with real leave-one-out retraining (same schedule, w_j=0)."""
+    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.scores import read_scores
+    from ganinf_mlops.influence.validate import validate
+    from ganinf_mlops.io import write_json
+
+    job = load_config(preset, params_file).job
+    method = _method(method, metric, job.method)
+    k = loo if loo is not None else job.loo
+    if k == 0:
+        raise ConfigError("the config's job.loo is 0 (no validation): give --loo N (N >= 4)")
+    check_new_output(out, force)
+    obs = make_observer(tracking, experiment)
+    version = _version(run, data)
+    with obs.stage("validate", version):
+        table = (
+            read_scores(scores)
+            if scores is not None
+            else score(run, version, method, progress=progress())
+        )
+        report = validate(
+            run, version, table, k=k, seed=job.seed if seed is None else seed, progress=progress()
+        )
+        write_json(out, report)
+        obs.validated(report)
+    click.echo(output.validation_line(report))

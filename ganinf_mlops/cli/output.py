@@ -1,0 +1,111 @@
+"""What the commands print: one place formats results, the command modules only call and echo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganinf_mlops import keys
+from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.influence.scores import ScoreTable
+
+SHOWN_RESULTS = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.5g}"
+
+
+def version_line(version: DatasetVersion) -> str:
+    return f"{version.path}  {version.n} instances  digest {version.digest}"
+
+
+def cleansed_line(version: DatasetVersion) -> str:
+    m = version.manifest
+    return (
+        f"{version.path}  removed {len(m.removed_ids)} of {m.n_instances + len(m.removed_ids)}"
+        f" by {m.method}; digest {version.digest} (parent {m.parent_digest})"
+    )
+
+
+def run_lines(run: str, metrics: dict[str, Any]) -> list[str]:
+    shown = ", ".join(f"{k}={metrics[k]:.6g}" for k in SHOWN_RESULTS if k in metrics)
+    lines = [f"{run}  {shown}"]
+    if keys.ACTUAL_CHANGE in metrics:
+        lines.append(
+            f"change of {keys.ALL}: actual {metrics[keys.ACTUAL_CHANGE]:+.6g}, predicted "
+            + _signed(metrics.get(keys.PREDICTED_CHANGE))
+        )
+    return lines
+
+
+def scores_line(out: str, table: ScoreTable, top: int = 5) -> str:
+    ids = ", ".join(str(i) for i in table.top_ids(top))
+    return f"{out}  {table.n} instances scored by {table.method}; most harmful ids: {ids}"
+
+
+def validation_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['metric']}: Kendall tau {r[keys.KENDALL_TAU]:.3f} over {r['n_instances']} "
+        f"(random only {r[keys.KENDALL_TAU_RANDOM]:.3f}), Pearson r {r[keys.PEARSON_R]:.4f}, "
+        f"Jaccard top-{r['top_k']} {r[keys.JACCARD_TOP_K]:.2f}"
+    )
+
+
+def job_lines(summary: dict[str, Any], out: str) -> list[str]:
+    """The loop's report: the raw run, then each iteration's validation and changes."""
+    job, its = summary["job"], summary["iterations"]
+    first = its["0"]
+    lines = [
+        f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {keys.ALL} = "
+        f"{first[keys.ALL]:.6g}; method {job['method']}"
+    ]
+    for k in sorted(its, key=int)[1:]:
+        row = its[k]
+        if row.get("validation") is not None:
+            lines.append(
+                f"  iteration {k}: "
+                + validation_line({**row["validation"], "metric": row["metric"]})
+            )
+        anomalies = ""
+        if keys.N_ANOMALIES in row:
+            before = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
+            anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {before} injected anomalies)"
+        metric = row["metric"]
+        lines.append(
+            f"  iteration {k}: removed {row[keys.N_REMOVED]}{anomalies}; change of {metric}: "
+            f"predicted {_signed(row.get(keys.PREDICTED_CHANGE))}, "
+            f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, "
+            f"fresh {_signed(row.get(keys.FRESH_CHANGE))} -> {metric} = {row[metric]:.6g}"
+        )
+    lines.append(f"summary: {out}")
+    return lines
+
+
+def evaluate_line(out: str, summary: dict[str, Any], n_runs: int) -> str:
+    first = summary["iterations"]["0"][keys.ALL]
+    return (
+        f"{out}  {n_runs} run(s), {summary[keys.N_REMOVED_TOTAL]} removed; "
+        f"{keys.ALL} {first:.6g} -> {summary[keys.ALL]:.6g}"
+    )
+
+
+def gate_line(result: dict[str, Any], report: str) -> str:
+    verdict = "PASS" if result["passed"] else "FAIL"
+    return (
+        f"{verdict}: {result[keys.N_HARMFUL]} of {result['n_instances']} instances harmful "
+        f"({result[keys.HARMFUL_FRAC]:.2%} vs limit {result['max_harmful_frac']:.2%}, "
+        f"threshold {result['threshold']:g}); report {report}"
+    )
+
+
+def lineage_lines(entries: list[dict[str, Any]], with_runs: bool) -> list[str]:
+    lines = []
+    for e in entries:
+        what = "raw" if e["parent_digest"] is None else f"removed {e['n_removed']} by {e['method']}"
+        lines.append(f"{e['digest'][:12]}  {e['n_instances']:>7} instances  {what:<28} {e['path']}")
+        if with_runs:
+            lines.append(
+                f"{'':14}produced by runs: {', '.join(e['produced_by']) or '-'}; "
+                f"used by: {', '.join(e['used_by']) or '-'}"
+            )
+    return lines

@@ -1,0 +1,82 @@
+"""`ganinf train`: train on a dataset version, recording the run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ganinf_mlops.cli import output
+from ganinf_mlops.cli.common import (
+    EXISTING_DIR,
+    FORCE_OPTION,
+    cli,
+    config_options,
+    load_config,
+    make_observer,
+    progress,
+    tracking_options,
+)
+from ganinf_mlops.config import DTYPES, UPDATES
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.optim import OPTIMIZERS
+
+
+@cli.command("train")
+@click.option("--data", required=True, type=EXISTING_DIR, help="Dataset version to train on.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@config_options
+@click.option(
+    "--replay",
+    type=EXISTING_DIR,
+    help="Counterfactual retraining: reuse this run's minibatch order, latents, "
+    "initialisation and config; instances missing from --data get weight 0.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (the config's if omitted).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size.")
+@click.option("--lr", type=float, help="Learning rate of both networks.")
+@click.option(
+    "--optimizer", type=click.Choice(OPTIMIZERS.names()), help="Optimizer of both networks."
+)
+@click.option("--update", type=click.Choice(UPDATES), help="D/G update order.")
+@click.option("--seed", type=int, help="Seed of initialisation, minibatch order and latents.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    help="Checkpoint interval K in steps (the reverse pass holds K steps in memory).",
+)
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating point type.")
+@click.option("--device", help="Torch device, e.g. cpu or cuda.")
+@tracking_options
+@FORCE_OPTION
+def train_cmd(
+    data: Path,
+    out: Path,
+    preset: str,
+    params_file: Path | None,
+    replay: Path | None,
+    tracking: bool,
+    experiment: str,
+    force: bool,
+    **options: Any,
+) -> None:
+    """Train a GAN on a dataset version, recording its trajectory for influence estimation."""
+    from ganinf_mlops.config import with_train_options
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.train.rundir import RunDir
+    from ganinf_mlops.train.trainer import train
+
+    cfg = load_config(preset, params_file)
+    if replay is not None and any(v is not None for v in options.values()):
+        raise ConfigError("--replay takes the parent run's config; drop the training options")
+    train_cfg = with_train_options(cfg.train, **options)
+    obs = make_observer(tracking, experiment)
+    version = load_version(data)
+    with obs.stage("train", version):
+        run = train(
+            version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress()
+        )
+        obs.trained(run, version, "main")
+    for line in output.run_lines(str(run), RunDir(run).metrics()):
+        click.echo(line)

@@ -1,0 +1,110 @@
+"""The dataset version's manifest and content digest: the format of manifest.json.
+
+The digest is computed from the array contents (see `content_digest`), so it survives
+re-compression or copying; a cleansed version records its parent's digest, the removed ids and
+the scores that chose them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops.errors import DataError
+
+FORMAT_VERSION = 1
+ARRAYS = ("x", "ids", "x_eval")
+
+
+def content_digest(x: np.ndarray, ids: np.ndarray, x_eval: np.ndarray) -> str:
+    """SHA-256 (hex) of a canonical encoding of the arrays, independent of file format.
+
+    For x, ids, x_eval in that order: a header line ``name|dtype|shape`` (dtype as little-endian
+    ``dtype.str``, e.g. ``<f8``; shape as comma-separated ints), then the C-order little-endian
+    bytes of the array.
+    """
+    h = hashlib.sha256()
+    for name, arr in zip(ARRAYS, (x, ids, x_eval), strict=True):
+        a = np.asarray(arr)
+        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+        shape = ",".join(str(s) for s in a.shape)
+        h.update(f"{name}|{a.dtype.str}|{shape}\n".encode())
+        h.update(a.tobytes(order="C"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    digest: str
+    n_instances: int
+    shape: list[int]
+    dtype: str
+    n_eval: int
+    dataset: str
+    params: dict[str, Any]
+    parent_digest: str | None
+    parent_path: str | None
+    removed_ids: list[int]
+    method: str | None
+    scores_ref: dict[str, Any] | None
+    predicted_change: float | None
+    metric: str | None
+    created_at: str
+    is_anomaly_ids: list[int] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: object, where: str = "manifest") -> Manifest:
+        """Parse a manifest dict, rejecting unknown or missing keys and wrongly typed values."""
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [k for k in names if k not in obj]
+        unknown = sorted(k for k in obj if k not in names)
+        if missing or unknown:
+            raise DataError(f"{where}: missing keys {missing}, unknown keys {unknown}")
+        for key, (types, nullable) in _FIELD_TYPES.items():
+            value = obj[key]
+            if value is None and nullable:
+                continue
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                raise DataError(f"{where}: '{key}' has invalid value {value!r}")
+        for key in ("shape", "removed_ids", "is_anomaly_ids"):
+            values = obj[key] or []
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise DataError(f"{where}: '{key}' must be a list of integers")
+        if obj["format_version"] != FORMAT_VERSION:
+            raise DataError(
+                f"{where}: unsupported format_version {obj['format_version']} "
+                f"(this version of ganinf reads {FORMAT_VERSION})"
+            )
+        return cls(**{k: obj[k] for k in names})
+
+
+# key -> (accepted JSON types, None allowed)
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "format_version": ((int,), False),
+    "digest": ((str,), False),
+    "n_instances": ((int,), False),
+    "shape": ((list,), False),
+    "dtype": ((str,), False),
+    "n_eval": ((int,), False),
+    "dataset": ((str,), False),
+    "params": ((dict,), False),
+    "parent_digest": ((str,), True),
+    "parent_path": ((str,), True),
+    "removed_ids": ((list,), False),
+    "method": ((str,), True),
+    "scores_ref": ((dict,), True),
+    "predicted_change": ((int, float), True),
+    "metric": ((str,), True),
+    "created_at": ((str,), False),
+    "is_anomaly_ids": ((list,), True),
+}

@@ -1,0 +1,56 @@
+"""Result keys: one name per quantity, used alike by run metrics.json, score tables, MLflow
+metrics, DVC metrics (metrics/summary.json) and reports, so that MLflow's compare view and
+`dvc metrics diff` line up. Nothing else in the package types these names out.
+"""
+
+from __future__ import annotations
+
+# -- metrics of a trained run (metrics.json) --------------------------------------------------
+ALL = "all"  # average log-likelihood of held-out data under a KDE of samples (higher is better)
+DISC_LOSS = "disc_loss"  # discriminator loss on held-out real and fixed fake points (lower)
+GEN_MEAN_ERROR = "gen_mean_error"  # ||mean(generated) - mean(held-out)||
+GEN_COV_ERROR = "gen_cov_error"  # ||cov(generated) - cov(held-out)||_F
+N_INSTANCES = "n_instances"  # training instances of the run's dataset version
+N_STEPS = "n_steps"  # optimizer steps of the run
+TRAIN_SECONDS = "train_seconds"  # wall time of the step loop (timing, not a result)
+
+# -- a cleanse and its retrainings ------------------------------------------------------------
+PREDICTED_CHANGE = "predicted_change"  # first-order V(without removed) - V(all), from the scores
+ACTUAL_CHANGE = "actual_change"  # the same change observed by counterfactual replay
+FRESH_CHANGE = "fresh_change"  # the change observed by fresh retraining (production)
+N_REMOVED = "n_removed"  # instances removed by one cleanse
+N_REMOVED_TOTAL = "n_removed_total"  # instances removed since the raw version
+N_ANOMALIES = "n_anomalies"  # injected anomalies left in a version
+N_ANOMALIES_REMOVED = "n_anomalies_removed"  # injected anomalies removed by the cleanse
+ITERATION = "iteration"
+SCORING_SECONDS = "scoring_seconds"
+
+# -- score tables -----------------------------------------------------------------------------
+ID = "id"
+HARMFULNESS = "harmfulness"  # predicted improvement of the metric on removal
+RANK = "rank"
+
+# -- validation against leave-one-out ---------------------------------------------------------
+KENDALL_TAU = "kendall_tau"
+KENDALL_TAU_RANDOM = "kendall_tau_random"
+PEARSON_R = "pearson_r"
+PEARSON_R_RANDOM = "pearson_r_random"
+JACCARD_TOP_K = "jaccard_top_k"
+
+# -- the gate ---------------------------------------------------------------------------------
+HARMFUL_FRAC = "harmful_frac"
+N_HARMFUL = "n_harmful"
+
+TIMING = frozenset({TRAIN_SECONDS, SCORING_SECONDS})  # never results: left out of reports
+CHANGES = (PREDICTED_CHANGE, ACTUAL_CHANGE, FRESH_CHANGE)
+REMOVAL_COUNTS = (N_REMOVED, N_REMOVED_TOTAL, N_ANOMALIES, N_ANOMALIES_REMOVED)
+VALIDATION = (KENDALL_TAU, KENDALL_TAU_RANDOM, PEARSON_R, PEARSON_R_RANDOM, JACCARD_TOP_K)
+# Column order of reports: these first, then any other numeric metric, sorted.
+RUN_METRIC_ORDER = (ALL, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR, N_INSTANCES, N_STEPS)
+
+# Direction of the run results (the gate, the loop's stop rule and figures read it here).
+LOWER_IS_BETTER = frozenset({DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER

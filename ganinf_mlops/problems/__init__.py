@@ -1,0 +1,28 @@
+"""Problem kinds by name: `PROBLEMS[cfg.problem](cfg, metric, x, x_eval, schedule)`.
+
+See `base.Problem` for the interface; `gan.GanProblem` ("gan") is the GAN of Terashita et al.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops.problems.base import Problem, State, StepInputs, Target
+from ganinf_mlops.problems.schedule import Schedule
+from ganinf_mlops.registry import Registry
+
+PROBLEMS: Registry[type[Problem]] = Registry("problem kind")
+
+from ganinf_mlops.problems import gan as _gan  # noqa: E402, F401  (registers "gan")
+
+
+def create_problem(
+    cfg: Any, metric: Any, x: np.ndarray, x_eval: np.ndarray, schedule: Schedule
+) -> Problem:
+    """The problem of a TrainConfig on a dataset version's arrays and a schedule."""
+    return PROBLEMS.get(cfg.problem)(cfg, metric, x, x_eval, schedule)
+
+
+__all__ = ["PROBLEMS", "Problem", "Schedule", "State", "StepInputs", "Target", "create_problem"]

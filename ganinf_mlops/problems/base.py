@@ -1,0 +1,109 @@
+"""The seam between what is trained and the engine that records, replays and differentiates it.
+
+A `Problem` owns the models, the pure step, the inputs of step t and the targets. The trainer,
+the trajectory, the reverse pass, leave-one-out replays, validation, scores and cleanse only use
+this interface, so an MLP GAN, a convolutional GAN or a classifier are new subclasses registered
+in `problems.PROBLEMS`, not forks of the engine.
+
+    step(state, w_batch, data, t) -> (state', aux)
+
+`state` is a pytree (nested dicts of tensors) holding every network and optimizer state;
+`w_batch` [B] weighs each slot's instance in the loss (1 in training, 0 for a removed instance);
+`data` is the tuple `step_data(t, idx)` returns (a minibatch, latents, labels: opaque to the
+engine); `aux` holds detached losses for logging.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganinf_mlops.problems.schedule import Schedule
+from ganinf_mlops.registry import check_choice
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A differentiable evaluation metric V(final state); its direction fixes harmfulness."""
+
+    name: str
+    higher_is_better: bool
+    value: Callable[[State], torch.Tensor]
+
+    def harmfulness(self, predicted_change: torch.Tensor) -> torch.Tensor:
+        """Predicted improvement on removal, from the predicted change V(without) - V(all)."""
+        return predicted_change if self.higher_is_better else -predicted_change
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    idx: torch.Tensor  # [B] positions into the dataset version's arrays
+    mask: torch.Tensor  # [B] 1 = live slot, 0 = dropped by a counterfactual replay
+    data: tuple[torch.Tensor, ...]  # what step() consumes besides the weights
+
+
+class Problem(ABC):
+    """A training problem on one dataset version's arrays, with its schedule, ready to replay."""
+
+    # Names of the targets `targets()` returns, for the methods registry and error messages.
+    target_names: tuple[str, ...] = ()
+    # Names of the numeric results `evaluate()` returns (run metrics.json keys).
+    result_names: tuple[str, ...] = ()
+    # Names of the losses `step()` returns as aux (losses.csv columns, MLflow step metrics).
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(
+        self, cfg: Any, metric: Any, x: np.ndarray, x_eval: np.ndarray, schedule: Schedule
+    ):
+        self.cfg, self.metric, self.schedule = cfg, metric, schedule
+        self.device = torch.device(cfg.device)
+        self.dtype: torch.dtype = getattr(torch, cfg.dtype)
+        self.x = self.tensor(x)
+        self.x_eval = self.tensor(x_eval)
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    def tensor(self, arr: np.ndarray) -> torch.Tensor:
+        """A copy of `arr` in the problem's dtype and device (npz arrays are read-only)."""
+        return torch.tensor(np.asarray(arr), dtype=self.dtype, device=self.device)
+
+    def inputs(self, t: int) -> StepInputs:
+        """Everything step t consumes: the same for training, reverse pass and replays."""
+        idx = self.schedule.indices[t].to(self.device)
+        mask = self.schedule.mask[t].to(device=self.device, dtype=self.dtype)
+        return StepInputs(idx, mask, self.step_data(t, idx))
+
+    @abstractmethod
+    def step_data(self, t: int, idx: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+    @abstractmethod
+    def step(
+        self, state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int
+    ) -> tuple[State, tuple[torch.Tensor, ...]]: ...
+
+    @abstractmethod
+    def initial_state(self) -> State: ...
+
+    @abstractmethod
+    def targets(self) -> dict[str, Target]: ...
+
+    @abstractmethod
+    def evaluate(self, state: State) -> dict[str, float]:
+        """Every final metric of a state (no gradients): the run's metrics.json results."""
+
+    def target(self, name: str) -> Target:
+        check_choice(f"target of a {self.cfg.problem} run", name, self.target_names)
+        return self.targets()[name]
+
+    def samples(self, state: State) -> np.ndarray | None:
+        """Generated samples of a state for figures, or None where a problem generates none."""
+        return None

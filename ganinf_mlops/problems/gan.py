@@ -1,0 +1,144 @@
+"""The GAN problem: one training step as a pure function of its state and the instance weights.
+
+    step(state, w_batch, (x_batch, z), t) -> (state', (d_loss, g_loss))
+
+`state` = {"d": D params, "g": G params, "d_opt": D optimizer state, "g_opt": G optimizer state}.
+`w_batch` weighs each real instance's term of the discriminator loss (1 during training, 0 for a
+removed instance): removing instance j is w_j = 0, and d metric / d w_j is what the reverse pass
+computes. The loss is normalised by the batch size, not by sum(w), so that a weight of 0 is exactly
+"the instance was not in the minibatch" while the other terms keep their scale.
+
+Non-saturating GAN loss (Goodfellow et al. 2014), with D returning logits:
+    L_D = (1/B) sum_i w_i softplus(-D(x_i)) + (1/B) sum_i softplus(D(G(z_i)))
+    L_G = (1/B) sum_i softplus(-D(G(z_i)))
+"simultaneous": both gradients at (D_t, G_t). "alternating": D first, then G's gradient at
+(D_{t+1}, G_t). The same latent batch z serves both updates.
+
+Targets (harmfulness = predicted improvement): ALL (higher is better) and the discriminator loss
+on held-out data (lower is better, the baseline of Terashita et al.).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value
+
+from ganinf_mlops import keys, optim
+from ganinf_mlops.metrics.all import average_log_likelihood
+from ganinf_mlops.metrics.moments import moment_errors
+from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.problems import PROBLEMS
+from ganinf_mlops.problems.base import Problem, State, Target
+from ganinf_mlops.problems.schedule import latent
+
+
+def params_of(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def create_loss_functions(gen: nn.Module, disc: nn.Module):
+    """Pure D and G losses as functions of parameter dicts."""
+
+    def d_loss(dp, gp, w, x, z):
+        real = functional_call(disc, dp, (x,)).squeeze(-1)
+        fake = functional_call(disc, dp, (functional_call(gen, gp, (z,)),)).squeeze(-1)
+        return (w * F.softplus(-real)).sum() / x.shape[0] + F.softplus(fake).mean()
+
+    def g_loss(gp, dp, z):
+        fake = functional_call(disc, dp, (functional_call(gen, gp, (z,)),)).squeeze(-1)
+        return F.softplus(-fake).mean()
+
+    return d_loss, g_loss
+
+
+def create_step_function(gen: nn.Module, disc: nn.Module, cfg):
+    """The pure step `(state, w, (x, z), t) -> (state', (d_loss, g_loss))` of a TrainConfig."""
+    d_loss, g_loss = create_loss_functions(gen, disc)
+    d_grad, g_grad = grad_and_value(d_loss), grad_and_value(g_loss)
+    alternating = cfg.update == "alternating"
+
+    def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
+        x, z = data
+        dp, gp = state["d"], state["g"]
+        gd, ld = d_grad(dp, gp, w, x, z)
+        dp_new, d_opt = optim.update(cfg.d_optim, dp, gd, state["d_opt"], t)
+        gg, lg = g_grad(gp, dp_new if alternating else dp, z)
+        gp_new, g_opt = optim.update(cfg.g_optim, gp, gg, state["g_opt"], t)
+        new = {"d": dp_new, "g": gp_new, "d_opt": d_opt, "g_opt": g_opt}
+        return new, (ld.detach(), lg.detach())
+
+    return step
+
+
+@PROBLEMS.register("gan")
+class GanProblem(Problem):
+    """A GAN on vector data; the networks come from `models.GAN_MODELS[cfg.model.arch]`."""
+
+    target_names = (keys.ALL, keys.DISC_LOSS)
+    result_names = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
+    loss_names = ("d_loss", "g_loss")
+
+    def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
+        super().__init__(cfg, metric, x, x_eval, schedule)
+        build = GAN_MODELS.get(cfg.model.arch)
+        self.gen, self.disc = build(cfg.model, self.x.shape[1], cfg.seed, self.dtype, self.device)
+        self._step = create_step_function(self.gen, self.disc, cfg)
+        # Fixed latents of the evaluation metrics.
+        self.z_eval = latent(
+            metric.seed, metric.n_gen, cfg.model.latent_dim, self.dtype, self.device
+        )
+
+    def step_data(self, t: int, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        s = self.schedule
+        z = latent(
+            int(s.noise_seeds[t]), s.batch_size, self.cfg.model.latent_dim, self.dtype, self.device
+        )
+        return self.x[idx], z
+
+    def step(self, state, w, data, t):
+        return self._step(state, w, data, t)
+
+    def initial_state(self) -> State:
+        dp, gp = params_of(self.disc), params_of(self.gen)
+        return {
+            "d": dp,
+            "g": gp,
+            "d_opt": optim.init_state(self.cfg.d_optim, dp),
+            "g_opt": optim.init_state(self.cfg.g_optim, gp),
+        }
+
+    def generate(self, state: State) -> torch.Tensor:
+        return functional_call(self.gen, state["g"], (self.z_eval,))
+
+    def targets(self) -> dict[str, Target]:
+        gen, disc, x_eval, z = self.gen, self.disc, self.x_eval, self.z_eval
+        bandwidth = self.metric.bandwidth
+
+        def all_value(state: State) -> torch.Tensor:
+            generated = functional_call(gen, state["g"], (z,))
+            return average_log_likelihood(x_eval, generated, bandwidth)
+
+        def disc_loss_value(state: State) -> torch.Tensor:
+            # The discriminator's loss on held-out real points and fixed generated ones.
+            real = functional_call(disc, state["d"], (x_eval,)).squeeze(-1)
+            fake = functional_call(disc, state["d"], (functional_call(gen, state["g"], (z,)),))
+            return F.softplus(-real).mean() + F.softplus(fake.squeeze(-1)).mean()
+
+        return {
+            keys.ALL: Target(keys.ALL, True, all_value),
+            keys.DISC_LOSS: Target(keys.DISC_LOSS, False, disc_loss_value),
+        }
+
+    def evaluate(self, state: State) -> dict[str, float]:
+        with torch.no_grad():
+            out = {name: float(t.value(state)) for name, t in self.targets().items()}
+            mean_err, cov_err = moment_errors(self.generate(state), self.x_eval)
+        out[keys.GEN_MEAN_ERROR], out[keys.GEN_COV_ERROR] = mean_err, cov_err
+        return out
+
+    def samples(self, state: State) -> np.ndarray:
+        with torch.no_grad():
+            return self.generate(state).cpu().numpy()

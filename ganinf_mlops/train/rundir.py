@@ -1,0 +1,278 @@
+"""The run directory: the one owner of its format, written by the trainer, read by everyone else.
+
+    meta.json                 format_version, dataset {digest, path, n_instances}, train config,
+                              metric config, n_steps, steps_per_epoch, checkpoint_every,
+                              checkpoint_steps, schedule {kind: fresh|replay, replay_of}, created_at
+    schedule.safetensors      indices int64 [T, B], noise_seeds int64 [T], mask float64 [T, B],
+                              instance_ids int64 [N] (the version's ids, so indices map to ids)
+    checkpoints/step_XXXXXXXX.safetensors
+                              the full state (every network and optimizer state) *before* step t,
+                              for t = 0, K, 2K, ... and t = T (the final state), keys "d/<param>",
+                              "g_opt/m/<param>", ...
+    metrics.json              final results of the run (`keys`), plus predicted/actual change for
+                              a replay
+    losses.csv                step, then one column per loss of the problem's step
+Tensors are safetensors files (no pickle). Replaying step t from checkpoint floor(t/K)*K on the
+same device and dtype reproduces the recorded states bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ganinf_mlops import keys
+from ganinf_mlops.config import (
+    MetricConfig,
+    TrainConfig,
+    metric_config_from_dict,
+    train_config_from_dict,
+)
+from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.io import atomic_file, read_json, write_json
+from ganinf_mlops.problems import Problem, Schedule, State, create_problem
+
+FORMAT_VERSION = 1
+META = "meta.json"
+SCHEDULE = "schedule.safetensors"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.json"
+LOSSES = "losses.csv"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.safetensors"
+
+
+def checkpoint_steps(n_steps: int, every: int) -> list[int]:
+    return sorted({*range(0, n_steps, every), n_steps})
+
+
+def flatten_state(state: State) -> dict[str, torch.Tensor]:
+    flat: dict[str, torch.Tensor] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}/{k}" if prefix else k, v)
+        else:
+            flat[prefix] = node.detach().contiguous().cpu()
+
+    walk("", state)
+    return flat
+
+
+# Top-level state keys of runs written before meta.json recorded them (the GAN's).
+_GAN_STATE_KEYS = ("d", "g", "d_opt", "g_opt")
+
+
+def unflatten_state(flat: dict[str, torch.Tensor], top: tuple[str, ...] = ()) -> State:
+    """Inverse of `flatten_state`; `top` keys start as empty dicts (an SGD state is empty, so
+    flattening leaves no trace of it)."""
+    state: dict[str, Any] = {k: {} for k in top}
+    for key, value in flat.items():
+        *path, leaf = key.split("/")
+        node = state
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return state
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _load(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError as exc:
+        raise TrajectoryError(f"missing trajectory file {path}") from exc
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise TrajectoryError(f"corrupt trajectory file {path}: {exc}") from exc
+
+
+class RunWriter:
+    """Writes a run directory's files into `root` (the trainer's temp dir, renamed when done)."""
+
+    def __init__(self, root: Path, schedule: Schedule, instance_ids: np.ndarray) -> None:
+        self.root = root
+        (root / CHECKPOINTS).mkdir()
+        tensors = {
+            "indices": schedule.indices,
+            "noise_seeds": schedule.noise_seeds,
+            "mask": schedule.mask,
+            "instance_ids": torch.tensor(np.asarray(instance_ids), dtype=torch.int64),
+        }
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(root / SCHEDULE))
+
+    def checkpoint(self, step: int, state: State) -> None:
+        save_file(flatten_state(state), str(self.root / CHECKPOINTS / checkpoint_name(step)))
+
+    def finish(
+        self,
+        meta: dict[str, Any],
+        metrics: dict[str, Any],
+        losses: np.ndarray,
+        loss_names: tuple[str, ...],
+    ) -> None:
+        write_json(self.root / METRICS, metrics)
+        with atomic_file(self.root / LOSSES) as fh:
+            fh.write(",".join(("step", *loss_names)) + "\n")
+            for t, row in enumerate(losses):
+                fh.write(",".join([str(t), *(repr(float(v)) for v in row)]) + "\n")
+        write_json(self.root / META, {"format_version": FORMAT_VERSION, **meta})
+
+
+class RunDir:
+    """A recorded run, read back from its directory and checked for consistency.
+
+    meta.json is read and checked on construction; the schedule (and checkpoints) only when used,
+    so reading a run's results costs two small JSON files.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        meta_path = self.path / META
+        if not meta_path.is_file():
+            raise TrajectoryError(f"{self.path} is not a run directory (no {META})")
+        meta = read_json(meta_path, f"run {self.path}:", TrajectoryError)
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            got = meta.get("format_version") if isinstance(meta, dict) else type(meta).__name__
+            raise TrajectoryError(f"{meta_path}: unsupported format_version {got!r}")
+        self.meta: dict[str, Any] = meta
+        try:
+            self.train_config: TrainConfig = train_config_from_dict(meta["train"])
+            self.metric_config: MetricConfig = metric_config_from_dict(meta["metric"])
+            self.dataset_digest: str = str(meta["dataset"]["digest"])
+            self._dataset_rel: str = str(meta["dataset"]["path"])
+            self.n_instances: int = int(meta["dataset"]["n_instances"])
+            self.checkpoint_steps: list[int] = [int(s) for s in meta["checkpoint_steps"]]
+            self.steps_per_epoch: int = int(meta["steps_per_epoch"])
+            self.n_steps: int = int(meta["n_steps"])
+            self.schedule_kind: str = str(meta["schedule"]["kind"])
+            self.replay_info: dict[str, Any] | None = meta["schedule"].get("replay_of")
+            self.state_keys: tuple[str, ...] = tuple(meta.get("state_keys", _GAN_STATE_KEYS))
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+            raise TrajectoryError(f"{meta_path}: invalid metadata ({exc})") from exc
+        if (
+            not self.checkpoint_steps
+            or self.checkpoint_steps[0] != 0
+            or (self.checkpoint_steps[-1] != self.n_steps)
+        ):
+            raise TrajectoryError(
+                f"{self.path}: checkpoints must include step 0 and the final step"
+            )
+
+    # ---- what the run was trained on --------------------------------------------------------
+    @property
+    def dataset_path(self) -> Path:
+        """The dataset version directory (recorded relative to the run directory)."""
+        return Path(os.path.normpath(self.path / self._dataset_rel))
+
+    @property
+    def replay_parent(self) -> Path | None:
+        """The run a replay (train --replay) replays, or None for a fresh run."""
+        if self.schedule_kind != "replay":
+            return None
+        info = self.replay_info
+        if not isinstance(info, dict) or not isinstance(info.get("run"), str):
+            raise TrajectoryError(f"run {self.path}: replay without the replayed run's path")
+        return Path(os.path.normpath(self.path / info["run"]))
+
+    def check_dataset(self, digest: str, where: str = "") -> None:
+        """Refuse to use this trajectory with data other than the version it was recorded on."""
+        if digest != self.dataset_digest:
+            raise DigestMismatchError(
+                f"run {self.path} was trained on another dataset version{where}",
+                self.dataset_digest,
+                digest,
+            )
+
+    def problem(self, version: Any) -> Problem:
+        """The run's problem on its dataset version (a `DatasetVersion`, checked by digest), with
+        the recorded schedule: what the reverse pass and replays step through."""
+        self.check_dataset(version.digest, f" than {version.path}")
+        return create_problem(
+            self.train_config, self.metric_config, version.x, version.x_eval, self.schedule
+        )
+
+    def final_samples(self, version: Any) -> np.ndarray | None:
+        """Samples of the final state from the fixed evaluation latents (None: none generated)."""
+        problem = self.problem(version)
+        return problem.samples(self.load_state(self.n_steps, problem.device))
+
+    # ---- results ----------------------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json as written: results, counts, timing and a replay's changes."""
+        raw = read_json(self.path / METRICS, f"run {self.path}:", TrajectoryError)
+        if not isinstance(raw, dict):
+            raise TrajectoryError(f"run {self.path}: {METRICS} is not a JSON object")
+        return raw
+
+    def results(self) -> dict[str, float]:
+        """The numeric results of the run: metrics.json without timing or a replay's changes."""
+        return {
+            k: v
+            for k, v in self.metrics().items()
+            if k not in keys.TIMING and k not in keys.CHANGES and _is_number(v)
+        }
+
+    def losses(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """(loss names, losses [T, n_losses]) from losses.csv."""
+        path = self.path / LOSSES
+        try:
+            lines = path.read_text().splitlines()
+            names = tuple(lines[0].split(",")[1:])
+            rows = np.array([[float(v) for v in ln.split(",")[1:]] for ln in lines[1:]])
+        except (OSError, IndexError, ValueError) as exc:
+            raise TrajectoryError(f"run {self.path}: unreadable {LOSSES} ({exc})") from None
+        return names, rows.reshape(len(lines) - 1, len(names))
+
+    # ---- the trajectory ---------------------------------------------------------------------
+    @cached_property
+    def _schedule_file(self) -> dict[str, torch.Tensor]:
+        return _load(self.path / SCHEDULE)
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        s = self._schedule_file
+        try:
+            schedule = Schedule(s["indices"], s["noise_seeds"], s["mask"])
+        except KeyError as exc:
+            raise TrajectoryError(f"{self.path / SCHEDULE}: missing tensor {exc}") from exc
+        if schedule.n_steps != self.n_steps:
+            raise TrajectoryError(
+                f"{self.path}: schedule has {schedule.n_steps} steps, meta.json says {self.n_steps}"
+            )
+        idx = schedule.indices
+        if idx.min() < 0 or idx.max() >= self.n_instances:
+            raise TrajectoryError(f"{self.path}: schedule indexes outside [0, {self.n_instances})")
+        return schedule
+
+    @cached_property
+    def instance_ids(self) -> torch.Tensor:
+        ids = self._schedule_file.get("instance_ids")
+        if ids is None or ids.shape != (self.n_instances,):
+            raise TrajectoryError(f"{self.path}: instance_ids do not match n_instances")
+        return ids
+
+    def load_state(self, step: int, device: torch.device | str = "cpu") -> State:
+        if step not in self.checkpoint_steps:
+            raise TrajectoryError(f"{self.path}: no checkpoint at step {step}")
+        flat = _load(self.path / CHECKPOINTS / checkpoint_name(step))
+        dtype = getattr(torch, self.train_config.dtype)
+        for k, v in flat.items():
+            if v.dtype != dtype or not torch.isfinite(v).all():
+                raise TrajectoryError(
+                    f"{self.path}: checkpoint {step} tensor {k} is {v.dtype} or not finite"
+                )
+        return unflatten_state({k: v.to(device) for k, v in flat.items()}, self.state_keys)
