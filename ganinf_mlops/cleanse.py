@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganinf_mlops import keys
 from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError
@@ -88,7 +89,7 @@ def cleanse(
         version.ids[keep],
         version.x_eval,
         dataset="cleanse",
-        params={"remove_frac": remove_frac, "remove_count": remove_count, "n_removed": k},
+        params={"remove_frac": remove_frac, "remove_count": remove_count, keys.N_REMOVED: k},
         provenance=Provenance(
             parent=version,
             removed_ids=removed,

@@ -8,6 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.optim import OptimConfig
@@ -77,7 +78,7 @@ class MetricConfig:
 class JobOptions:
     """What the job, the DVC pipeline and the cleanse loop do with a trained run."""
 
-    method: str = "all"  # scoring method for cleansing (influence metric or baseline)
+    method: str = keys.ALL  # scoring method for cleansing (influence metric or baseline)
     remove_frac: float = 0.05  # per cleanse iteration
     loo: int = 40  # leave-one-out retrainings for validation (0: skip)
     last_epochs: int | None = None  # trace back only the last k epochs

@@ -56,7 +56,7 @@ def gate_report(
             {
                 "id": int(table.ids[i]),
                 "harmfulness": float(table.harmfulness[i]),
-                "predicted_change": None if np.isnan(change[i]) else float(change[i]),
+                keys.PREDICTED_CHANGE: None if np.isnan(change[i]) else float(change[i]),
             }
             for i in order
         ],

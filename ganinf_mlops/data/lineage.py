@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion, find_manifests, load_version
 from ganinf_mlops.errors import DataError, DigestMismatchError
 
@@ -45,10 +46,10 @@ def chain(version: DatasetVersion) -> list[dict[str, Any]]:
                 "path": str(v.path),
                 "n_instances": v.n,
                 "parent_digest": m.parent_digest,
-                "n_removed": len(m.removed_ids),
+                keys.N_REMOVED: len(m.removed_ids),
                 "method": m.method,
                 "metric": m.metric,
-                "predicted_change": m.predicted_change,
+                keys.PREDICTED_CHANGE: m.predicted_change,
                 "dataset": m.dataset,
                 "created_at": m.created_at,
                 "generations_from_newest": depth,

@@ -179,17 +179,17 @@ class MlflowTracker(Observer):
         ranks = table.ranks()
         mlflow.log_table(
             {
-                "id": table.ids.tolist(),
-                "predicted_change": [
+                keys.ID: table.ids.tolist(),
+                keys.PREDICTED_CHANGE: [
                     None if np.isnan(v) else float(v) for v in table.predicted_change
                 ],
-                "harmfulness": table.harmfulness.tolist(),
-                "rank": ranks.tolist(),
+                keys.HARMFULNESS: table.harmfulness.tolist(),
+                keys.RANK: ranks.tolist(),
             },
             artifact_file=f"scores/{table.method}_table.json",
         )
         if "seconds" in table.extra:
-            mlflow.log_metric("scoring_seconds", float(table.extra["seconds"]))
+            mlflow.log_metric(keys.SCORING_SECONDS, float(table.extra["seconds"]))
         fig = figures.scores_histogram(table.harmfulness, table.method)
         mlflow.log_figure(fig, f"figures/{table.method}_histogram.png")
         figures.plt.close(fig)
