@@ -32,7 +32,7 @@ def flow(tmp_path_factory) -> dict[str, Path]:
     p = {"raw": d / "raw", "run": d / "run", "scores": d / "scores.csv"}
     ganinf("prepare", "--preset", "tiny", "--out", p["raw"])
     ganinf("train", "--preset", "tiny", "--data", p["raw"], "--out", p["run"])
-    ganinf("influence", "--run", p["run"], "--metric", "all", "--out", p["scores"])
+    ganinf("influence", "--run", p["run"], "--method", "all", "--out", p["scores"])
     return p
 
 
@@ -74,7 +74,7 @@ def test_flow_with_cleanse_replay_and_validate(flow, tmp_path, capsys):
             "influence",
             "--run",
             flow["run"],
-            "--metric",
+            "--method",
             method,
             "--out",
             tmp_path / f"{method}.csv",
@@ -175,11 +175,37 @@ def test_existing_outputs_need_force(flow, tmp_path, capsys):
     fails(capsys, "influence", "--run", flow["run"], "--out", flow["scores"], match="--force")
 
 
-def test_unknown_metric_is_a_usage_error(flow, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        ganinf("influence", "--run", flow["run"], "--metric", "fid", "--out", tmp_path / "s")
-    assert exc.value.code == 2
-    assert "fid" in capsys.readouterr().err
+def test_unknown_method_is_a_usage_error(flow, tmp_path, capsys):
+    for option in ("--method", "--metric"):
+        with pytest.raises(SystemExit) as exc:
+            ganinf("influence", "--run", flow["run"], option, "fid", "--out", tmp_path / "s")
+        assert exc.value.code == 2
+        assert "fid" in capsys.readouterr().err
+
+
+def test_deprecated_metric_option_still_scores(flow, tmp_path, capsys):
+    with pytest.warns(FutureWarning, match="--metric is deprecated"):
+        ganinf("influence", "--run", flow["run"], "--metric", "all", "--out", tmp_path / "s.csv")
+    assert "use --method" in capsys.readouterr().err
+    assert (tmp_path / "s.csv").read_bytes() == flow["scores"].read_bytes()
+    fails(
+        capsys, "influence", "--run", flow["run"], "--metric", "all", "--method", "random",
+        "--out", tmp_path / "t.csv", match="give --method only",
+    )  # fmt: skip
+
+
+def test_validate_defaults_come_from_the_config(flow, tmp_path, capsys):
+    """No --method/--loo: the preset's job.method (all) and job.loo (tiny: 12)."""
+    ganinf("validate", "--preset", "tiny", "--run", flow["run"], "--out", tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["method"] == "all" and report["n_instances"] == 12
+    params = tmp_path / "params.yaml"
+    ganinf("params", "--preset", "tiny", "--out", params)
+    params.write_text(params.read_text().replace("loo: 12", "loo: 0"))
+    fails(
+        capsys, "validate", "--params", params, "--run", flow["run"], "--out", tmp_path / "x",
+        match="job.loo is 0",
+    )  # fmt: skip
 
 
 def test_params_file_round_trip_and_errors(tmp_path, capsys):

@@ -10,6 +10,7 @@ import click
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
+    BlankOr,
     cli,
     config_options,
     load_config,
@@ -40,12 +41,12 @@ from ganinf_mlops.influence.methods import METHODS
 )
 @click.option(
     "--max-harmful-frac",
-    type=float,
+    type=BlankOr(click.FLOAT),
     help="Fail if more than this fraction of instances is harmful.",
 )
 @click.option(
     "--threshold",
-    type=float,
+    type=BlankOr(click.FLOAT),
     help="Harmfulness above which an instance counts as harmful (default 0; alone: "
     "fail if any instance exceeds it).",
 )

@@ -218,7 +218,7 @@ class MlflowTracker(Observer):
                 self._scatter(table, parent, run, removed=np.isin(parent.ids, m.removed_ids))
 
     def iteration_done(self, row: dict[str, Any]) -> None:
-        names = (*keys.CHANGES, keys.N_ANOMALIES_REMOVED, keys.N_REMOVED)
+        names = (*keys.CHANGES, *keys.REMOVAL_COUNTS)
         values = {k: float(row[k]) for k in names if row.get(k) is not None}
         mlflow.log_metrics(values)
         if self._job_run is not None:

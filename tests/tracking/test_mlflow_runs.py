@@ -9,8 +9,10 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from ganinf_mlops import keys
 from ganinf_mlops.cli import main
 from ganinf_mlops.tracking import tags
+from ganinf_mlops.train.rundir import RunDir
 
 
 @pytest.fixture
@@ -78,6 +80,33 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     assert len(table) == 200 and set(table.columns) >= {"id", "harmfulness", "rank"}
     pfigs = {a.path for a in client.list_artifacts(pid, "figures")}
     assert "figures/metric_vs_removed.png" in pfigs
+
+    _key_names_agree(client, children, tmp_path / "job", summary)
+
+
+def _key_names_agree(client, children, job, summary) -> None:
+    """One name per quantity in metrics.json, MLflow runs and the DVC summary (evaluate)."""
+    runs = [job / "runs" / f"r{i}" for i in range(3)]
+    replays = [job / "runs" / f"replay{i}" for i in (1, 2)]
+    args = [a for r in runs for a in ("--run", r)] + [a for r in replays for a in ("--replay", r)]
+    ganinf("evaluate", *args, "--out", job / "metrics" / "summary.json")
+    dvc = json.loads((job / "metrics" / "summary.json").read_text())
+    # The loop's summary is evaluate's, plus the loop's own extras (validation, paths, job).
+    extras = {"method", "dataset_digest", "cleansed_digest", "validation", "paths"}
+    extras |= {"scoring_seconds"}
+    for k, row in dvc["iterations"].items():
+        assert set(summary["iterations"][k]) - extras == set(row)
+        assert {key: summary["iterations"][k][key] for key in row} == row
+    # metrics.json results keep their names in the summary and in MLflow.
+    results = RunDir(runs[1]).results()
+    assert set(results) <= set(dvc["iterations"]["1"])
+    logged = set(children[1].data.metrics)
+    assert set(results) <= logged
+    # MLflow names no quantity that the summary names otherwise.
+    vocabulary = set(dvc["iterations"]["1"]) | set(keys.VALIDATION) | set(keys.TIMING)
+    vocabulary |= {f"replay_{k}" for k in dvc["iterations"]["1"]["replay"]}
+    vocabulary |= {"d_loss", "g_loss", "replay_train_seconds"}
+    assert logged <= vocabulary, logged - vocabulary
 
 
 def test_single_stages_log_runs(tracking, tmp_path):

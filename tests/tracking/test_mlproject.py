@@ -37,12 +37,14 @@ def test_main_loop_and_gate_entry_points(tmp_path):
     summary = json.loads((job / "summary.json").read_text())
     assert sorted(summary["iterations"]) == ["0", "1", "2"]
 
+    # Unset job parameters mean the preset's own values (tiny: 2 iterations, 12 leave-one-out).
     done = mlflow_run(
-        "loop",
-        {"preset": "tiny", "iterations": "1", "loo": "0", "out": str(tmp_path / "loop")},
-        tmp_path,
+        "loop", {"preset": "tiny", "loo": "4", "out": str(tmp_path / "loop")}, tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    loop = json.loads((tmp_path / "loop" / "summary.json").read_text())
+    assert sorted(loop["iterations"]) == ["0", "1", "2"]
+    assert loop["iterations"]["1"]["validation"]["n_instances"] == 4
 
     gate = {
         "data": str(job / "data" / "v1"),
