@@ -1,8 +1,8 @@
 """Does influence-based data cleansing improve the GAN more than the baselines? Measured per seed.
 
-For each seed s (data seed and training seed both s): make the raw version, train, score it with
-every method, remove the same fraction of top-ranked instances per method, and retrain each
-cleansed version two ways:
+For each seed s (data seed and training seed both s): make the raw version, train, then per method
+run one iteration of the cleanse loop (`pipeline.run_iteration`): score with the method, remove the
+same fraction of top-ranked instances, and retrain the cleansed version two ways:
 
   replay  the parent run's minibatch order, latents and initialisation with the removed
           instances dropped: the counterfactual the influence estimate predicts;
@@ -12,7 +12,8 @@ cleansed version two ways:
 Reported per method and mode: the change of ALL (higher is better) against the uncleansed run, the
 changes of the generator's mean and covariance errors (a collapse shows up there first), paired
 one-sided tests of `all` against every baseline over seeds, and for the influence methods the
-predicted change next to the replayed one.
+predicted change next to the replayed one. The numbers are read with `report.summarize`, as
+`ganinf evaluate` and the loop read them.
 
 Usage: python benchmarks/cleansing.py --preset default --seeds 5 --frac 0.05 [--json OUT]
 """
@@ -38,18 +39,21 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ganinf_mlops.cleanse import cleanse
+from ganinf_mlops import keys, report
 from ganinf_mlops.config import PRESETS, Preset, get_preset
 from ganinf_mlops.data.version import create_raw_version
-from ganinf_mlops.influence.methods import METHODS, score
-from ganinf_mlops.influence.scores import write_scores
+from ganinf_mlops.influence.methods import METHODS, influence_methods
+from ganinf_mlops.pipeline import run_iteration
+from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
 
 MODES = ("replay", "fresh")
-KEYS = ("all", "disc_loss", "gen_mean_error", "gen_cov_error")
-INFLUENCE = "all"
+# The change each mode's row of `report.summarize` records for the scored metric.
+MODE_CHANGE = {"replay": keys.ACTUAL_CHANGE, "fresh": keys.FRESH_CHANGE}
+KEYS = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
+INFLUENCE = keys.ALL  # the influence-on-ALL method
 BASELINES = ("random", "isolation_forest")  # the verdict's comparisons
-DEFAULT_METHODS = ("all", "disc_loss", "isolation_forest", "random")
+DEFAULT_METHODS = (keys.ALL, keys.DISC_LOSS, "isolation_forest", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,16 +72,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Cleansing benchmark: ALL change after removing top-scored instances, "
         "influence vs baselines, replayed and freshly retrained, over seeds.",
     )
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="default", choices=PRESETS.names())
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (data and training)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds are first..first+seeds-1")
     p.add_argument("--frac", type=float, default=0.05, help="fraction removed by every method")
     p.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated, from {', '.join(METHODS)} (default: %(default)s)",
+        help=f"comma-separated, from {', '.join(METHODS.names())} (default: %(default)s)",
     )
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: replay, fresh")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated: replay, fresh; which are reported (a loop iteration always "
+        "trains both)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument(
         "--threads",
@@ -91,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     args.modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     if bad := [m for m in args.methods if m not in METHODS]:
-        p.error(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+        p.error(f"unknown method(s) {bad}; choose from {', '.join(METHODS.names())}")
     if bad := [m for m in args.modes if m not in MODES]:
         p.error(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0 or args.threads < 0:
@@ -104,13 +113,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- one seed ----------------------------------------------------------------------------------
 
 
-def read_metrics(run: Path) -> dict[str, float]:
-    m = json.loads((run / "metrics.json").read_text())
-    return {k: float(m[k]) for k in (*KEYS, "train_seconds", "n_steps")}
+def run_numbers(results: dict[str, Any], run: Path) -> dict[str, float]:
+    """What the benchmark keeps of a run: its results (as `report.summarize` gives them) and the
+    training time its run directory records."""
+    numbers = {k: float(results[k]) for k in (*KEYS, keys.N_STEPS)}
+    numbers[keys.TRAIN_SECONDS] = float(RunDir(run).metrics()[keys.TRAIN_SECONDS])
+    return numbers
 
 
 def delta(new: dict[str, float], base: dict[str, float]) -> dict[str, float]:
     return {k: new[k] - base[k] for k in KEYS}
+
+
+def method_preset(preset: Preset, method: str, frac: float, seed: int) -> Preset:
+    """The preset of one cleanse-loop iteration that scores with `method` at `seed`.
+
+    The iteration is number 1 (it cleanses the raw version) and scores with `job.seed + 1`, so
+    job.seed = seed - 1 makes the scores `score(run, raw, method, seed=seed)`: the baselines draw
+    with the benchmark's seed. No leave-one-out validation; the whole run is traced back.
+    """
+    job = dataclasses.replace(
+        preset.job, method=method, remove_frac=frac, loo=0, last_epochs=None, seed=seed - 1
+    )
+    return dataclasses.replace(preset, job=job)
 
 
 def run_seed(job: SeedJob) -> dict[str, Any]:
@@ -119,46 +144,54 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     started = time.perf_counter()
     preset = get_preset(job.preset)
-    cfg = dataclasses.replace(preset.train, seed=job.seed)
-    work = Path(job.work)
-    raw = create_raw_version(
-        work / "raw", preset.dataset, **{**preset.data_params, "seed": job.seed}
+    preset = dataclasses.replace(
+        preset,
+        data_params={**preset.data_params, "seed": job.seed},
+        train=dataclasses.replace(preset.train, seed=job.seed),
     )
-    anomalies = set(raw.manifest.is_anomaly_ids or [])
-    run = train(raw, cfg, preset.metric, work / "run", progress=False)
-    base = read_metrics(run)
+    work = Path(job.work)
+    raw = create_raw_version(work / "data" / "v0", preset.dataset, **preset.data_params)
+    run = train(raw, preset.train, preset.metric, work / "runs" / "r0", progress=False)
+    base = run_numbers(RunDir(run).results(), run)
     methods: dict[str, Any] = {}
     for method in job.methods:
         t0 = time.perf_counter()
-        table = score(run, raw, method, seed=job.seed, progress=False)
-        scores_path = work / f"scores-{method}.csv"
-        write_scores(scores_path, table)
-        child = cleanse(raw, scores_path, work / f"clean-{method}", remove_frac=job.frac)
-        removed = set(child.manifest.removed_ids)
+        out = run_iteration(
+            1,
+            work / "methods" / method,
+            method_preset(preset, method, job.frac, job.seed),
+            raw,
+            run,
+            progress=False,
+        )
+        iteration_seconds = time.perf_counter() - t0
+        row = report.summarize([run, out.fresh], [out.replay])["iterations"]["1"]
+        predicts = keys.PREDICTED_CHANGE in row  # absent for baselines
         rec: dict[str, Any] = {
-            "score_seconds": time.perf_counter() - t0,
-            "n_removed": len(removed),
-            "anomalies_removed": len(removed & anomalies),
-            "predicted_metric": child.manifest.metric,
-            "predicted_change": child.manifest.predicted_change,
+            # the reverse pass's time as the iteration records it (0 for baselines)
+            "score_seconds": out.scoring_seconds,
+            "iteration_seconds": iteration_seconds,  # score, cleanse, replay and fresh training
+            "n_removed": row[keys.N_REMOVED],
+            "anomalies_removed": row.get(keys.N_ANOMALIES_REMOVED, 0),
+            "predicted_metric": row["metric"] if predicts else None,
+            "predicted_change": row[keys.PREDICTED_CHANGE] if predicts else None,
         }
+        trained = {"replay": (row["replay"], out.replay), "fresh": (row, out.fresh)}
         for mode in job.modes:
-            out = train(
-                child,
-                cfg,
-                preset.metric,
-                work / f"{mode}-{method}",
-                replay=run if mode == "replay" else None,
-                progress=False,
-            )
-            metrics = read_metrics(out)
-            rec[mode] = {"metrics": metrics, "delta": delta(metrics, base)}
-            shutil.rmtree(out)  # keep the temp dir small; the numbers are all we need
+            metrics = run_numbers(*trained[mode])
+            rec[mode] = {
+                "metrics": metrics,
+                "delta": delta(metrics, base),
+                # the change of the scored metric (baselines: ALL); a replay of a baseline's
+                # cleanse records none (nothing was predicted)
+                "change": row.get(MODE_CHANGE[mode]),
+            }
         methods[method] = rec
+        shutil.rmtree(work / "methods" / method)  # keep the temp dir small; the numbers are all we need
     return {
         "seed": job.seed,
         "n": raw.n,
-        "n_anomalies": len(anomalies),
+        "n_anomalies": len(raw.manifest.is_anomaly_ids or []),
         "base": base,
         "methods": methods,
         "seconds": time.perf_counter() - started,
@@ -200,6 +233,11 @@ def values(results: list[dict[str, Any]], method: str, mode: str, key: str) -> n
     return np.array([r["methods"][method][mode]["delta"][key] for r in results])
 
 
+def changes(results: list[dict[str, Any]], method: str, mode: str) -> np.ndarray:
+    """The change of the method's scored metric per seed, as the summary records it."""
+    return np.array([r["methods"][method][mode]["change"] for r in results], dtype=float)
+
+
 def mean_std(a: np.ndarray) -> str:
     std = float(a.std(ddof=1)) if a.size > 1 else float("nan")
     return f"{a.mean():+.5f} ± {std:.5f}"
@@ -237,10 +275,10 @@ def summarize(results: list[dict[str, Any]], methods: tuple[str, ...], modes: tu
     if INFLUENCE not in methods:
         return summary
     for mode in modes:
-        ours = values(results, INFLUENCE, mode, "all")
+        ours = values(results, INFLUENCE, mode, keys.ALL)
         for base in methods:
             if base != INFLUENCE:
-                theirs = values(results, base, mode, "all")
+                theirs = values(results, base, mode, keys.ALL)
                 summary["tests"][f"{mode}/{base}"] = paired_tests(ours, theirs)
         compared = [b for b in BASELINES if b in methods]
         if compared:
@@ -260,12 +298,12 @@ def fmt_p(p: float) -> str:
 def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
     b = r["base"]
     parts = [
-        f"seed {r['seed']}: ALL {b['all']:+.4f}, mean err {b['gen_mean_error']:.3f}, "
-        f"cov err {b['gen_cov_error']:.3f}; ΔALL ({'/'.join(args.modes)})"
+        f"seed {r['seed']}: ALL {b[keys.ALL]:+.4f}, mean err {b[keys.GEN_MEAN_ERROR]:.3f}, "
+        f"cov err {b[keys.GEN_COV_ERROR]:.3f}; ΔALL ({'/'.join(args.modes)})"
     ]
     for method in args.methods:
         deltas = " ".join(
-            f"{r['methods'][method][mode]['delta']['all']:+.5f}" for mode in args.modes
+            f"{r['methods'][method][mode]['delta'][keys.ALL]:+.5f}" for mode in args.modes
         )
         parts.append(f"{method} {deltas}")
     print(" | ".join(parts) + f"  ({r['seconds']:.0f} s)", flush=True)
@@ -294,7 +332,7 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
 
 def print_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     n = len(results)
-    base_all = np.array([r["base"]["all"] for r in results])
+    base_all = np.array([r["base"][keys.ALL] for r in results])
     k = results[0]["methods"][args.methods[0]]["n_removed"]
     n_anom = np.mean([r["n_anomalies"] for r in results])
     print(
@@ -303,9 +341,9 @@ def print_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> No
         f"removed {k} of {results[0]['n']} per method; injected anomalies per seed {n_anom:g}"
     )
     # Fresh retraining keeps the epochs, so less data means fewer steps: a confound to keep in view.
-    steps = {"uncleansed": results[0]["base"]["n_steps"]}
+    steps = {"uncleansed": results[0]["base"][keys.N_STEPS]}
     for mode in args.modes:
-        steps[mode] = results[0]["methods"][args.methods[0]][mode]["metrics"]["n_steps"]
+        steps[mode] = results[0]["methods"][args.methods[0]][mode]["metrics"][keys.N_STEPS]
     listed = ", ".join(f"{k} {int(v)}" for k, v in steps.items())
     print(f"training steps (seed {results[0]['seed']}): {listed}")
     head = (
@@ -319,12 +357,12 @@ def print_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> No
     for method in args.methods:
         anom = np.mean([r["methods"][method]["anomalies_removed"] for r in results])
         for mode in args.modes:
-            d_all = values(results, method, mode, "all")
+            d_all = values(results, method, mode, keys.ALL)
             up = f"{int((d_all > 0).sum())}/{n}"
             print(
                 f"{method:<17}{mode:<8}{mean_std(d_all):>22}{up:>8}"
-                f"{mean_std(values(results, method, mode, 'gen_mean_error')):>22}"
-                f"{mean_std(values(results, method, mode, 'gen_cov_error')):>22}"
+                f"{mean_std(values(results, method, mode, keys.GEN_MEAN_ERROR)):>22}"
+                f"{mean_std(values(results, method, mode, keys.GEN_COV_ERROR)):>22}"
                 f"{anom:>15.1f}"
             )
 
@@ -349,14 +387,15 @@ def print_tests(summary: dict[str, Any], args: argparse.Namespace) -> None:
 
 def print_predicted(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Influence methods predict their own metric's change; the replay is the counterfactual."""
-    for method in (m for m in args.methods if m in ("all", "disc_loss")):
+    predicting = influence_methods()
+    for method in (m for m in args.methods if m in predicting):
         metric = results[0]["methods"][method]["predicted_metric"]
         pred = np.array([r["methods"][method]["predicted_change"] for r in results], dtype=float)
         cols = list(args.modes)
         head = f"{'seed':>6}{'predicted':>12}" + "".join(f"{'actual ' + m:>15}" for m in cols)
         print(f"\nPredicted vs actual Δ{metric} for method '{method}' (sum over removed)\n{head}")
         print("-" * len(head))
-        actual = {m: values(results, method, m, metric) for m in cols}
+        actual = {m: changes(results, method, m) for m in cols}
         for i, r in enumerate(results):
             row = "".join(f"{actual[m][i]:>+15.5f}" for m in cols)
             print(f"{r['seed']:>6}{pred[i]:>+12.5f}{row}")
@@ -380,7 +419,7 @@ def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
     per = summary["per_method"]
     compared = [b for b in BASELINES if b in args.methods]
     for mode, ok in summary["verdict"].items():
-        ours = per[f"{INFLUENCE}/{mode}"]["all"]
+        ours = per[f"{INFLUENCE}/{mode}"][keys.ALL]
         print(
             f"VERDICT [{mode}]: influence-based removal ({INFLUENCE}) beats "
             f"{' and '.join(compared)} on mean ΔALL: {'YES' if ok else 'NO'}"
@@ -389,7 +428,7 @@ def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
             t = summary["tests"][f"{mode}/{b}"]
             significant = max(t["t_p"], t["wilcoxon_p"]) < 0.05
             print(
-                f"  vs {b}: {ours['mean']:+.5f} vs {per[f'{b}/{mode}']['all']['mean']:+.5f}, "
+                f"  vs {b}: {ours['mean']:+.5f} vs {per[f'{b}/{mode}'][keys.ALL]['mean']:+.5f}, "
                 f"t-test p={fmt_p(t['t_p']).strip()}, wilcoxon p={fmt_p(t['wilcoxon_p']).strip()}"
                 f" (both < 0.05: {'yes' if significant else 'no'})"
             )

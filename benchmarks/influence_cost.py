@@ -30,16 +30,16 @@ from typing import Any
 
 import psutil
 import torch
-from safetensors.torch import load_file
 from torch.func import grad
 
+from ganinf_mlops import keys
 from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.influence.methods import problem_and_target, score
 from ganinf_mlops.influence.reverse import reverse_pass, segments
-from ganinf_mlops.train.schedule import steps_per_epoch
+from ganinf_mlops.problems.schedule import steps_per_epoch
+from ganinf_mlops.train.rundir import CHECKPOINTS, SCHEDULE, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
-from ganinf_mlops.train.trajectory import CHECKPOINTS, SCHEDULE, Trajectory, checkpoint_name
 
 REQUIRED_RATIO = 3.0
 GOAL_RATIO = 2.0
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time, memory and disk cost of exact trajectory influence (one run).",
     )
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="default", choices=PRESETS.names())
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument(
@@ -125,12 +125,8 @@ def warm_up(version: DatasetVersion, cfg: TrainConfig, preset: Preset, work: Pat
     run = train(
         version, dataclasses.replace(cfg, epochs=1), preset.metric, work / "warmup", progress=False
     )
-    score(run, version, "all", progress=False)
+    score(run, version, keys.ALL, progress=False)
     shutil.rmtree(run)
-
-
-def read_metrics(run: Path) -> dict[str, Any]:
-    return json.loads((run / "metrics.json").read_text())
 
 
 def measure_time(
@@ -140,8 +136,8 @@ def measure_time(
 
     Every sample is kept; the report uses minima (the least disturbed measurement of each).
     """
-    keys = ("train_wall", "train_cpu", "train_loop", "score_wall", "score_cpu", "score_pass")
-    samples: dict[str, list[float]] = {k: [] for k in keys}
+    names = ("train_wall", "train_cpu", "train_loop", "score_wall", "score_cpu", "score_pass")
+    samples: dict[str, list[float]] = {k: [] for k in names}
     runs: list[Path] = []
     for i in range(repeats):
         run = work / f"run{i}"
@@ -151,15 +147,15 @@ def measure_time(
         )
         samples["train_wall"].append(wall)
         samples["train_cpu"].append(cpu)
-        samples["train_loop"].append(float(read_metrics(run)["train_seconds"]))
+        samples["train_loop"].append(float(RunDir(run).metrics()[keys.TRAIN_SECONDS]))
         table, wall, cpu = timed(
-            lambda run=run: score(run, version, "all", progress=False), cfg.device
+            lambda run=run: score(run, version, keys.ALL, progress=False), cfg.device
         )
         samples["score_wall"].append(wall)
         samples["score_cpu"].append(cpu)
         samples["score_pass"].append(float(table.extra["seconds"]))
     last1, wall, cpu = timed(
-        lambda: score(runs[0], version, "all", last_epochs=1, progress=False), cfg.device
+        lambda: score(runs[0], version, keys.ALL, last_epochs=1, progress=False), cfg.device
     )
     for run in runs[1:]:
         shutil.rmtree(run)
@@ -267,8 +263,8 @@ def peak_increase(fn: Callable[[], Any], cuda: bool) -> dict[str, Any]:
 
 def _measure(run: Path, version_path: Path, what: str) -> dict[str, Any]:
     version = load_version(version_path)
-    traj = Trajectory(run)
-    problem, target = problem_and_target(traj, version, "all")
+    traj = RunDir(run)
+    problem, target = problem_and_target(traj, version, keys.ALL)
     cuda = problem.device.type == "cuda"
     # One traced step first, so lazy torch.func / allocator set-up is not counted as the pass's.
     reverse_pass(problem, traj, target, first_step=traj.n_steps - 1, progress=False)
@@ -330,8 +326,8 @@ def dir_bytes(path: Path) -> int:
 
 
 def measure_disk(run: Path) -> dict[str, Any]:
-    traj = Trajectory(run)
-    one = load_file(str(run / CHECKPOINTS / checkpoint_name(0)))
+    traj = RunDir(run)
+    one = flatten_state(traj.load_state(0))  # the tensors of one checkpoint file
     state_bytes = sum(t.numel() * t.element_size() for t in one.values())
     total = dir_bytes(run)
     schedule = (run / SCHEDULE).stat().st_size
@@ -404,7 +400,7 @@ def print_time(t: dict[str, Any], repeats: int) -> None:
         f"(a) time: minimum of {repeats} alternating repeat(s), after a warm-up run",
         [
             ("train(): wall / CPU", f"{t['train_wall']:8.2f} s / {t['train_cpu']:8.2f} s"),
-            ("  step loop (metrics.json train_seconds)", f"{t['train_loop']:8.2f} s"),
+            (f"  step loop (metrics.json {keys.TRAIN_SECONDS})", f"{t['train_loop']:8.2f} s"),
             ("score(all): wall / CPU", f"{t['score_wall']:8.2f} s / {t['score_cpu']:8.2f} s"),
             ("  reverse pass only (extra.seconds)", f"{t['score_pass']:8.2f} s"),
             ("RATIO influence / training, wall", f"{wall:8.2f} x  {verdict(wall)} {bound}"),

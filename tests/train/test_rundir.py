@@ -9,13 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 
 from ganinf_mlops import keys
 from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import DigestMismatchError, TrajectoryError
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import create_problem
+from ganinf_mlops.problems.gan import GanProblem
 from ganinf_mlops.problems.schedule import make_schedule
 from ganinf_mlops.train.rundir import (
     RunDir,
@@ -114,12 +117,11 @@ def test_trained_run_reads_back(run, tiny_version):
     assert r.state_keys == TOP
     assert r.schedule_kind == "fresh" and r.replay_parent is None
     assert r.dataset_path.resolve() == tiny_version.path.resolve()
-    assert ".." in str(r.dataset_path) or r.dataset_path.is_absolute()
 
     metrics = r.metrics()
     assert keys.TRAIN_SECONDS in metrics
     results = r.results()
-    assert set(results) == {*r_result_names(), keys.N_INSTANCES, keys.N_STEPS}
+    assert set(results) == {*GanProblem.result_names, keys.N_INSTANCES, keys.N_STEPS}
     assert results[keys.N_STEPS] == 6 and results[keys.N_INSTANCES] == 12
     assert all(results[k] == metrics[k] for k in results)
 
@@ -128,6 +130,7 @@ def test_trained_run_reads_back(run, tiny_version):
     assert losses.shape == (6, 2) and losses.dtype == np.float64
     # The first row is the loss of step 0 from the initial checkpoint, written exactly.
     problem = r.problem(tiny_version)
+    assert isinstance(problem, GanProblem)
     inp = problem.inputs(0)
     _, (ld, lg) = problem.step(r.load_state(0), inp.mask, inp.data, 0)
     assert losses[0].tolist() == [float(ld), float(lg)]
@@ -136,12 +139,8 @@ def test_trained_run_reads_back(run, tiny_version):
     assert isinstance(samples, np.ndarray) and samples.shape == (METRIC.n_gen, 2)
     final = r.load_state(6)
     assert set(final) == set(TOP) and final["d_opt"] == {}
-    expected = functional_call(problem.gen, final["g"], (problem.z_eval,))  # type: ignore[attr-defined]
+    expected = functional_call(problem.gen, final["g"], (problem.z_eval,))
     assert np.array_equal(samples, expected.detach().numpy())
-
-
-def r_result_names() -> tuple[str, ...]:
-    return (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
 
 
 def test_results_drop_timing_changes_and_non_numbers(run):
@@ -178,8 +177,6 @@ def test_replay_parent(run, tiny_version, tmp_path):
 
 
 def test_final_samples_refuse_other_data(run, tiny_version, tmp_path):
-    from ganinf_mlops.data.version import write_version
-
     other = write_version(
         tmp_path / "other",
         tiny_version.x * 2,
@@ -200,8 +197,6 @@ def test_load_state_of_a_step_without_checkpoint(run):
 
 
 def test_checkpoint_with_wrong_dtype_is_refused(run):
-    from safetensors.torch import load_file, save_file
-
     path = run / "checkpoints" / checkpoint_name(4)
     flat = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
     save_file(flat, str(path))
