@@ -187,7 +187,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
                 "change": row.get(MODE_CHANGE[mode]),
             }
         methods[method] = rec
-        shutil.rmtree(work / "methods" / method)  # keep the temp dir small; the numbers are all we need
+        shutil.rmtree(work / "methods" / method)  # keep the temp dir small: numbers are all we need
     return {
         "seed": job.seed,
         "n": raw.n,

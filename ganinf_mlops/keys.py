@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # -- metrics of a trained run (metrics.json) --------------------------------------------------
 ALL = "all"  # average log-likelihood of held-out data under a KDE of samples (higher is better)
+FD = "fd"  # Fréchet distance of Gaussian fits, generated vs held-out (lower is better)
 DISC_LOSS = "disc_loss"  # discriminator loss on held-out real and fixed fake points (lower)
 GEN_MEAN_ERROR = "gen_mean_error"  # ||mean(generated) - mean(held-out)||
 GEN_COV_ERROR = "gen_cov_error"  # ||cov(generated) - cov(held-out)||_F
@@ -46,10 +47,10 @@ CHANGES = (PREDICTED_CHANGE, ACTUAL_CHANGE, FRESH_CHANGE)
 REMOVAL_COUNTS = (N_REMOVED, N_REMOVED_TOTAL, N_ANOMALIES, N_ANOMALIES_REMOVED)
 VALIDATION = (KENDALL_TAU, KENDALL_TAU_RANDOM, PEARSON_R, PEARSON_R_RANDOM, JACCARD_TOP_K)
 # Column order of reports: these first, then any other numeric metric, sorted.
-RUN_METRIC_ORDER = (ALL, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR, N_INSTANCES, N_STEPS)
+RUN_METRIC_ORDER = (ALL, FD, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR, N_INSTANCES, N_STEPS)
 
 # Direction of the run results (the gate, the loop's stop rule and figures read it here).
-LOWER_IS_BETTER = frozenset({DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
+LOWER_IS_BETTER = frozenset({FD, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
 
 
 def higher_is_better(metric: str) -> bool:

@@ -1,6 +1,7 @@
 """Scoring methods by name (`METHODS`): trajectory influence on a target, and the baselines.
 
 all               influence on ALL (average log-likelihood), Terashita et al.
+fd                influence on the Fréchet distance of generated vs held-out data (FID's form)
 disc_loss         influence on the discriminator loss (their baseline)
 isolation_forest  anomaly score of the training points (no trajectory needed)
 random            uniform random scores
@@ -44,6 +45,7 @@ class Method:
 
 METHODS: Registry[Method] = Registry("method")
 METHODS.add(keys.ALL, Method("influence on ALL (average log-likelihood)", target=keys.ALL))
+METHODS.add(keys.FD, Method("influence on the Fréchet distance to held-out data", target=keys.FD))
 METHODS.add(keys.DISC_LOSS, Method("influence on the discriminator loss", target=keys.DISC_LOSS))
 METHODS.add(
     "isolation_forest",

@@ -14,8 +14,9 @@ Non-saturating GAN loss (Goodfellow et al. 2014), with D returning logits:
 "simultaneous": both gradients at (D_t, G_t). "alternating": D first, then G's gradient at
 (D_{t+1}, G_t). The same latent batch z serves both updates.
 
-Targets (harmfulness = predicted improvement): ALL (higher is better) and the discriminator loss
-on held-out data (lower is better, the baseline of Terashita et al.).
+Targets (harmfulness = predicted improvement): ALL (higher is better), the Fréchet distance of
+Gaussian fits of generated and held-out points (lower is better) and the discriminator loss on
+held-out data (lower is better, the baseline of Terashita et al.).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
 from ganinf_mlops.metrics.all import average_log_likelihood
+from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
 from ganinf_mlops.metrics.moments import moment_errors
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.problems import PROBLEMS
@@ -77,8 +79,8 @@ def create_step_function(gen: nn.Module, disc: nn.Module, cfg):
 class GanProblem(Problem):
     """A GAN on vector data; the networks come from `models.GAN_MODELS[cfg.model.arch]`."""
 
-    target_names = (keys.ALL, keys.DISC_LOSS)
-    result_names = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
+    target_names = (keys.ALL, keys.FD, keys.DISC_LOSS)
+    result_names = (keys.ALL, keys.FD, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
     loss_names = ("d_loss", "g_loss")
 
     def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
@@ -116,10 +118,14 @@ class GanProblem(Problem):
     def targets(self) -> dict[str, Target]:
         gen, disc, x_eval, z = self.gen, self.disc, self.x_eval, self.z_eval
         bandwidth = self.metric.bandwidth
+        ref = GaussianFit.of(x_eval)
 
         def all_value(state: State) -> torch.Tensor:
             generated = functional_call(gen, state["g"], (z,))
             return average_log_likelihood(x_eval, generated, bandwidth)
+
+        def fd_value(state: State) -> torch.Tensor:
+            return frechet_distance(functional_call(gen, state["g"], (z,)), ref)
 
         def disc_loss_value(state: State) -> torch.Tensor:
             # The discriminator's loss on held-out real points and fixed generated ones.
@@ -129,6 +135,7 @@ class GanProblem(Problem):
 
         return {
             keys.ALL: Target(keys.ALL, True, all_value),
+            keys.FD: Target(keys.FD, False, fd_value),
             keys.DISC_LOSS: Target(keys.DISC_LOSS, False, disc_loss_value),
         }
 
