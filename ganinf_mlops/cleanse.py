@@ -1,4 +1,11 @@
-"""Cleansing: remove the top-ranked instances of a score table, writing a child dataset version."""
+"""Cleansing: remove the instances a score table ranks most harmful, writing a child version.
+
+Selection policies (how many of the at most k = remove_frac * N top-ranked instances go):
+    positive   only those predicted to improve the metric (harmfulness > 0); the default
+    threshold  only those with harmfulness > `threshold`
+    top        all k, whatever their scores (the fixed-fraction cleanse of Terashita et al.)
+Baselines predict no change and score every instance positive, so for them `positive` is `top`.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ganinf_mlops import keys
+from ganinf_mlops.config import POLICIES
 from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
-from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError
+from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, read_scores
+from ganinf_mlops.registry import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,21 @@ def removal_count(n: int, remove_frac: float | None, remove_count: int | None) -
     return k
 
 
+def select_removals(
+    table: ScoreTable, k: int, policy: str = "positive", threshold: float | None = None
+) -> np.ndarray:
+    """Ids to remove: the top `k` of `table`, kept only where the policy says they help."""
+    check_choice("selection policy", policy, POLICIES)
+    if (policy == "threshold") != (threshold is not None):
+        raise ConfigError("a threshold goes with policy 'threshold' (and only with it)")
+    top = table.order()[:k]
+    if policy == "positive":
+        top = top[table.harmfulness[top] > 0]
+    elif policy == "threshold":
+        top = top[table.harmfulness[top] > threshold]
+    return table.ids[top]
+
+
 def _check_scores_match(version: DatasetVersion, table: ScoreTable, scores_path: Path) -> None:
     if table.dataset_digest != version.digest:
         raise DigestMismatchError(
@@ -62,9 +86,14 @@ def cleanse(
     *,
     remove_frac: float | None = None,
     remove_count: int | None = None,
+    policy: str = "positive",
+    threshold: float | None = None,
     force: bool = False,
 ) -> DatasetVersion:
-    """Write `out_dir`: `version` without its most harmful instances according to the scores."""
+    """Write `out_dir`: `version` without its most harmful instances according to the scores.
+
+    NothingToRemoveError (and nothing written) when the policy keeps none of them.
+    """
     scores_path = Path(scores_path).resolve()
     out_dir = Path(out_dir)
     # Replacing the input (or a directory holding it) with --force would destroy the parent.
@@ -75,7 +104,12 @@ def cleanse(
     table = read_scores(scores_path)
     _check_scores_match(version, table, scores_path)
 
-    removed = table.top_ids(k)
+    removed = select_removals(table, k, policy, threshold)
+    if removed.size == 0:
+        raise NothingToRemoveError(
+            f"no instance of {version.path} is predicted to improve "
+            f"{table.metric or table.method} (policy {policy}): nothing to cleanse"
+        )
     keep = ~np.isin(version.ids, removed)
     change = table.predicted_change[np.isin(table.ids, removed)]
     predicted = float(change.sum()) if np.isfinite(change).all() else None
@@ -89,7 +123,13 @@ def cleanse(
         version.ids[keep],
         version.x_eval,
         dataset="cleanse",
-        params={"remove_frac": remove_frac, "remove_count": remove_count, keys.N_REMOVED: k},
+        params={
+            "remove_frac": remove_frac,
+            "remove_count": remove_count,
+            "policy": policy,
+            "threshold": threshold,
+            keys.N_REMOVED: int(removed.size),
+        },
         provenance=Provenance(
             parent=version,
             removed_ids=removed,
@@ -106,10 +146,11 @@ def cleanse(
         force=force,
     )
     log.info(
-        "removed %d of %d instances (method %s); predicted change %s",
-        k,
+        "removed %d of %d instances (method %s, policy %s); predicted change %s",
+        removed.size,
         version.n,
         table.method,
+        policy,
         "n/a" if predicted is None else f"{predicted:.6g}",
     )
     return child

@@ -16,6 +16,8 @@ from ganinf_mlops.registry import Registry, check_choice
 
 T = TypeVar("T")
 UPDATES = ("simultaneous", "alternating")
+POLICIES = ("positive", "threshold", "top")  # cleanse selection policies (cleanse.py)
+BUDGETS = ("steps", "epochs")
 DTYPES = ("float64", "float32")
 
 
@@ -46,6 +48,7 @@ class TrainConfig:
     batch_size: int = 100
     epochs: int = 50
     update: str = "simultaneous"
+    steps: int | None = None  # optimizer steps; None: epochs * (N // batch_size)
     seed: int = 0
     checkpoint_every: int = 50
     dtype: str = "float64"
@@ -57,6 +60,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,19 @@ class JobOptions:
     last_epochs: int | None = None  # trace back only the last k epochs
     seed: int = 0  # validation instance choice and baseline scores
     iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
-    stop_when_worse: bool = False  # stop the loop once ALL stops improving
+    stop_when_worse: bool = False  # stop the loop once the metric stops improving
+    policy: str = "positive"  # which of the top remove_frac go: positive | threshold | top
+    threshold: float | None = None  # harmfulness cut-off of policy "threshold"
+    retrain_budget: str = "steps"  # fresh retraining keeps the parent's "steps" or "epochs"
+    retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
 
     def __post_init__(self) -> None:
+        check_choice("selection policy", self.policy, POLICIES)
+        if (self.policy == "threshold") != (self.threshold is not None):
+            raise ConfigError("job.threshold goes with job.policy 'threshold' (and only with it)")
+        check_choice("retrain budget", self.retrain_budget, BUDGETS)
+        if self.retrain_seeds < 1:
+            raise ConfigError(f"retrain_seeds must be >= 1, got {self.retrain_seeds}")
         if not 0 < self.remove_frac < 1:
             raise ConfigError(f"remove_frac must be in (0, 1), got {self.remove_frac}")
         if self.loo != 0 and self.loo < 4:

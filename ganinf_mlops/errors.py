@@ -39,3 +39,7 @@ class OutputExistsError(GaninfError):
 
 class TrackingError(GaninfError):
     """The MLflow tracking store cannot be reached or used."""
+
+
+class NothingToRemoveError(GaninfError):
+    """A cleanse whose selection policy keeps no instance (none is predicted to help)."""

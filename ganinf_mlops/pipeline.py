@@ -26,14 +26,15 @@ from typing import Any
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import cleanse
-from ganinf_mlops.config import Preset
+from ganinf_mlops.config import Preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
-from ganinf_mlops.errors import OutputExistsError
+from ganinf_mlops.errors import NothingToRemoveError, OutputExistsError
 from ganinf_mlops.influence.methods import METHODS, score
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.report import summarize
+from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,32 @@ class IterationOutputs:
     scores: Path
     version: DatasetVersion  # the cleansed version
     replay: Path  # counterfactual retraining on it
-    fresh: Path  # fresh retraining on it
+    fresh: list[Path]  # fresh retrainings on it, one per training seed; [0] is scored next
     validation: dict[str, Any] | None
     scoring_seconds: float
+
+
+def fresh_runs(
+    version: DatasetVersion,
+    preset: Preset,
+    runs_dir: Path,
+    name: str,
+    *,
+    steps: int | None = None,
+    observer: Observer | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Fresh trainings on `version`, one per retraining seed (train.seed, +1, ...): <name>,
+    <name>-seed1, ...; `steps` fixes the step budget (None: the config's epochs)."""
+    obs = observer or Observer()
+    out = []
+    for r in range(preset.job.retrain_seeds):
+        cfg = with_train_options(preset.train, seed=preset.train.seed + r, steps=steps)
+        path = runs_dir / (name if r == 0 else f"{name}-seed{r}")
+        out.append(train(version, cfg, preset.metric, path, force=force, progress=progress))
+        obs.trained(out[-1], version, "main" if r == 0 else f"seed{r}")
+    return out
 
 
 def run_iteration(
@@ -112,7 +136,13 @@ def run_iteration(
         write_json(workdir / "reports" / f"validate_it{i}.json", report)
         obs.validated(report)
     new = cleanse(
-        version, scores_path, workdir / "data" / f"v{i}", remove_frac=job.remove_frac, force=force
+        version,
+        scores_path,
+        workdir / "data" / f"v{i}",
+        remove_frac=job.remove_frac,
+        policy=job.policy,
+        threshold=job.threshold,
+        force=force,
     )
     obs.cleansed(new)
     runs = workdir / "runs"
@@ -121,8 +151,12 @@ def run_iteration(
         progress=progress,
     )  # fmt: skip
     obs.trained(replay, new, "replay")
-    fresh = train(new, preset.train, preset.metric, runs / f"r{i}", force=force, progress=progress)
-    obs.trained(fresh, new, "main")
+    # Production retrains from scratch: by default with the parent run's number of steps, so
+    # less data is not also less training.
+    steps = RunDir(run).n_steps if job.retrain_budget == "steps" else None
+    fresh = fresh_runs(
+        new, preset, runs, f"r{i}", steps=steps, observer=obs, force=force, progress=progress
+    )
     return IterationOutputs(
         scores_path, new, replay, fresh, report, float(table.extra.get("seconds", 0.0))
     )
@@ -148,20 +182,25 @@ def run_job(
                 workdir / "data" / "v0", preset.dataset, force=force, **preset.data_params
             )
             obs.prepared(raw)
-            run = train(
-                raw, preset.train, preset.metric, workdir / "runs" / "r0", force=force,
-                progress=progress,
-            )  # fmt: skip
-            obs.trained(run, raw, "main")
-        version, runs, replays = raw, [run], []
+            runs = fresh_runs(
+                raw, preset, workdir / "runs", "r0", observer=obs, force=force, progress=progress
+            )
+        version, run, replays = raw, runs[0], []
         extras: dict[str, dict[str, Any]] = {}
+        stopped = None
         for i in range(1, job.iterations + 1):
             with obs.iteration(i, version, job.method):
-                out = run_iteration(
-                    i, workdir, preset, version, run, observer=obs, force=force, progress=progress
-                )
-                version, run = out.version, out.fresh
-                runs.append(out.fresh)
+                try:
+                    out = run_iteration(
+                        i, workdir, preset, version, run, observer=obs, force=force,
+                        progress=progress,
+                    )  # fmt: skip
+                except NothingToRemoveError as exc:
+                    stopped = f"iteration {i}: {exc}"
+                    log.info("stopping: %s", stopped)
+                    break
+                version, run = out.version, out.fresh[0]
+                runs.extend(out.fresh)
                 replays.append(out.replay)
                 extras[str(i)] = {
                     "method": job.method,
@@ -175,13 +214,14 @@ def run_job(
                         "scores": str(out.scores),
                         "version": str(out.version.path),
                         "replay": str(out.replay),
-                        "fresh": str(out.fresh),
+                        "fresh": [str(p) for p in out.fresh],
                     },
                 }
                 row = {**summarize(runs, replays)["iterations"][str(i)], **extras[str(i)]}
                 obs.iteration_done(row)
             if job.stop_when_worse and not _improved(row):
-                log.info("stopping after iteration %d: %s did not improve", i, row["metric"])
+                stopped = f"iteration {i}: {row['metric']} did not improve under fresh retraining"
+                log.info("stopping after %s", stopped)
                 break
         summary = summarize(runs, replays)
         for k, extra in extras.items():
@@ -193,6 +233,7 @@ def run_job(
             "raw_digest": raw.digest,
             "final_version": str(version.path),
             "final_digest": version.digest,
+            "stopped": stopped,
         }
         write_json(workdir / "summary.json", summary)
         obs.job_done(summary)

@@ -22,7 +22,7 @@ from ganinf_mlops.report import is_number, scores_of_version
 def _metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     common = set.intersection(*(set(r) for r in rows)) if rows else set()
     numeric = {k for k in common if all(is_number(r[k]) for r in rows)}
-    numeric -= {keys.ITERATION, *keys.REMOVAL_COUNTS, *keys.CHANGES}
+    numeric -= {keys.ITERATION, *keys.REMOVAL_COUNTS, *keys.CHANGES, *keys.SEED_STATS}
     order = keys.RUN_METRIC_ORDER
     return [k for k in order if k in numeric] + sorted(numeric - set(order))
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,23 @@ def _match_replays(
     return by_iteration
 
 
+def _seed_stats(group: list[RunDir], metric: str) -> tuple[float, float] | None:
+    """Mean and standard deviation over training seeds of `metric` (None: fewer than 2 runs)."""
+    values = [r.results().get(metric) for r in group]
+    if len(values) < 2 or not all(is_number(v) for v in values):
+        return None
+    return statistics.fmean(values), statistics.stdev(values)
+
+
 def _iteration_row(
     k: int,
-    run: RunDir,
+    group: list[RunDir],
     manifest: Manifest,
-    parent: tuple[RunDir, Manifest] | None,
+    parent: tuple[list[RunDir], Manifest] | None,
     replay: RunDir | None,
     removed_total: int,
 ) -> dict[str, Any]:
+    run = group[0]
     results = run.results()
     row: dict[str, Any] = {keys.ITERATION: k, **results, keys.N_INSTANCES: manifest.n_instances}
     row[keys.N_REMOVED] = len(manifest.removed_ids) if parent is not None else 0
@@ -101,19 +111,31 @@ def _iteration_row(
     if manifest.is_anomaly_ids is not None:
         row[keys.N_ANOMALIES] = len(manifest.is_anomaly_ids)
         row[keys.N_ANOMALIES_REMOVED] = 0
+    row[keys.N_SEEDS] = len(group)
+    metric = manifest.metric or keys.ALL
+    stats = _seed_stats(group, metric)
+    if stats is not None:
+        row[keys.SEED_MEAN], row[keys.SEED_STD] = stats
     if parent is None:
         return row
-    parent_run, parent_manifest = parent
+    parent_group, parent_manifest = parent
+    parent_run = parent_group[0]
     if parent_manifest.is_anomaly_ids is not None:
         row[keys.N_ANOMALIES_REMOVED] = len(
             set(parent_manifest.is_anomaly_ids) & set(manifest.removed_ids)
         )
-    metric = manifest.metric or keys.ALL
     row["metric"] = metric
     if manifest.predicted_change is not None:
         row[keys.PREDICTED_CHANGE] = manifest.predicted_change
     before = parent_run.results()
-    if metric in results and metric in before:
+    parent_stats = _seed_stats(parent_group, metric)
+    if stats is not None and parent_stats is not None:
+        # Mean over retraining seeds, with the standard error of the difference of the means.
+        row[keys.FRESH_CHANGE] = stats[0] - parent_stats[0]
+        row[keys.FRESH_CHANGE_SE] = math.sqrt(
+            stats[1] ** 2 / len(group) + parent_stats[1] ** 2 / len(parent_group)
+        )
+    elif metric in results and metric in before:
         row[keys.FRESH_CHANGE] = results[metric] - before[metric]
     if replay is not None:
         replay_metrics = replay.metrics()
@@ -129,13 +151,20 @@ def summarize(
 ) -> dict[str, Any]:
     """The metrics summary of a chain (see the module docstring); DataError if runs do not chain.
 
-    `runs`: fresh runs, iteration 0 first; run k's version must be cleansed from run k-1's.
+    `runs`: fresh runs in lineage order; consecutive runs on the same version (other training
+    seeds) form one iteration, whose first run is the one the next iteration scored.
     `replays`: any subset of the replays, in any order; each must replay run k-1 on version k for
     some k >= 1 (matched by dataset digest and parent run).
     """
     if not runs:
         raise DataError("evaluate needs at least one run")
-    dirs = [RunDir(r) for r in runs]
+    groups: list[list[RunDir]] = []
+    for r in map(RunDir, runs):
+        if groups and groups[-1][0].dataset_digest == r.dataset_digest:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    dirs = [g[0] for g in groups]
     versions = [run_version(r) for r in dirs]
     manifests = [m for _, m in versions]
     for k in range(1, len(dirs)):
@@ -148,9 +177,9 @@ def summarize(
     by_iteration = _match_replays(dirs, manifests, replays)
     iterations: dict[str, dict[str, Any]] = {}
     removed_total = 0
-    for k, run in enumerate(dirs):
-        parent = (dirs[k - 1], manifests[k - 1]) if k > 0 else None
-        row = _iteration_row(k, run, manifests[k], parent, by_iteration.get(k), removed_total)
+    for k, group in enumerate(groups):
+        parent = (groups[k - 1], manifests[k - 1]) if k > 0 else None
+        row = _iteration_row(k, group, manifests[k], parent, by_iteration.get(k), removed_total)
         removed_total = row[keys.N_REMOVED_TOTAL]
         iterations[str(k)] = row
     final = iterations[str(len(dirs) - 1)]

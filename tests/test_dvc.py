@@ -208,7 +208,8 @@ def test_param_change_reruns_only_the_stages_that_read_it(project: Path) -> None
 
     diff = json.loads(dvc(d, "metrics", "diff", "--json"))["metrics/summary.json"]
     assert diff["iterations.1.n_removed"] == {"old": 10, "new": 20, "diff": 10}
-    assert diff["n_instances"]["old"] == 180 and diff["n_instances"]["new"] == 200 - 20 - 18
+    # Iteration 2 removes at most 10% of 180, only those predicted to help (job.policy positive).
+    assert diff["n_instances"]["old"] == 180 and 200 - 20 - 18 <= diff["n_instances"]["new"] < 180
     assert "iterations.0.all" not in diff  # the base run did not change
     run(d, "git", "add", "-A")
     run(d, "git", "commit", "-q", "-m", "remove_frac 0.1")

@@ -17,6 +17,7 @@ from ganinf_mlops.cli.common import (
     parse_key_values,
     tracking_options,
 )
+from ganinf_mlops.config import POLICIES
 from ganinf_mlops.data.datasets import DATASETS
 from ganinf_mlops.errors import ConfigError
 
@@ -93,6 +94,13 @@ def prepare(
 )
 @click.option("--remove-count", type=int, help="Number of instances to remove.")
 @click.option(
+    "--policy",
+    type=click.Choice(POLICIES),
+    help="Which of the top-ranked go: positive (only those predicted to help), threshold "
+    "(harmfulness > --threshold) or top (all); default: the config's job.policy.",
+)
+@click.option("--threshold", type=float, help="Harmfulness cut-off of --policy threshold.")
+@click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path),
@@ -106,6 +114,8 @@ def cleanse(
     scores: Path,
     remove_frac: float | None,
     remove_count: int | None,
+    policy: str | None,
+    threshold: float | None,
     out: Path,
     preset: str,
     params_file: Path | None,
@@ -117,13 +127,23 @@ def cleanse(
     from ganinf_mlops.cleanse import cleanse as do_cleanse
     from ganinf_mlops.data.version import load_version
 
+    job = load_config(preset, params_file).job
     if remove_frac is None and remove_count is None:
-        remove_frac = load_config(preset, params_file).job.remove_frac
+        remove_frac = job.remove_frac
+    if policy is None:
+        policy, threshold = job.policy, job.threshold if threshold is None else threshold
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("cleanse", version):
         new = do_cleanse(
-            version, scores, out, remove_frac=remove_frac, remove_count=remove_count, force=force
+            version,
+            scores,
+            out,
+            remove_frac=remove_frac,
+            remove_count=remove_count,
+            policy=policy,
+            threshold=threshold,
+            force=force,
         )
         obs.cleansed(new)
     click.echo(output.cleansed_line(new))

@@ -18,6 +18,7 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
+from ganinf_mlops.config import BUDGETS, POLICIES
 from ganinf_mlops.influence.methods import METHODS
 
 # Every job option may be given as "" (MLproject's default): the config's value then applies.
@@ -60,6 +61,27 @@ _JOB_OPTIONS = [
         "--stop-when-worse/--no-stop-when-worse",
         default=None,
         help="Stop once the metric stops improving (default: the config's).",
+    ),
+    click.option(
+        "--policy",
+        type=BlankOr(click.Choice(POLICIES)),
+        help="Which of the top remove_frac go: positive | threshold | top (default: the config's).",
+    ),
+    click.option(
+        "--threshold",
+        type=BlankOr(click.FLOAT),
+        help="Harmfulness cut-off of --policy threshold (default: the config's).",
+    ),
+    click.option(
+        "--retrain-seeds",
+        type=BlankOr(click.IntRange(min=1)),
+        help="Fresh retrainings per version, over training seeds (default: the config's).",
+    ),
+    click.option(
+        "--retrain-budget",
+        type=BlankOr(click.Choice(BUDGETS)),
+        help="Fresh retraining keeps the parent's optimizer 'steps' or the config's 'epochs' "
+        "(default: the config's).",
     ),
     click.option(
         "--iterations",

@@ -51,13 +51,37 @@ def validation_line(r: dict[str, Any]) -> str:
     )
 
 
+def verdict(summary: dict[str, Any]) -> str:
+    """Did the cleansed data end better than the raw data, under fresh retraining?"""
+    its = summary["iterations"]
+    last = its[max(its, key=int)]
+    stopped = summary["job"].get("stopped")
+    if len(its) == 1:
+        return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
+    metric = last["metric"]
+    use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
+    before = its["0"][keys.SEED_MEAN if use_mean else metric]
+    after = last[keys.SEED_MEAN if use_mean else metric]
+    better = after > before if keys.higher_is_better(metric) else after < before
+    direction = "higher" if keys.higher_is_better(metric) else "lower"
+    seeds = f", mean of {last[keys.N_SEEDS]} training seeds" if use_mean else ""
+    text = (
+        f"verdict: {metric} ({direction} is better) {'IMPROVED' if better else 'got WORSE'}: "
+        f"{before:.6g} -> {after:.6g} under fresh retraining{seeds}, "
+        f"{last[keys.N_REMOVED_TOTAL]} instances removed"
+    )
+    return text + (f"; stopped at {stopped}" if stopped else "")
+
+
 def job_lines(summary: dict[str, Any], out: str) -> list[str]:
-    """The loop's report: the raw run, then each iteration's validation and changes."""
+    """The loop's report: the verdict, the raw run, then each iteration's validation and
+    changes."""
     job, its = summary["job"], summary["iterations"]
     first = its["0"]
     lines = [
+        verdict(summary),
         f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {keys.ALL} = "
-        f"{first[keys.ALL]:.6g}; method {job['method']}"
+        f"{first[keys.ALL]:.6g}; method {job['method']}",
     ]
     for k in sorted(its, key=int)[1:]:
         row = its[k]
@@ -71,12 +95,16 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
             before = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
             anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {before} injected anomalies)"
         metric = row["metric"]
+        se = row.get(keys.FRESH_CHANGE_SE)
+        fresh = _signed(row.get(keys.FRESH_CHANGE)) + (f" ± {se:.2g}" if se is not None else "")
         lines.append(
             f"  iteration {k}: removed {row[keys.N_REMOVED]}{anomalies}; change of {metric}: "
             f"predicted {_signed(row.get(keys.PREDICTED_CHANGE))}, "
             f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, "
-            f"fresh {_signed(row.get(keys.FRESH_CHANGE))} -> {metric} = {row[metric]:.6g}"
+            f"fresh {fresh} -> {metric} = {row[metric]:.6g}"
         )
+    if job.get("stopped"):
+        lines.append(f"stopped at {job['stopped']}")
     lines.append(f"summary: {out}")
     return lines
 

@@ -33,7 +33,18 @@ from ganinf_mlops.optim import OPTIMIZERS
     help="Counterfactual retraining: reuse this run's minibatch order, latents, "
     "initialisation and config; instances missing from --data get weight 0.",
 )
+@click.option(
+    "--retrain-of",
+    type=EXISTING_DIR,
+    help="A fresh retraining of this run's data after a cleanse: with job.retrain_budget "
+    "'steps' (the default) it takes as many optimizer steps as that run did.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (the config's if omitted).")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size.")
 @click.option("--lr", type=float, help="Learning rate of both networks.")
 @click.option(
@@ -56,6 +67,7 @@ def train_cmd(
     preset: str,
     params_file: Path | None,
     replay: Path | None,
+    retrain_of: Path | None,
     tracking: bool,
     experiment: str,
     force: bool,
@@ -70,6 +82,11 @@ def train_cmd(
     cfg = load_config(preset, params_file)
     if replay is not None and any(v is not None for v in options.values()):
         raise ConfigError("--replay takes the parent run's config; drop the training options")
+    if retrain_of is not None:
+        if replay is not None:
+            raise ConfigError("--retrain-of is a fresh retraining; --replay a counterfactual one")
+        if cfg.job.retrain_budget == "steps" and options.get("steps") is None:
+            options["steps"] = RunDir(retrain_of).n_steps
     train_cfg = with_train_options(cfg.train, **options)
     obs = make_observer(tracking, experiment)
     version = load_version(data)

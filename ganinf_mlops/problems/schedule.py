@@ -40,16 +40,22 @@ class Schedule:
         return self.indices.shape[1]
 
 
-def make_schedule(n: int, batch_size: int, epochs: int, seed: int) -> Schedule:
+def make_schedule(
+    n: int, batch_size: int, epochs: int, seed: int, steps: int | None = None
+) -> Schedule:
+    """`epochs` passes over the data, or exactly `steps` steps (as many epochs as they need):
+    a fixed step budget lets a retraining on less data take as many optimizer steps."""
     if batch_size > n:
         raise ConfigError(f"batch size {batch_size} exceeds the number of instances {n}")
     per_epoch = n // batch_size
+    if steps is not None:
+        epochs = -(-steps // per_epoch)
     batches = []
     for epoch in range(epochs):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         perm = torch.randperm(n, generator=g)[: per_epoch * batch_size]
         batches.append(perm.view(per_epoch, batch_size))
-    indices = torch.cat(batches)
+    indices = torch.cat(batches)[:steps]
     g = torch.Generator().manual_seed(seed * 1_000_003 + 999_983)
     seeds = torch.randint(0, 2**62, (indices.shape[0],), generator=g, dtype=torch.int64)
     return Schedule(indices, seeds, torch.ones(indices.shape, dtype=torch.float64))

@@ -88,7 +88,9 @@ def train(
         cfg, metric = parent.train_config, parent.metric_config
         schedule = replay_schedule(parent, version)
     else:
-        schedule = make_schedule(len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed)
+        schedule = make_schedule(
+            len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed, steps=cfg.steps
+        )
     problem = create_problem(cfg, metric, version.x, version.x_eval, schedule)
     state = parent.load_state(0, problem.device) if parent is not None else problem.initial_state()
     n_steps = schedule.n_steps

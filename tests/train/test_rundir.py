@@ -167,7 +167,9 @@ def test_results_drop_timing_changes_and_non_numbers(run):
 
 
 def test_replay_parent(run, tiny_version, tmp_path):
-    replay = train(tiny_version, CFG, METRIC, tmp_path / "sub" / "replay", replay=run, progress=False)
+    replay = train(
+        tiny_version, CFG, METRIC, tmp_path / "sub" / "replay", replay=run, progress=False
+    )
     r = RunDir(replay)
     assert r.schedule_kind == "replay"
     parent = r.replay_parent

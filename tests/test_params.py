@@ -1,0 +1,183 @@
+"""params.yaml: presets written out in full and read back strictly."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ganinf_mlops.config import PRESETS, JobOptions, get_preset
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.params import (
+    load_params,
+    params_text,
+    params_to_preset,
+    preset_to_params,
+    with_job,
+    write_params,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _same_content(a: Any, b: Any) -> None:
+    assert a.train == b.train
+    assert a.metric == b.metric
+    assert a.job == b.job
+    assert a.dataset == b.dataset
+    assert a.data_params == b.data_params
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_every_preset_round_trips_through_yaml(name):
+    preset = get_preset(name)
+    text = params_text(preset)
+    back = params_to_preset(yaml.safe_load(text), where="x.yaml")
+    _same_content(back, preset)
+    assert back.name == "x.yaml"
+    # Tuples come back as tuples (frozen dataclasses compare them by type).
+    assert isinstance(back.train.model.g_hidden, tuple)
+    assert params_text(back) == text
+
+
+def test_params_sections_and_order():
+    params = preset_to_params(get_preset("tiny"))
+    assert list(params) == ["data", "train", "metric", "job"]
+    assert params["data"] == {"dataset": "gaussian2d", "params": get_preset("tiny").data_params}
+    assert params["train"]["d_optim"]["lr"] == 0.01
+    assert params["job"]["iterations"] == 2
+    text = params_text(get_preset("tiny"))
+    assert text.index("data:") < text.index("train:") < text.index("metric:") < text.index("job:")
+
+
+def test_write_and_load_params(tmp_path):
+    preset = get_preset("paper-2d")
+    path = tmp_path / "sub" / "params.yaml"
+    write_params(path, preset)
+    assert path.read_text() == params_text(preset)
+    back = load_params(path)
+    _same_content(back, preset)
+    assert back.name == str(path)
+
+
+def _params() -> dict[str, Any]:
+    return yaml.safe_load(params_text(get_preset("default")))
+
+
+def _del(d: dict[str, Any], *path: str) -> dict[str, Any]:
+    node = d
+    for part in path[:-1]:
+        node = node[part]
+    del node[path[-1]]
+    return d
+
+
+def _add(d: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
+    node = d
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("train", "d_optim", "lr"),
+        ("train", "model", "latent_dim"),
+        ("train", "epochs"),
+        ("metric", "bandwidth"),
+        ("job", "iterations"),
+    ],
+)
+def test_missing_key_names_its_path(path):
+    with pytest.raises(ConfigError, match=re.escape(f"missing key {'.'.join(path)}") + "$"):
+        params_to_preset(_del(_params(), *path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("train", "d_optim", "learning_rate"),
+        ("train", "model", "depth"),
+        ("train", "lr"),
+        ("metric", "n_gens"),
+        ("job", "iteration"),
+    ],
+)
+def test_unknown_key_names_its_path(path):
+    with pytest.raises(ConfigError, match=re.escape(f"unknown key {'.'.join(path)}") + "$"):
+        params_to_preset(_add(_params(), 1, *path))
+
+
+@pytest.mark.parametrize("section", ["data", "train", "metric", "job"])
+def test_missing_section(section):
+    with pytest.raises(ConfigError, match=f"missing key {section}"):
+        params_to_preset(_del(_params(), section))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda p: [p], "expected a mapping"),
+        (lambda p: _add(p, 1, "data", "extra"), "exactly the keys dataset and params"),
+        (lambda p: _del(p, "data", "dataset"), "exactly the keys dataset and params"),
+        (lambda p: _add(p, [1, 2], "data", "params"), "data.params must be a mapping"),
+        (lambda p: _add(p, [1, 2], "train", "model"), "train.model: expected a mapping"),
+        (lambda p: _add(p, 0.0, "train", "d_optim", "lr"), "learning rate must be positive"),
+        (lambda p: _add(p, "sideways", "train", "update"), "unknown update 'sideways'"),
+        (lambda p: _add(p, 0, "job", "iterations"), "iterations must be >= 1"),
+    ],
+)
+def test_invalid_params(edit, match):
+    with pytest.raises(ConfigError, match=match):
+        params_to_preset(edit(_params()))
+
+
+def test_with_job_replaces_only_given_values():
+    preset = get_preset("tiny")
+    changed = with_job(preset, iterations=7, loo=None, method="disc_loss", last_epochs=None)
+    assert changed.job == dataclasses.replace(preset.job, iterations=7, method="disc_loss")
+    assert changed.job.loo == preset.job.loo == 12
+    assert changed.train == preset.train and changed.metric == preset.metric
+    assert preset.job.iterations == 2  # the original is untouched
+    assert with_job(preset) == preset
+    assert with_job(preset, stop_when_worse=False).job.stop_when_worse is False
+    with pytest.raises(ConfigError, match="remove_frac"):
+        with_job(preset, remove_frac=2.0)
+
+
+def test_load_params_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_params(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["train: [1, 2\n", "a: b: c\n", "\t- x\n"])
+def test_load_params_invalid_yaml(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="cannot read params file"):
+        load_params(path)
+
+
+def test_load_params_of_a_directory_or_empty_file(tmp_path):
+    with pytest.raises(ConfigError):
+        load_params(tmp_path)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_params(empty)
+
+
+def test_repo_params_yaml_is_the_default_preset_with_two_iterations():
+    repo = load_params(REPO / "params.yaml")
+    default = get_preset("default")
+    assert repo.train == default.train
+    assert repo.metric == default.metric
+    assert repo.dataset == default.dataset and repo.data_params == default.data_params
+    assert repo.job == dataclasses.replace(default.job, iterations=2)
+    assert default.job.iterations != 2 and isinstance(repo.job, JobOptions)

@@ -1,0 +1,311 @@
+"""The job end to end on a shrunk tiny preset: observer callbacks, summary.json, stop rule."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ganinf_mlops import keys, pipeline
+from ganinf_mlops.config import Preset, get_preset
+from ganinf_mlops.data.version import DatasetVersion, load_version
+from ganinf_mlops.errors import ConfigError, OutputExistsError
+from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.problems.gan import GanProblem
+from ganinf_mlops.report import summarize
+from ganinf_mlops.train.rundir import RunDir
+
+# Every key a row may carry: the names of `keys`, plus the structural entries of a row.
+KEY_NAMES = {v for name, v in vars(keys).items() if name.isupper() and isinstance(v, str)}
+EXTRA_KEYS = {"method", "dataset_digest", "cleansed_digest", "validation", "paths"}
+EXTRA_KEYS.add(keys.SCORING_SECONDS)
+STRUCTURAL = {"metric", "replay", *EXTRA_KEYS}
+RUN_RESULTS = set(GanProblem.result_names)  # all, disc_loss, gen_mean_error, ...
+ROW_KEYS_0 = {
+    keys.ITERATION,
+    *RUN_RESULTS,
+    keys.N_INSTANCES,
+    keys.N_STEPS,
+    keys.N_REMOVED,
+    keys.N_REMOVED_TOTAL,
+    keys.N_ANOMALIES,
+    keys.N_ANOMALIES_REMOVED,
+}
+ROW_KEYS = {
+    *ROW_KEYS_0,
+    "metric",
+    keys.PREDICTED_CHANGE,
+    keys.ACTUAL_CHANGE,
+    keys.FRESH_CHANGE,
+    "replay",
+    *EXTRA_KEYS,
+}
+
+
+def _preset(iterations: int = 2, **job: Any) -> Preset:
+    p = get_preset("tiny")
+    return dataclasses.replace(
+        p,
+        train=dataclasses.replace(p.train, epochs=2),
+        job=dataclasses.replace(p.job, **{"iterations": iterations, "loo": 0, **job}),
+    )
+
+
+class Recorder(pipeline.Observer):
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = workdir
+        self.events: list[tuple[Any, ...]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] | None = None
+
+    @contextlib.contextmanager
+    def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
+        self.events.append(("job", preset.name, workdir))
+        yield
+        self.events.append(("job_exit",))
+
+    @contextlib.contextmanager
+    def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
+        self.events.append(("iteration", index, None if version is None else version.path, method))
+        yield
+        self.events.append(("iteration_exit", index))
+
+    def prepared(self, version: DatasetVersion) -> None:
+        self.events.append(("prepared", version.path))
+
+    def trained(self, run: Path, version: DatasetVersion, role: str) -> None:
+        self.events.append(("trained", role, run, version.path))
+
+    def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None:
+        assert path.is_file() and table.dataset_digest == version.digest
+        self.events.append(("scored", path, version.path, run))
+
+    def validated(self, report: dict[str, Any]) -> None:
+        self.events.append(("validated",))
+
+    def cleansed(self, version: DatasetVersion) -> None:
+        self.events.append(("cleansed", version.path))
+
+    def gated(self, report: dict[str, Any]) -> None:
+        self.events.append(("gated",))
+
+    def iteration_done(self, row: dict[str, Any]) -> None:
+        self.events.append(("iteration_done", row[keys.ITERATION]))
+        self.rows.append(row)
+
+    def job_done(self, summary: dict[str, Any]) -> None:
+        assert self.workdir is not None and (self.workdir / "summary.json").is_file()
+        self.events.append(("job_done",))
+        self.summary = summary
+
+
+@pytest.fixture(scope="module")
+def job_run(tmp_path_factory) -> tuple[Path, Recorder, dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp("job") / "work"
+    recorder = Recorder(workdir)
+    summary = pipeline.run_job(workdir, _preset(), observer=recorder, progress=False)
+    return workdir, recorder, summary
+
+
+def test_observer_callbacks_in_order(job_run):
+    w, rec, _ = job_run
+    data, runs, scores = w / "data", w / "runs", w / "scores"
+    expected = [
+        ("job", "tiny", w),
+        ("iteration", 0, None, "all"),
+        ("prepared", data / "v0"),
+        ("trained", "main", runs / "r0", data / "v0"),
+        ("iteration_exit", 0),
+    ]
+    for i in (1, 2):
+        prev, cur = data / f"v{i - 1}", data / f"v{i}"
+        expected += [
+            ("iteration", i, prev, "all"),
+            ("scored", scores / f"it{i}_all.csv", prev, runs / f"r{i - 1}"),
+            ("cleansed", cur),
+            ("trained", "replay", runs / f"replay{i}", cur),
+            ("trained", "main", runs / f"r{i}", cur),
+            ("iteration_done", i),
+            ("iteration_exit", i),
+        ]
+    expected += [("job_done",), ("job_exit",)]
+    assert rec.events == expected
+
+
+def test_summary_json_is_the_summary_of_the_runs_plus_job_extras(job_run):
+    w, rec, summary = job_run
+    on_disk = json.loads((w / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert rec.summary is summary
+
+    runs = [w / "runs" / f"r{i}" for i in range(3)]
+    replays = [w / "runs" / f"replay{i}" for i in (1, 2)]
+    expected = json.loads(json.dumps(summarize(runs, replays)))
+    assert set(on_disk) == {*expected, "job"}
+    assert {k: v for k, v in on_disk.items() if k not in ("iterations", "job")} == {
+        k: v for k, v in expected.items() if k != "iterations"
+    }
+    assert set(on_disk["iterations"]) == {"0", "1", "2"}
+    assert on_disk["iterations"]["0"] == expected["iterations"]["0"]
+    for i in ("1", "2"):
+        row = on_disk["iterations"][i]
+        assert {k: v for k, v in row.items() if k not in EXTRA_KEYS} == expected["iterations"][i]
+        assert EXTRA_KEYS <= set(row)
+
+    versions = [load_version(w / "data" / f"v{i}") for i in range(3)]
+    for i in (1, 2):
+        row = on_disk["iterations"][str(i)]
+        assert row["method"] == "all" and row["validation"] is None
+        assert row["dataset_digest"] == versions[i - 1].digest
+        assert row["cleansed_digest"] == versions[i].digest
+        assert row[keys.SCORING_SECONDS] >= 0
+        assert row["paths"] == {
+            "scores": str(w / "scores" / f"it{i}_all.csv"),
+            "version": str(w / "data" / f"v{i}"),
+            "replay": str(w / "runs" / f"replay{i}"),
+            "fresh": [str(w / "runs" / f"r{i}")],  # one per retraining seed
+        }
+        assert RunDir(w / "runs" / f"replay{i}").replay_parent == w / "runs" / f"r{i - 1}"
+    assert on_disk["job"] == {
+        "preset": "tiny",
+        "method": "all",
+        "remove_frac": 0.05,
+        "raw_digest": versions[0].digest,
+        "final_version": str(w / "data" / "v2"),
+        "final_digest": versions[2].digest,
+        "stopped": None,
+    }
+    # Each cleanse removes at most 5% of the instances (10 of 200, then 10 of 190).
+    removed = [on_disk["iterations"][str(i)][keys.N_REMOVED] for i in range(3)]
+    assert removed[0] == 0 and all(1 <= r <= 10 for r in removed[1:])
+    assert [v.n for v in versions] == [200, 200 - removed[1], 200 - sum(removed)]
+    assert on_disk[keys.N_REMOVED_TOTAL] == sum(removed)
+    assert on_disk[keys.N_INSTANCES] == versions[2].n
+
+
+def test_iteration_rows_carry_the_keys_of_keys(job_run):
+    _, rec, summary = job_run
+    assert [r[keys.ITERATION] for r in rec.rows] == [1, 2]
+    row0 = summary["iterations"]["0"]
+    assert ROW_KEYS_0 <= set(row0) <= KEY_NAMES
+    assert not {"metric", *keys.CHANGES} & set(row0)
+    for row in rec.rows:
+        assert ROW_KEYS <= set(row) <= KEY_NAMES | STRUCTURAL
+        assert row == summary["iterations"][str(row[keys.ITERATION])]
+        assert row["metric"] == keys.ALL
+        before = summary["iterations"][str(row[keys.ITERATION] - 1)]
+        assert row[keys.FRESH_CHANGE] == pytest.approx(row[keys.ALL] - before[keys.ALL], abs=1e-15)
+        assert set(row["replay"]) == {*RUN_RESULTS, keys.N_INSTANCES, keys.N_STEPS}
+    assert keys.TRAIN_SECONDS not in json.dumps(summary)
+
+
+def test_existing_summary_without_force(job_run):
+    w, _, _ = job_run
+    before = (w / "summary.json").read_bytes()
+    rec = Recorder()
+    with pytest.raises(OutputExistsError):
+        pipeline.run_job(w, _preset(), observer=rec, progress=False)
+    assert rec.events == []
+    assert (w / "summary.json").read_bytes() == before
+
+
+def test_unknown_method_writes_nothing(tmp_path):
+    rec = Recorder()
+    with pytest.raises(ConfigError, match="unknown method 'nope'; choose from"):
+        pipeline.run_job(tmp_path / "w", _preset(method="nope"), observer=rec, progress=False)
+    assert rec.events == [] and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    ("metric", "change", "improved"),
+    [
+        (keys.ALL, 0.1, True),
+        (keys.ALL, -0.1, False),
+        (keys.ALL, 0.0, False),
+        (keys.DISC_LOSS, -0.1, True),
+        (keys.DISC_LOSS, 0.1, False),
+        (keys.DISC_LOSS, 0.0, False),
+        (keys.GEN_MEAN_ERROR, -1e-9, True),
+    ],
+)
+def test_improved_follows_the_metric_direction(metric, change, improved):
+    assert pipeline._improved({"metric": metric, keys.FRESH_CHANGE: change}) is improved
+
+
+def test_not_improved_without_a_fresh_change():
+    assert pipeline._improved({"metric": keys.ALL}) is False
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_stop_when_worse(tmp_path, monkeypatch, stop):
+    seen: list[dict[str, Any]] = []
+
+    def not_improved(row: dict[str, Any]) -> bool:
+        seen.append(row)
+        return False
+
+    monkeypatch.setattr(pipeline, "_improved", not_improved)
+    rec = Recorder(tmp_path)
+    summary = pipeline.run_job(
+        tmp_path, _preset(iterations=2, stop_when_worse=stop), observer=rec, progress=False
+    )
+    n = 1 if stop else 2
+    assert list(summary["iterations"]) == [str(i) for i in range(n + 1)]
+    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == list(range(1, n + 1))
+    assert rec.events[-2:] == [("job_done",), ("job_exit",)]
+    assert len(seen) == (1 if stop else 0)
+    if not stop:
+        assert summary["job"]["stopped"] is None
+    if stop:
+        assert seen[0][keys.ITERATION] == 1
+        assert summary["job"]["stopped"].startswith("iteration 1: all did not improve")
+        assert summary["job"]["final_version"] == str(tmp_path / "data" / "v1")
+        assert not (tmp_path / "runs" / "r2").exists()
+    assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_stop_rule_on_a_real_row(tmp_path):
+    # Whatever the sign of the observed change, the loop continues exactly when it improved.
+    rec = Recorder(tmp_path)
+    preset = _preset(iterations=2, stop_when_worse=True, method="random")
+    summary = pipeline.run_job(tmp_path, preset, observer=rec, progress=False)
+    first = rec.rows[0]
+    assert first["metric"] == keys.ALL  # baselines measure the change of ALL
+    improved = first[keys.FRESH_CHANGE] > 0  # ALL: higher is better
+    assert len(summary["iterations"]) == (3 if improved else 2)
+
+
+def test_validation_with_loo(tmp_path):
+    rec = Recorder(tmp_path)
+    summary = pipeline.run_job(tmp_path, _preset(iterations=1, loo=8), observer=rec, progress=False)
+    names = [e[0] for e in rec.events]
+    assert names[names.index("scored") : names.index("cleansed") + 1] == [
+        "scored",
+        "validated",
+        "cleansed",
+    ]
+    report = json.loads((tmp_path / "reports" / "validate_it1.json").read_text())
+    validation = summary["iterations"]["1"]["validation"]
+    assert set(validation) == {*keys.VALIDATION, "n_instances", "top_k"}
+    assert validation == {k: report[k] for k in validation}
+    assert validation["n_instances"] == 8 and validation["top_k"] == 2
+    assert all(-1 <= validation[k] <= 1 for k in keys.VALIDATION)
+
+
+def test_baselines_are_not_validated_and_predict_nothing(tmp_path):
+    rec = Recorder(tmp_path)
+    summary = pipeline.run_job(
+        tmp_path, _preset(iterations=1, loo=8, method="random"), observer=rec, progress=False
+    )
+    assert "validated" not in [e[0] for e in rec.events]
+    assert not (tmp_path / "reports").exists()
+    row = summary["iterations"]["1"]
+    assert row["method"] == "random" and row["validation"] is None
+    assert row["metric"] == keys.ALL and keys.PREDICTED_CHANGE not in row
+    assert row[keys.N_REMOVED] == 10  # a baseline always removes the full fraction
+    assert (tmp_path / "scores" / "it1_random.csv").is_file()
