@@ -86,6 +86,7 @@ class JobOptions:
     method: str = keys.ALL  # scoring method for cleansing (influence metric or baseline)
     remove_frac: float = 0.05  # per cleanse iteration
     loo: int = 40  # leave-one-out retrainings for validation (0: skip)
+    group_subsets: int = 50  # random removal sets per fraction for group fidelity (0: skip)
     last_epochs: int | None = None  # trace back only the last k epochs
     seed: int = 0  # validation instance choice and baseline scores
     iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
@@ -106,6 +107,8 @@ class JobOptions:
             raise ConfigError(f"remove_frac must be in (0, 1), got {self.remove_frac}")
         if self.loo != 0 and self.loo < 4:
             raise ConfigError(f"loo must be 0 (skip) or >= 4, got {self.loo}")
+        if self.group_subsets < 0:
+            raise ConfigError(f"group_subsets must be >= 0, got {self.group_subsets}")
         if self.iterations < 1:
             raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
         if self.last_epochs is not None and self.last_epochs < 1:
@@ -157,7 +160,7 @@ for _p in (
             checkpoint_every=10,
         ),
         metric=MetricConfig(n_gen=200),
-        job=JobOptions(iterations=2, loo=12),
+        job=JobOptions(iterations=2, loo=12, group_subsets=4),
     ),
     Preset(
         name="paper-2d",

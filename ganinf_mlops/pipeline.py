@@ -131,7 +131,13 @@ def run_iteration(
     report = None
     if job.loo and METHODS.get(job.method).predicts_change:
         report = validate(
-            run, version, table, k=min(job.loo, version.n), seed=job.seed, progress=progress
+            run,
+            version,
+            table,
+            k=min(job.loo, version.n),
+            seed=job.seed,
+            group_subsets=job.group_subsets,
+            progress=progress,
         )
         write_json(workdir / "reports" / f"validate_it{i}.json", report)
         obs.validated(report)
@@ -208,7 +214,12 @@ def run_job(
                     "cleansed_digest": out.version.digest,
                     "validation": None
                     if out.validation is None
-                    else {k: out.validation[k] for k in (*keys.VALIDATION, "n_instances", "top_k")},
+                    else {
+                        k: v
+                        for k, v in out.validation.items()
+                        if k in (*keys.VALIDATION, "n_instances", "top_k", "loo_seconds")
+                        or k.startswith(("group_", "top_"))
+                    },
                     keys.SCORING_SECONDS: out.scoring_seconds,
                     "paths": {
                         "scores": str(out.scores),

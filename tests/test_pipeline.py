@@ -291,7 +291,11 @@ def test_validation_with_loo(tmp_path):
     ]
     report = json.loads((tmp_path / "reports" / "validate_it1.json").read_text())
     validation = summary["iterations"]["1"]["validation"]
-    assert set(validation) == {*keys.VALIDATION, "n_instances", "top_k"}
+    group = {k for k in report if k.startswith(("group_spearman_", "top_")) and "pct" in k}
+    assert group, "the tiny preset validates the group score too"
+    assert set(validation) == {
+        *keys.VALIDATION, "n_instances", "top_k", "loo_seconds", "group_seconds", *group
+    }  # fmt: skip
     assert validation == {k: report[k] for k in validation}
     assert validation["n_instances"] == 8 and validation["top_k"] == 2
     assert all(-1 <= validation[k] <= 1 for k in keys.VALIDATION)

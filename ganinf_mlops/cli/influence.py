@@ -139,6 +139,12 @@ def influence(
 @click.option(
     "--metric", type=click.Choice(METHODS.names()), hidden=True, help="Deprecated: --method."
 )
+@click.option(
+    "--group",
+    type=click.IntRange(min=0),
+    help="Random removal sets per fraction (1%, 5%, 20%) for the group score, 0 skips it "
+    "(default: the config's job.group_subsets).",
+)
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
 @click.option("--seed", type=int, help="Seed choosing the random instances (default: job.seed).")
 @config_options
@@ -151,6 +157,7 @@ def validate_cmd(
     scores: Path | None,
     method: str | None,
     metric: str | None,
+    group: int | None,
     data: Path | None,
     seed: int | None,
     preset: str,
@@ -159,7 +166,8 @@ def validate_cmd(
     experiment: str,
     force: bool,
 ) -> None:
-    """Compare influence estimates with real leave-one-out retraining (same schedule, w_j=0)."""
+    """Compare influence estimates with real retraining (same schedule): leave-one-out
+    (w_j = 0) and, for the group score, removal of random sets and of the top-ranked sets."""
     from ganinf_mlops.influence.methods import score
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.influence.validate import validate
@@ -180,8 +188,15 @@ def validate_cmd(
             else score(run, version, method, progress=progress())
         )
         report = validate(
-            run, version, table, k=k, seed=job.seed if seed is None else seed, progress=progress()
+            run,
+            version,
+            table,
+            k=k,
+            seed=job.seed if seed is None else seed,
+            group_subsets=job.group_subsets if group is None else group,
+            progress=progress(),
         )
         write_json(out, report)
         obs.validated(report)
-    click.echo(output.validation_line(report))
+    for line in output.validation_lines(report):
+        click.echo(line)

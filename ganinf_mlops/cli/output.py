@@ -51,6 +51,31 @@ def validation_line(r: dict[str, Any]) -> str:
     )
 
 
+def group_line(r: dict[str, Any]) -> str | None:
+    """Group fidelity in one line (None when the report has none)."""
+    rho = {k[len("group_spearman_") :]: v for k, v in r.items() if k.startswith("group_spearman_")}
+    ratio = {
+        k[len("top_") : -len("_ratio")]: v
+        for k, v in r.items()
+        if k.startswith("top_") and k.endswith("_ratio")
+    }
+    if not rho:
+        return None
+    seconds = r.get("group_seconds", r.get("groups", {}).get("group_seconds"))
+    return (
+        "group score (Spearman, random sets): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in rho.items())
+        + "; top-k actual/predicted: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
+        + (f" ({seconds:.0f} s of batched replays)" if seconds is not None else "")
+    )
+
+
+def validation_lines(r: dict[str, Any]) -> list[str]:
+    group = group_line(r)
+    return [validation_line(r)] + ([group] if group else [])
+
+
 def verdict(summary: dict[str, Any]) -> str:
     """Did the cleansed data end better than the raw data, under fresh retraining?"""
     its = summary["iterations"]
@@ -86,10 +111,8 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
     for k in sorted(its, key=int)[1:]:
         row = its[k]
         if row.get("validation") is not None:
-            lines.append(
-                f"  iteration {k}: "
-                + validation_line({**row["validation"], "metric": row["metric"]})
-            )
+            v = {**row["validation"], "metric": row["metric"]}
+            lines += [f"  iteration {k}: {line}" for line in validation_lines(v)]
         anomalies = ""
         if keys.N_ANOMALIES in row:
             before = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]

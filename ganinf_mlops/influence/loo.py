@@ -1,16 +1,18 @@
-"""Leave-one-out ground truth: replay a run's exact schedule with one instance's weight set to 0.
+"""Ground truth by replay: a run's exact schedule retrained with some instances' weights set to 0.
 
 The replays share the minibatch order, latents and initialisation of the recorded run, so the
-difference V(without j) - V(all) isolates the instance's effect: exactly what the first-order
-influence estimates. Several replays run at once as one batched computation (torch.func.vmap over
-the instance weights and states); member 0 of every batch is the unmodified run, so both terms of
-the difference come from the same batched arithmetic.
+difference V(without S) - V(all) isolates the effect of removing the set S: exactly what the
+first-order influence estimates (for one instance, leave-one-out; for a set, the sum of its
+members' estimates). Several replays run at once as one batched computation (torch.func.vmap
+over the instance weights and states); member 0 of every batch is the unmodified run, so both
+terms of the difference come from the same batched arithmetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch.func import vmap
 from torch.utils._pytree import tree_map
@@ -20,30 +22,28 @@ from ganinf_mlops.problems import Problem, Target
 from ganinf_mlops.train.rundir import RunDir
 
 
-def loo_changes(
+def removal_changes(
     problem: Problem,
     traj: RunDir,
     target: Target,
-    positions: Sequence[int],
+    subsets: Sequence[Sequence[int] | np.ndarray],
     *,
     chunk: int = 64,
     progress: bool = True,
+    desc: str = "replays",
 ) -> torch.Tensor:
-    """True V(without j) - V(all) for each dataset position j in `positions`."""
+    """True V(without S) - V(all) for each set S of dataset positions in `subsets`."""
     n = problem.n
     out = []
     bar = tqdm(
-        total=len(positions) * traj.n_steps,
-        desc="leave-one-out",
-        unit="step",
-        disable=not progress,
-        leave=False,
+        total=len(subsets) * traj.n_steps, desc=desc, unit="step", disable=not progress, leave=False
     )
-    for lo in range(0, len(positions), chunk):
-        part = torch.as_tensor(list(positions[lo : lo + chunk]), dtype=torch.int64)
+    for lo in range(0, len(subsets), chunk):
+        part = subsets[lo : lo + chunk]
         k = len(part) + 1
         weights = torch.ones(k, n, dtype=problem.dtype, device=problem.device)
-        weights[torch.arange(1, k), part.to(problem.device)] = 0.0
+        for row, positions in enumerate(part, start=1):
+            weights[row, torch.as_tensor(np.asarray(positions, dtype=np.int64))] = 0.0
         state = tree_map(
             lambda a, k=k: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
             traj.load_state(0, problem.device),
@@ -60,3 +60,19 @@ def loo_changes(
         out.append((values[1:] - values[0]).detach())
     bar.close()
     return torch.cat(out)
+
+
+def loo_changes(
+    problem: Problem,
+    traj: RunDir,
+    target: Target,
+    positions: Sequence[int],
+    *,
+    chunk: int = 64,
+    progress: bool = True,
+) -> torch.Tensor:
+    """True V(without j) - V(all) for each dataset position j in `positions`."""
+    return removal_changes(
+        problem, traj, target, [[p] for p in positions], chunk=chunk, progress=progress,
+        desc="leave-one-out",
+    )  # fmt: skip

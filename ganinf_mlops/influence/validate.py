@@ -4,7 +4,8 @@ The instances: the `k/4` most harmful, the `k/4` least harmful and `k/2` drawn a
 rest. Their true change V(without j) - V(all) comes from replaying the run with w_j = 0 (loo.py).
 Reported: Kendall's tau and Pearson r between estimated and true changes over all of them and
 over the random ones alone (the extremes make tau easy), and the Jaccard index of the top-k sets
-(k = number of top instances) by estimated and by true harmfulness.
+(k = number of top instances) by estimated and by true harmfulness. With `group_subsets` > 0 the
+report also holds the group fidelity of the estimate (groups.py) under "groups".
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from scipy.stats import kendalltau, pearsonr
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.influence.groups import group_fidelity, group_metrics
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import problem_and_target
 from ganinf_mlops.influence.scores import ScoreTable
@@ -55,6 +57,7 @@ def validate(
     *,
     k: int = 40,
     seed: int = 0,
+    group_subsets: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
     if table.metric is None or np.isnan(table.predicted_change).any():
@@ -79,7 +82,7 @@ def validate(
     top_est = set(np.argsort(-sign * est, kind="stable")[:n_top])
     top_true = set(np.argsort(-sign * true, kind="stable")[:n_top])
     overall, random_only = _agreement(est, true), _agreement(est[rnd], true[rnd])
-    return {
+    report: dict[str, Any] = {
         "run": str(run),
         "dataset_digest": version.digest,
         "metric": table.metric,
@@ -102,3 +105,11 @@ def validate(
             for p, g, e, t in zip(positions, groups, est, true, strict=True)
         ],
     }
+    if group_subsets > 0:
+        report["groups"] = group_fidelity(
+            problem, traj, target, harmfulness, change, n_subsets=group_subsets, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        report.update(group_metrics(report["groups"]))
+        report["group_seconds"] = report["groups"]["group_seconds"]
+    return report

@@ -126,3 +126,31 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     b.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def group_predicted_vs_actual(groups: dict[str, Any], metric: str) -> Figure:
+    """Predicted (summed first-order) vs actual (replayed) change of removing sets: random sets
+    per fraction, and the top-ranked sets cleansing removes."""
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    pts: list[float] = []
+    for (frac, r), colour in zip(
+        groups["random"].items(), ("tab:blue", "tab:green", "tab:purple"), strict=False
+    ):
+        ax.scatter(r["predicted"], r["actual"], s=12, c=colour, alpha=0.7,
+                   label=f"random {frac} (Spearman {r['spearman']:.2f})")  # fmt: skip
+        pts += r["predicted"] + r["actual"]
+    top = groups["top"]
+    tp = [v["predicted"] for v in top.values()]
+    ta = [v["actual"] for v in top.values()]
+    ax.scatter(tp, ta, s=40, marker="*", c="tab:red", label="top-ranked sets " + ", ".join(top))
+    pts += tp + ta
+    lo, hi = min(pts), max(pts)
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7)
+    ax.set(
+        xlabel=f"predicted change of {metric} (sum of influences)",
+        ylabel=f"actual change of {metric} (replay without the set)",
+        title="removing sets: predicted vs actual",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

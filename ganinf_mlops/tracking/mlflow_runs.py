@@ -27,6 +27,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import TrackingError
+from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
@@ -203,6 +204,11 @@ class MlflowTracker(Observer):
         fig = figures.estimate_vs_truth(report)
         mlflow.log_figure(fig, "figures/estimate_vs_leave_one_out.png")
         figures.plt.close(fig)
+        if "groups" in report:
+            mlflow.log_metrics({k: float(v) for k, v in group_metrics(report["groups"]).items()})
+            fig = figures.group_predicted_vs_actual(report["groups"], report["metric"])
+            mlflow.log_figure(fig, "figures/group_predicted_vs_actual.png")
+            figures.plt.close(fig)
 
     def cleansed(self, version: DatasetVersion) -> None:
         m = version.manifest
