@@ -94,42 +94,62 @@ def cleanse(
 
     NothingToRemoveError (and nothing written) when the policy keeps none of them.
     """
-    scores_path = Path(scores_path).resolve()
-    out_dir = Path(out_dir)
-    # Replacing the input (or a directory holding it) with --force would destroy the parent.
-    src, dst = version.path.resolve(), out_dir.resolve()
-    if src == dst or src.is_relative_to(dst):
-        raise ConfigError(f"output {out_dir} would overwrite the input version {version.path}")
+    _check_output(version, out_dir)
     k = removal_count(version.n, remove_frac, remove_count)
     table = read_scores(scores_path)
-    _check_scores_match(version, table, scores_path)
-
+    _check_scores_match(version, table, Path(scores_path))
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise NothingToRemoveError(
             f"no instance of {version.path} is predicted to improve "
             f"{table.metric or table.method} (policy {policy}): nothing to cleanse"
         )
-    keep = ~np.isin(version.ids, removed)
     change = table.predicted_change[np.isin(table.ids, removed)]
     predicted = float(change.sum()) if np.isfinite(change).all() else None
+    params = {
+        "remove_frac": remove_frac,
+        "remove_count": remove_count,
+        "policy": policy,
+        "threshold": threshold,
+    }
+    return remove_ids(
+        version, removed, out_dir, scores_path, table, predicted, params=params, force=force
+    )
+
+
+def _check_output(version: DatasetVersion, out_dir: str | os.PathLike[str]) -> None:
+    # Replacing the input (or a directory holding it) with --force would destroy the parent.
+    src, dst = version.path.resolve(), Path(out_dir).resolve()
+    if src == dst or src.is_relative_to(dst):
+        raise ConfigError(f"output {out_dir} would overwrite the input version {version.path}")
+
+
+def remove_ids(
+    version: DatasetVersion,
+    removed: np.ndarray,
+    out_dir: str | os.PathLike[str],
+    scores_path: str | os.PathLike[str],
+    table: ScoreTable,
+    predicted: float | None,
+    *,
+    params: dict,
+    force: bool = False,
+) -> DatasetVersion:
+    """Write the child of `version` without the ids `removed`, chosen by `table` (stored at
+    `scores_path`, referenced by digest) with summed predicted change `predicted`."""
+    _check_output(version, out_dir)
+    scores_path, dst = Path(scores_path).resolve(), Path(out_dir).resolve()
+    keep = ~np.isin(version.ids, removed)
     anomalies = version.manifest.is_anomaly_ids
     if anomalies is not None:
-        anomalies = sorted(set(anomalies) - set(removed.tolist()))
-
+        anomalies = sorted(set(anomalies) - set(np.asarray(removed).tolist()))
     child = write_version(
         out_dir,
         version.x[keep],
         version.ids[keep],
         version.x_eval,
         dataset="cleanse",
-        params={
-            "remove_frac": remove_frac,
-            "remove_count": remove_count,
-            "policy": policy,
-            "threshold": threshold,
-            keys.N_REMOVED: int(removed.size),
-        },
+        params={**params, keys.N_REMOVED: int(np.asarray(removed).size)},
         provenance=Provenance(
             parent=version,
             removed_ids=removed,
@@ -146,11 +166,11 @@ def cleanse(
         force=force,
     )
     log.info(
-        "removed %d of %d instances (method %s, policy %s); predicted change %s",
-        removed.size,
+        "removed %d of %d instances (method %s, %s); predicted change %s",
+        np.asarray(removed).size,
         version.n,
         table.method,
-        policy,
+        params,
         "n/a" if predicted is None else f"{predicted:.6g}",
     )
     return child

@@ -95,12 +95,15 @@ class JobOptions:
     threshold: float | None = None  # harmfulness cut-off of policy "threshold"
     retrain_budget: str = "steps"  # fresh retraining keeps the parent's "steps" or "epochs"
     retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
+    chunks: int = 1  # remove each iteration's budget in this many re-scored chunks
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)
         if (self.policy == "threshold") != (self.threshold is not None):
             raise ConfigError("job.threshold goes with job.policy 'threshold' (and only with it)")
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
+        if self.chunks < 1:
+            raise ConfigError(f"chunks must be >= 1, got {self.chunks}")
         if self.retrain_seeds < 1:
             raise ConfigError(f"retrain_seeds must be >= 1, got {self.retrain_seeds}")
         if not 0 < self.remove_frac < 1:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ganinf_mlops import keys
+from ganinf_mlops.chunks import chunked_cleanse
 from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
@@ -84,6 +85,7 @@ class IterationOutputs:
     fresh: list[Path]  # fresh retrainings on it, one per training seed; [0] is scored next
     validation: dict[str, Any] | None
     scoring_seconds: float
+    chunks: list[dict[str, Any]] | None = None  # per chunk: n_removed, predicted, actual
 
 
 def fresh_runs(
@@ -141,15 +143,21 @@ def run_iteration(
         )
         write_json(workdir / "reports" / f"validate_it{i}.json", report)
         obs.validated(report)
-    new = cleanse(
-        version,
-        scores_path,
-        workdir / "data" / f"v{i}",
-        remove_frac=job.remove_frac,
-        policy=job.policy,
-        threshold=job.threshold,
-        force=force,
-    )
+    chunks = None
+    if job.chunks > 1:
+        new, chunks = chunked_cleanse(
+            i, workdir, preset, version, run, table, scores_path, force=force, progress=progress
+        )
+    else:
+        new = cleanse(
+            version,
+            scores_path,
+            workdir / "data" / f"v{i}",
+            remove_frac=job.remove_frac,
+            policy=job.policy,
+            threshold=job.threshold,
+            force=force,
+        )
     obs.cleansed(new)
     runs = workdir / "runs"
     replay = train(
@@ -164,7 +172,7 @@ def run_iteration(
         new, preset, runs, f"r{i}", steps=steps, observer=obs, force=force, progress=progress
     )
     return IterationOutputs(
-        scores_path, new, replay, fresh, report, float(table.extra.get("seconds", 0.0))
+        scores_path, new, replay, fresh, report, float(table.extra.get("seconds", 0.0)), chunks
     )
 
 
@@ -221,6 +229,7 @@ def run_job(
                         or k.startswith(("group_", "top_"))
                     },
                     keys.SCORING_SECONDS: out.scoring_seconds,
+                    "chunks": out.chunks,
                     "paths": {
                         "scores": str(out.scores),
                         "version": str(out.version.path),

@@ -22,7 +22,7 @@ from ganinf_mlops.train.rundir import RunDir
 
 # Every key a row may carry: the names of `keys`, plus the structural entries of a row.
 KEY_NAMES = {v for name, v in vars(keys).items() if name.isupper() and isinstance(v, str)}
-EXTRA_KEYS = {"method", "dataset_digest", "cleansed_digest", "validation", "paths"}
+EXTRA_KEYS = {"method", "dataset_digest", "cleansed_digest", "validation", "paths", "chunks"}
 EXTRA_KEYS.add(keys.SCORING_SECONDS)
 STRUCTURAL = {"metric", "replay", *EXTRA_KEYS}
 RUN_RESULTS = set(GanProblem.result_names)  # all, disc_loss, gen_mean_error, ...

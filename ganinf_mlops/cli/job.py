@@ -84,6 +84,12 @@ _JOB_OPTIONS = [
         "(default: the config's).",
     ),
     click.option(
+        "--chunks",
+        type=BlankOr(click.IntRange(min=1)),
+        help="Remove each iteration's budget in C chunks, re-scoring on the counterfactual "
+        "replay after each (default: the config's).",
+    ),
+    click.option(
         "--iterations",
         type=BlankOr(click.IntRange(min=1)),
         help="Cleanse -> retrain iterations (default: the config's job.iterations).",

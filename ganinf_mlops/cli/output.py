@@ -126,6 +126,11 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
             f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, "
             f"fresh {fresh} -> {metric} = {row[metric]:.6g}"
         )
+        for c in row.get("chunks") or []:
+            lines.append(
+                f"    chunk {c['chunk']}: removed {c[keys.N_REMOVED]}, change predicted "
+                f"{_signed(c[keys.PREDICTED_CHANGE])}, replay {_signed(c[keys.ACTUAL_CHANGE])}"
+            )
     if job.get("stopped"):
         lines.append(f"stopped at {job['stopped']}")
     lines.append(f"summary: {out}")

@@ -93,7 +93,7 @@ def _key_names_agree(client, children, job, summary) -> None:
     dvc = json.loads((job / "metrics" / "summary.json").read_text())
     # The loop's summary is evaluate's, plus the loop's own extras (validation, paths, job).
     extras = {"method", "dataset_digest", "cleansed_digest", "validation", "paths"}
-    extras |= {"scoring_seconds"}
+    extras |= {"scoring_seconds", "chunks"}
     for k, row in dvc["iterations"].items():
         assert set(summary["iterations"][k]) - extras == set(row)
         assert {key: summary["iterations"][k][key] for key in row} == row

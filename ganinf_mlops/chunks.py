@@ -1,0 +1,111 @@
+"""Group-aware removal: spend a cleanse's budget in C chunks, re-scoring after each.
+
+A first-order estimate is exact for one removal and drifts for a set, because removing some
+instances changes the influence of the rest. Chunking follows that drift: chunk c is chosen by the
+influence on the counterfactual replay *without* chunks 1..c-1 (one replay and one reverse pass
+per chunk), so each chunk's prediction is made where it applies. The cleansed version is written
+once, from the parent, with the union of the chunks (its lineage has no intermediate versions);
+the intermediate versions, scores and replays stay under WORKDIR/chunks/it<i>/ for inspection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops import keys
+from ganinf_mlops.cleanse import removal_count, remove_ids, select_removals
+from ganinf_mlops.config import Preset
+from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.errors import NothingToRemoveError
+from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.scores import ScoreTable, write_scores
+from ganinf_mlops.train.rundir import RunDir
+from ganinf_mlops.train.trainer import train
+
+
+def chunk_sizes(k: int, chunks: int) -> list[int]:
+    """`k` split into `chunks` near-equal positive parts (fewer when k < chunks)."""
+    return [k // chunks + (1 if c < k % chunks else 0) for c in range(min(chunks, k))]
+
+
+def _predicted(table: ScoreTable, ids: np.ndarray) -> float | None:
+    change = table.predicted_change[np.isin(table.ids, ids)]
+    return float(change.sum()) if np.isfinite(change).all() else None
+
+
+def chunked_cleanse(
+    i: int,
+    workdir: Path,
+    preset: Preset,
+    version: DatasetVersion,
+    run: Path,
+    table: ScoreTable,
+    scores_path: Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> tuple[DatasetVersion, list[dict[str, Any]]]:
+    """Cleanse `version` (scored by `table` on `run`) into v<i> in `preset.job.chunks` chunks.
+
+    Returns the new version and one record per chunk: n_removed, predicted (from the scores of
+    that chunk's starting point) and actual (its replay's change) change of the metric.
+    """
+    job = preset.job
+    base = workdir / "chunks" / f"it{i}"
+    k = removal_count(version.n, job.remove_frac, None)
+    cur_run, cur_version, cur_table, cur_scores = run, version, table, scores_path
+    removed: list[np.ndarray] = []
+    records: list[dict[str, Any]] = []
+    for c, size in enumerate(chunk_sizes(k, job.chunks), start=1):
+        if c > 1:
+            cur_table = score(
+                cur_run, cur_version, job.method, last_epochs=job.last_epochs, seed=job.seed + i,
+                progress=progress,
+            )  # fmt: skip
+            cur_scores = base / f"scores_c{c}.csv"
+            write_scores(cur_scores, cur_table)
+        ids = select_removals(cur_table, size, job.policy, job.threshold)
+        if ids.size == 0:
+            break
+        predicted = _predicted(cur_table, ids)
+        child = remove_ids(
+            cur_version, ids, base / f"v_c{c}", cur_scores, cur_table, predicted,
+            params={"chunk": c}, force=force,
+        )  # fmt: skip
+        replay = train(
+            child, preset.train, preset.metric, base / f"replay_c{c}", replay=cur_run,
+            force=force, progress=progress,
+        )  # fmt: skip
+        records.append(
+            {
+                "chunk": c,
+                keys.N_REMOVED: int(ids.size),
+                keys.PREDICTED_CHANGE: predicted,
+                keys.ACTUAL_CHANGE: RunDir(replay).metrics().get(keys.ACTUAL_CHANGE),
+            }
+        )
+        removed.append(ids)
+        cur_run, cur_version = replay, child
+    if not removed:
+        raise NothingToRemoveError(
+            f"no instance of {version.path} is predicted to improve "
+            f"{table.metric or table.method} (policy {job.policy}): nothing to cleanse"
+        )
+    predictions = [r[keys.PREDICTED_CHANGE] for r in records]
+    total = None if None in predictions else float(sum(predictions))
+    params = {
+        "remove_frac": job.remove_frac,
+        "policy": job.policy,
+        "threshold": job.threshold,
+        "chunks": job.chunks,
+        "chunk_removed": [r[keys.N_REMOVED] for r in records],
+        "chunk_predicted": predictions,
+    }
+    new = remove_ids(
+        version, np.concatenate(removed), workdir / "data" / f"v{i}", scores_path, table, total,
+        params=params, force=force,
+    )  # fmt: skip
+    return new, records
