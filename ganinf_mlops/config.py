@@ -96,12 +96,17 @@ class JobOptions:
     retrain_budget: str = "steps"  # fresh retraining keeps the parent's "steps" or "epochs"
     retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
     chunks: int = 1  # remove each iteration's budget in this many re-scored chunks
+    ensemble: int = 1  # average influence over this many runs (training seeds) of a version
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)
         if (self.policy == "threshold") != (self.threshold is not None):
             raise ConfigError("job.threshold goes with job.policy 'threshold' (and only with it)")
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.ensemble > 1 and self.method in ("isolation_forest", "random"):
+            raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.chunks < 1:
             raise ConfigError(f"chunks must be >= 1, got {self.chunks}")
         if self.retrain_seeds < 1:

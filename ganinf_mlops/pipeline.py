@@ -30,13 +30,13 @@ from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError, OutputExistsError
-from ganinf_mlops.influence.methods import METHODS, score
+from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import train
+from ganinf_mlops.train.trainer import seed_siblings, train
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,15 @@ def run_iteration(
 ) -> IterationOutputs:
     """Score run's instances, validate, cleanse `version` into v<i>, replay and retrain on it."""
     job, obs = preset.job, observer or Observer()
-    table = score(
-        run, version, job.method, last_epochs=job.last_epochs, seed=job.seed + i, progress=progress
-    )
+    if job.ensemble > 1:
+        members = seed_siblings(run, version, job.ensemble, progress=progress)
+        table = score_ensemble(members, version, job.method, last_epochs=job.last_epochs,
+                               progress=progress)  # fmt: skip
+    else:
+        table = score(
+            run, version, job.method, last_epochs=job.last_epochs, seed=job.seed + i,
+            progress=progress,
+        )  # fmt: skip
     scores_path = workdir / "scores" / f"it{i}_{job.method}.csv"
     write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)

@@ -69,6 +69,12 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
     is_flag=True,
     help="Hold the whole run in memory instead of replaying between checkpoints.",
 )
+@click.option(
+    "--ensemble",
+    type=click.IntRange(min=1),
+    help="Average the influence over K runs that differ only in the training seed: RUN and "
+    "RUN-seed1 .. RUN-seed<K-1> beside it, trained now where missing (default: job.ensemble).",
+)
 @click.option("--seed", type=int, help="Seed of the baselines (default: the config's job.seed).")
 @config_options
 @tracking_options
@@ -81,6 +87,7 @@ def influence(
     data: Path | None,
     last_epochs: int | None,
     no_checkpointing: bool,
+    ensemble: int | None,
     seed: int | None,
     preset: str,
     params_file: Path | None,
@@ -93,24 +100,37 @@ def influence(
     predicted_change is the first-order estimate of V(without j) - V(all) = -dV/dw_j;
     harmfulness is the predicted improvement of the metric on removal (rank 1 = most harmful).
     """
-    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.methods import score, score_ensemble
     from ganinf_mlops.influence.scores import write_scores
+    from ganinf_mlops.train.trainer import seed_siblings
 
     job = load_config(preset, params_file).job
     method = _method(method, metric, job.method)
     check_new_output(out, force)
     obs = make_observer(tracking, experiment)
     version = _version(run, data)
+    k = job.ensemble if ensemble is None else ensemble
     with obs.stage("influence", version):
-        table = score(
-            run,
-            version,
-            method,
-            last_epochs=last_epochs or job.last_epochs,
-            checkpointed=not no_checkpointing,
-            seed=job.seed if seed is None else seed,
-            progress=progress(),
-        )
+        if k > 1:
+            members = seed_siblings(run, version, k, progress=progress())
+            table = score_ensemble(
+                members,
+                version,
+                method,
+                last_epochs=last_epochs or job.last_epochs,
+                checkpointed=not no_checkpointing,
+                progress=progress(),
+            )
+        else:
+            table = score(
+                run,
+                version,
+                method,
+                last_epochs=last_epochs or job.last_epochs,
+                checkpointed=not no_checkpointing,
+                seed=job.seed if seed is None else seed,
+                progress=progress(),
+            )
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))

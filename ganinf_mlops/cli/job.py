@@ -90,6 +90,12 @@ _JOB_OPTIONS = [
         "replay after each (default: the config's).",
     ),
     click.option(
+        "--ensemble",
+        type=BlankOr(click.IntRange(min=1)),
+        help="Average influence over K runs of each version that differ in the training seed "
+        "(default: the config's).",
+    ),
+    click.option(
         "--iterations",
         type=BlankOr(click.IntRange(min=1)),
         help="Cleanse -> retrain iterations (default: the config's job.iterations).",

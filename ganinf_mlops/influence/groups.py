@@ -37,9 +37,7 @@ def _size(n: int, frac: float) -> int:
 
 
 def group_fidelity(
-    problem: Problem,
-    traj: RunDir,
-    target: Target,
+    members: Sequence[tuple[Problem, Target, RunDir]],
     harmfulness: np.ndarray,
     change: np.ndarray,
     *,
@@ -49,8 +47,12 @@ def group_fidelity(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Scores (a) and (b) for estimates aligned with the problem's dataset positions."""
-    n = problem.n
+    """Scores (a) and (b) for estimates aligned with the problem's dataset positions.
+
+    `members`: (problem, target, run) of each run the estimate is of; the actual change of a set
+    is the mean over them (one run, or an ensemble over training seeds).
+    """
+    n = members[0][0].n
     rng = np.random.default_rng(seed)
     random_sets = [
         (frac, rng.choice(n, size=_size(n, frac), replace=False))
@@ -61,11 +63,16 @@ def group_fidelity(
     top_sets = [(frac, order[: _size(n, frac)]) for frac in top_fracs]
     subsets = [s for _, s in random_sets] + [s for _, s in top_sets]
     start = time.perf_counter()
-    actual = removal_changes(
-        problem, traj, target, subsets, progress=progress, desc="group replays"
+    actual = np.mean(
+        [
+            removal_changes(p, tr, tg, subsets, progress=progress, desc="group replays")
+            .cpu()
+            .numpy()
+            for p, tg, tr in members
+        ],
+        axis=0,
     )
     seconds = time.perf_counter() - start
-    actual = actual.cpu().numpy()
     predicted = np.array([change[s].sum() for s in subsets])
 
     out: dict[str, Any] = {

@@ -22,6 +22,7 @@ import numpy as np
 
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, random_harmfulness
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Method:
+    """A scoring method: influence on a target of the run's problem, or a baseline."""
+
     description: str
     target: str | None = None  # influence on this target of the run's problem
     baseline: Callable[[DatasetVersion, int], np.ndarray] | None = None  # (version, seed) -> harm
@@ -121,3 +124,44 @@ def score(
             "higher_is_better": target.higher_is_better,
         },
     )
+
+
+def score_ensemble(
+    runs: list[str | Path],
+    version: DatasetVersion,
+    method: str,
+    *,
+    last_epochs: int | None = None,
+    checkpointed: bool = True,
+    progress: bool = True,
+) -> ScoreTable:
+    """Influence averaged over runs on `version` that differ in their training seed.
+
+    One trajectory's derivative answers "what if j had been left out of *this* run"; a user
+    retrains with a fresh seed, so the quantity to act on is the expected change over seeds,
+    which the mean over K recorded runs estimates (ensembling, as in TRAK).
+    """
+    if not METHODS.get(method).predicts_change:
+        raise ConfigError(f"an ensemble averages influence; {method!r} is a baseline")
+    if len(runs) < 2:
+        raise ConfigError("an ensemble needs at least two runs")
+    tables = [
+        score(r, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
+              progress=progress)
+        for r in runs
+    ]  # fmt: skip
+    change = np.mean([t.predicted_change for t in tables], axis=0)
+    first = tables[0]
+    sign = 1.0 if first.extra["higher_is_better"] else -1.0
+    extra = {
+        "ensemble": [str(r) for r in runs],
+        "value": float(np.mean([t.extra["value"] for t in tables])),
+        "seconds": float(sum(t.extra["seconds"] for t in tables)),
+        "higher_is_better": first.extra["higher_is_better"],
+        "last_epochs": last_epochs,
+        "checkpointed": checkpointed,
+    }
+    return ScoreTable(
+        version.ids, sign * change, change, method, first.metric, version.digest, str(runs[0]),
+        extra,
+    )  # fmt: skip

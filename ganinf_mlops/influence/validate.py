@@ -68,13 +68,23 @@ def validate(
     if table.dataset_digest != version.digest:
         raise DataError(f"scores were computed for another dataset version than {version.path}")
     harmfulness, change = table.aligned_to(version.ids)
-    traj = RunDir(run)
-    problem, target = problem_and_target(traj, version, table.metric)
+    # An ensemble's estimate is of the change averaged over its runs' seeds: so is the truth.
+    runs = table.extra.get("ensemble") or [run]
+    members = []
+    for r in runs:
+        traj = RunDir(r)
+        members.append((*problem_and_target(traj, version, table.metric), traj))
+    target = members[0][1]
     positions, groups = select(harmfulness, k, seed)
     start = time.perf_counter()
-    true = loo_changes(problem, traj, target, positions.tolist(), progress=progress)
+    true = np.mean(
+        [
+            loo_changes(p, tr, tg, positions.tolist(), progress=progress).cpu().numpy()
+            for p, tg, tr in members
+        ],
+        axis=0,
+    )
     seconds = time.perf_counter() - start
-    true = true.cpu().numpy()
     est = change[positions]
     rnd = np.array([g == "random" for g in groups])
     n_top = groups.count("top")
@@ -88,6 +98,7 @@ def validate(
         "metric": table.metric,
         "method": table.method,
         "n_instances": len(positions),
+        "n_runs": len(members),
         keys.KENDALL_TAU: overall[keys.KENDALL_TAU],
         keys.PEARSON_R: overall[keys.PEARSON_R],
         keys.KENDALL_TAU_RANDOM: random_only[keys.KENDALL_TAU],
@@ -107,9 +118,8 @@ def validate(
     }
     if group_subsets > 0:
         report["groups"] = group_fidelity(
-            problem, traj, target, harmfulness, change, n_subsets=group_subsets, seed=seed,
-            progress=progress,
-        )  # fmt: skip
+            members, harmfulness, change, n_subsets=group_subsets, seed=seed, progress=progress
+        )
         report.update(group_metrics(report["groups"]))
         report["group_seconds"] = report["groups"]["group_seconds"]
     return report

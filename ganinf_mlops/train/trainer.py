@@ -8,6 +8,7 @@ influence estimate predicts).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -165,3 +166,24 @@ def _replay_info(
         if m.predicted_change is not None:
             info[keys.PREDICTED_CHANGE] = m.predicted_change
     return info
+
+
+def seed_siblings(
+    run: str | Path, version: DatasetVersion, k: int, *, force: bool = False, progress: bool = True
+) -> list[Path]:
+    """`run` and k-1 runs beside it that differ only in the training seed (seed + r), named
+    <run>-seed<r> as the loop names its retrainings; those missing are trained now."""
+    base = RunDir(run)
+    out = [base.path]
+    for r in range(1, k):
+        path = base.path.with_name(f"{base.path.name}-seed{r}")
+        if path.exists() and not force:
+            sibling = RunDir(path)
+            sibling.check_dataset(version.digest, f" than {version.path}")
+            if sibling.train_config.seed != base.train_config.seed + r:
+                raise TrajectoryError(f"{path} exists but was not trained with seed + {r}")
+        else:
+            cfg = dataclasses.replace(base.train_config, seed=base.train_config.seed + r)
+            train(version, cfg, base.metric_config, path, force=force, progress=progress)
+        out.append(path)
+    return out

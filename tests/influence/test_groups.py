@@ -65,7 +65,7 @@ def test_group_fidelity_report(tiny_version, run):
     harm, change = table.aligned_to(tiny_version.ids)
     problem = run.problem(tiny_version)
     report = group_fidelity(
-        problem, run, problem.target("all"), harm, change, n_subsets=5,
+        [(problem, problem.target("all"), run)], harm, change, n_subsets=5,
         fracs=(0.1, 0.3), top_fracs=(0.1, 0.25), progress=False,
     )  # fmt: skip
     assert set(report["random"]) == {pct(0.1), pct(0.3)} == {"10pct", "30pct"}
