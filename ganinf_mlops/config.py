@@ -230,14 +230,56 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     for n in names:
         value, hint = data[n], hints[n]
         if dataclasses.is_dataclass(hint):
-            value = from_dict(hint, value, f"{where}.{n}")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
-        kwargs[n] = value
+            kwargs[n] = from_dict(hint, value, f"{where}.{n}")
+        else:
+            kwargs[n] = _typed(value, hint, f"{where}.{n}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """`value` as the type `hint` (int, float, bool, str, tuple[int, ...], X | None), or a
+    ConfigError naming the key. Numbers written as YAML 1.1 strings ('1e-8') become floats."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(
+            _typed(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value)
+        )
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
 
 
 def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:

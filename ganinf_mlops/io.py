@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -55,9 +56,21 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[GaninfError] 
         raise error(f"{what} {path.name} is not valid JSON: {e}") from None
 
 
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as null: strict JSON (DVC metrics, other languages) has no NaN."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Strict JSON (NaN/inf written as null), atomically."""
     with atomic_file(path) as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
+        json.dump(_finite(obj), fh, indent=2, sort_keys=True, allow_nan=False)
         fh.write("\n")
 
 

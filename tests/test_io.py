@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -43,3 +44,10 @@ def test_atomic_dir_replaces_only_with_force(tmp_path):
         (d / "new").write_text("new")
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_write_json_is_strict_json(tmp_path):
+    write_json(tmp_path / "m.json", {"tau": float("nan"), "xs": [1.0, float("inf")], "n": 3})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"tau": None, "xs": [1.0, None], "n": 3}

@@ -181,3 +181,34 @@ def test_repo_params_yaml_is_the_default_preset_with_two_iterations():
     assert repo.dataset == default.dataset and repo.data_params == default.data_params
     assert repo.job == dataclasses.replace(default.job, iterations=2)
     assert default.job.iterations != 2 and isinstance(repo.job, JobOptions)
+
+
+@pytest.mark.parametrize(
+    "path,value,match",
+    [
+        (("train", "batch_size"), 20.5, "train.batch_size must be an integer"),
+        (("train", "epochs"), "3", "train.epochs must be an integer"),
+        (("train", "model", "d_hidden"), "32", "train.model.d_hidden must be a list"),
+        (("train", "model", "d_hidden"), [32, "x"], r"train.model.d_hidden\[1\]"),
+        (("train", "seed"), "zero", "train.seed must be an integer"),
+        (("train", "model", "bias"), "yes", "train.model.bias must be true or false"),
+        (("train", "d_optim", "lr"), "fast", "train.d_optim.lr must be a number"),
+        (("metric", "bandwidth"), float("nan"), "metric.bandwidth must be a finite number"),
+        (("job", "loo"), True, "job.loo must be an integer"),
+    ],
+)
+def test_badly_typed_values_name_their_key(path, value, match):
+    params = preset_to_params(get_preset("tiny"))
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=match):
+        params_to_preset(params)
+
+
+def test_yaml_1_1_exponent_strings_are_numbers():
+    text = params_text(get_preset("default")).replace("eps: 1.0e-08", "eps: 1e-8", 1)
+    preset = params_to_preset(yaml.safe_load(text.replace("lr: 0.01", "lr: 1e-2", 1)))
+    assert preset.train.d_optim.eps == 1e-8 and isinstance(preset.train.d_optim.eps, float)
+    assert preset.train.d_optim.lr == 0.01
