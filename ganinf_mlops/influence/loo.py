@@ -31,8 +31,13 @@ def removal_changes(
     chunk: int = 64,
     progress: bool = True,
     desc: str = "replays",
+    weight: float = 0.0,
 ) -> torch.Tensor:
-    """True V(without S) - V(all) for each set S of dataset positions in `subsets`."""
+    """True V(without S) - V(all) for each set S of dataset positions in `subsets`.
+
+    `weight` other than 0 replays with the set's weights at that value instead of removing it
+    (e.g. 1 - 1e-3: a perturbation whose first-order effect is 1e-3 of the removal's).
+    """
     n = problem.n
     out = []
     bar = tqdm(
@@ -43,7 +48,7 @@ def removal_changes(
         k = len(part) + 1
         weights = torch.ones(k, n, dtype=problem.dtype, device=problem.device)
         for row, positions in enumerate(part, start=1):
-            weights[row, torch.as_tensor(np.asarray(positions, dtype=np.int64))] = 0.0
+            weights[row, torch.as_tensor(np.asarray(positions, dtype=np.int64))] = weight
         state = tree_map(
             lambda a, k=k: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
             traj.load_state(0, problem.device),

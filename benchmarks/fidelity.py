@@ -1,0 +1,169 @@
+"""How far does the first-order estimate carry? Measured per seed on seeds no test uses.
+
+For each optimizer variant of a preset and each seed s (data and training seed s):
+
+  leave-one-out   Kendall tau between the estimated and the replayed change of removing one
+                  instance (k instances: 1/4 top, 1/4 bottom, 1/2 random; `validate`).
+  chaos floor     the change of the metric when one random instance's weight is set to 1 - eps
+                  (a perturbation whose first-order effect is eps of its removal), divided by
+                  eps * the derivative: 1 where training responds linearly, >> 1 where a tiny
+                  perturbation changes the final model as much as a removal (chaotic dynamics:
+                  one trajectory's leave-one-out change is then mostly a butterfly effect).
+  group score     Spearman over random removal sets (5%, 20% of N) between the summed estimate
+                  and the replayed change, for one trajectory and for an ensemble of K runs that
+                  differ in the training seed, each against replays averaged over the same runs.
+
+Usage: python benchmarks/fidelity.py --preset default --seeds 10 --first-seed 100
+       python benchmarks/fidelity.py --variants adam,momentum,alternating --seeds 5 --ensemble 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganinf_mlops.config import PRESETS, Preset, get_preset
+from ganinf_mlops.data.version import create_raw_version
+from ganinf_mlops.influence.loo import removal_changes
+from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
+from ganinf_mlops.influence.validate import validate
+from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.train.rundir import RunDir
+from ganinf_mlops.train.trainer import seed_siblings, train
+
+# Optimizer variants of the preset's training (the settings the issue reports, for comparison).
+VARIANTS = {
+    "preset": {},
+    "sgd": {"opt": OptimConfig("sgd", lr=0.01)},
+    "momentum": {"opt": OptimConfig("momentum", lr=0.005, momentum=0.9)},
+    "adam": {"opt": OptimConfig("adam", lr=1e-3, beta1=0.5)},
+    "alternating": {"update": "alternating"},
+}
+GROUP_FRACS = (0.05, 0.2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="default", choices=PRESETS.names())
+    p.add_argument("--variants", default="preset", help=f"from {', '.join(VARIANTS)}")
+    p.add_argument("--method", default="fd", choices=METHODS.names())
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=100, help="seeds first..first+seeds-1")
+    p.add_argument("--loo", type=int, default=40, help="leave-one-out replays per seed")
+    p.add_argument("--group", type=int, default=20, help="random sets per fraction (0: skip)")
+    p.add_argument("--ensemble", type=int, default=1, help="runs per ensemble (1: skip)")
+    p.add_argument("--chaos", type=int, default=8, help="instances perturbed by eps (0: skip)")
+    p.add_argument("--eps", type=float, default=1e-3)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if bad := [v for v in args.variants if v not in VARIANTS]:
+        p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
+    return args
+
+
+def variant_preset(preset: Preset, name: str, seed: int) -> Preset:
+    v = VARIANTS[name]
+    train_cfg = dataclasses.replace(preset.train, seed=seed)
+    if "opt" in v:
+        train_cfg = dataclasses.replace(train_cfg, d_optim=v["opt"], g_optim=v["opt"])
+    if "update" in v:
+        train_cfg = dataclasses.replace(train_cfg, update=v["update"])
+    data = {**preset.data_params, "seed": seed}
+    return dataclasses.replace(preset, train=train_cfg, data_params=data)
+
+
+def chaos_ratio(run: Path, version, method: str, table, n: int, eps: float, seed: int) -> float:
+    """Median over n random instances of |dV(w_j = 1 - eps)| / (eps |dV/dw_j|)."""
+    rd = RunDir(run)
+    problem = rd.problem(version)
+    target = problem.target(METHODS.get(method).target)
+    rng = np.random.default_rng(seed)
+    pos = rng.choice(version.n, size=n, replace=False)
+    dv = removal_changes(problem, rd, target, [[p] for p in pos], weight=1 - eps, progress=False)
+    _, change = table.aligned_to(version.ids)
+    return float(np.median(np.abs(dv.numpy()) / (eps * np.abs(change[pos]) + 1e-300)))
+
+
+def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, work: Path):
+    p = variant_preset(preset, variant, seed)
+    version = create_raw_version(work / "raw", p.dataset, **p.data_params)
+    t0 = time.perf_counter()
+    run = train(version, p.train, p.metric, work / "run", progress=False)
+    out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
+    table = score(run, version, args.method, progress=False)
+    rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
+    out["tau"] = rep["kendall_tau"]
+    if args.chaos:
+        out["chaos"] = chaos_ratio(run, version, args.method, table, args.chaos, args.eps, seed)
+    if args.group:
+        g = validate(run, version, table, k=4, seed=seed, group_subsets=args.group,
+                     progress=False)  # fmt: skip
+        out.update({f"single_{k}": g["groups"]["random"][k]["spearman"] for k in ("5pct", "20pct")})
+    if args.ensemble > 1 and args.group:
+        members = seed_siblings(run, version, args.ensemble, progress=False)
+        ens = score_ensemble(members, version, args.method, progress=False)
+        g = validate(run, version, ens, k=4, seed=seed, group_subsets=args.group, progress=False)
+        out.update(
+            {f"ensemble_{k}": g["groups"]["random"][k]["spearman"] for k in ("5pct", "20pct")}
+        )
+        # The single trajectory's estimate against the same seed-averaged replays.
+        single = dataclasses.replace(
+            ens, predicted_change=table.predicted_change, harmfulness=table.harmfulness
+        )
+        g1 = validate(run, version, single, k=4, seed=seed, group_subsets=args.group,
+                      progress=False)  # fmt: skip
+        out.update({f"single_vs_avg_{k}": g1["groups"]["random"][k]["spearman"]
+                    for k in ("5pct", "20pct")})  # fmt: skip
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, str]:
+    out = {}
+    for key in rows[0]:
+        if key == "seed":
+            continue
+        vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+        if vals:
+            out[key] = (
+                f"median {statistics.median(vals):.3f}  min {min(vals):.3f}  max {max(vals):.3f}"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    preset = get_preset(args.preset)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    results: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="ganinf-fidelity-") as tmp:
+        for variant in args.variants:
+            results[variant] = []
+            for s in seeds:
+                row = run_seed(preset, variant, s, args, Path(tmp) / variant / f"seed{s}")
+                results[variant].append(row)
+                print(f"{variant:12} seed {s}: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in row.items() if k != "seed"), flush=True)  # fmt: skip
+    print(f"\nmethod {args.method}, preset {args.preset}, seeds {seeds.start}..{seeds.stop - 1}")
+    for variant, rows in results.items():
+        print(f"\n{variant}:")
+        for key, text in summarize(rows).items():
+            print(f"  {key:22} {text}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
