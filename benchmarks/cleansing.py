@@ -1,21 +1,42 @@
 """Does influence-based data cleansing improve the GAN more than the baselines? Measured per seed.
 
-For each seed s (data seed and training seed both s): make the raw version, train, then per method
-run one iteration of the cleanse loop (`pipeline.run_iteration`): score with the method, remove the
-same fraction of top-ranked instances, and retrain the cleansed version two ways:
+For each seed s (data seed s; training seeds s, s+1, ..., s+R-1):
 
-  replay  the parent run's minibatch order, latents and initialisation with the removed
-          instances dropped: the counterfactual the influence estimate predicts;
-  fresh   a new run with the same config and seed on the cleansed data (a new schedule): what a
-          production retraining would get.
+  base     make the raw version and train R fresh runs on it, one per training seed, with the
+           preset's budget (`pipeline.fresh_runs`, as the loop's iteration 0 does); run s is the
+           one every method scores;
+  methods  per method one iteration of the cleanse loop (`pipeline.run_iteration`): score run s
+           with the method, cleanse under the selection policy (at most --frac removed; policy
+           "positive" removes only instances predicted to help, so an influence method may remove
+           fewer, or none), and retrain the cleansed version two ways:
 
-Reported per method and mode: the change of ALL (higher is better) against the uncleansed run, the
-changes of the generator's mean and covariance errors (a collapse shows up there first), paired
-one-sided tests of `all` against every baseline over seeds, and for the influence methods the
-predicted change next to the replayed one. The numbers are read with `report.summarize`, as
-`ganinf evaluate` and the loop read them.
+    replay  run s's minibatch order, latents and initialisation with the removed instances
+            dropped: the counterfactual the influence estimate predicts;
+    fresh   R new runs on the cleansed version with the same R training seeds and the same number
+            of optimizer steps as the base (less data is not also less training): what a
+            production retraining gets, averaged over training seeds.
 
-Usage: python benchmarks/cleansing.py --preset default --seeds 5 --frac 0.05 [--json OUT]
+Every metric a run records (all and the Fréchet distance fd, the generator's mean and covariance
+errors, the discriminator loss) is compared as the change of the seed MEAN (cleansed minus base,
+over the same R training seeds); replay as the change against run s. Removal counts, predicted,
+replayed and fresh changes of the scored metric are read with `report.summarize`, as `ganinf
+evaluate` and the loop read them (the summary gives seed statistics for that metric only, so the
+seed means of the others come from the runs' results; the two must agree on the scored metric,
+which is checked). A seed where a method has nothing to remove (NothingToRemoveError) counts as no
+cleanse: 0 removed, every change 0, and the output says so.
+
+The verdict, per influence method M (fd: influence on fd; all: influence on ALL) on its own metric
+(lower fd, higher ALL is better), fresh retraining, over seeds: (1) the mean change improves on the
+uncleansed base; (2) M beats random and Isolation Forest: paired one-sided t-test over seeds of the
+improvement, p < 0.05 (Wilcoxon signed-rank shown as a check); (3) collapse check: the other metric
+(all for fd, fd for all) does not worsen on average by more than its seed spread (the mean over
+seeds of the base's standard deviation over training seeds). --chunks and --ensemble apply to the
+influence methods only (a baseline's scores do not depend on the run, so neither has a meaning
+for it); a baseline scores every instance positive, so "positive" is "top" for it.
+
+Usage: python benchmarks/cleansing.py --preset default --seeds 10 --retrain-seeds 3 --frac 0.05
+       [--methods fd,all,isolation_forest,random] [--policy positive|threshold|top
+       [--threshold T]] [--chunks C] [--ensemble K] [--jobs J] [--json OUT]
 """
 
 from __future__ import annotations
@@ -31,6 +52,7 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,20 +62,29 @@ import torch
 from scipy import stats
 
 from ganinf_mlops import keys, report
-from ganinf_mlops.config import PRESETS, Preset, get_preset
+from ganinf_mlops.config import POLICIES, PRESETS, Preset, get_preset
 from ganinf_mlops.data.version import create_raw_version
+from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
-from ganinf_mlops.pipeline import run_iteration
+from ganinf_mlops.pipeline import fresh_runs, run_iteration
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import train
 
 MODES = ("replay", "fresh")
-# The change each mode's row of `report.summarize` records for the scored metric.
+# The change each mode's row of `report.summarize` records for the row's metric.
 MODE_CHANGE = {"replay": keys.ACTUAL_CHANGE, "fresh": keys.FRESH_CHANGE}
-KEYS = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
-INFLUENCE = keys.ALL  # the influence-on-ALL method
+KEYS = (keys.ALL, keys.FD, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR, keys.DISC_LOSS)
+SHORT = {
+    keys.ALL: "all",
+    keys.FD: "fd",
+    keys.GEN_MEAN_ERROR: "mean_err",
+    keys.GEN_COV_ERROR: "cov_err",
+    keys.DISC_LOSS: "disc_loss",
+}
+VERDICT_METHODS = (keys.FD, keys.ALL)  # the influence methods the study is about
+COLLAPSE = {keys.FD: (keys.ALL,), keys.ALL: (keys.FD,)}  # the other metric each must not worsen
 BASELINES = ("random", "isolation_forest")  # the verdict's comparisons
-DEFAULT_METHODS = (keys.ALL, keys.DISC_LOSS, "isolation_forest", "random")
+DEFAULT_METHODS = (keys.FD, keys.ALL, "isolation_forest", "random")
+ALPHA = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,30 +93,73 @@ class SeedJob:
     seed: int
     frac: float
     methods: tuple[str, ...]
-    modes: tuple[str, ...]
+    retrain_seeds: int
+    policy: str
+    threshold: float | None
+    chunks: int
+    ensemble: int
     work: str
     threads: int
 
 
+def own_metric(method: str) -> str:
+    """The metric a method's removal is judged on: its influence target; ALL for a baseline."""
+    return METHODS.get(method).target or keys.ALL
+
+
+def collapse_metrics(method: str) -> tuple[str, ...]:
+    own = own_metric(method)
+    return COLLAPSE.get(method, tuple(m for m in (keys.ALL, keys.FD) if m != own))
+
+
+def sign(metric: str) -> float:
+    """+1 where higher is better, -1 where lower is: sign * change is the improvement."""
+    return 1.0 if keys.higher_is_better(metric) else -1.0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Cleansing benchmark: ALL change after removing top-scored instances, "
-        "influence vs baselines, replayed and freshly retrained, over seeds.",
+        description="Cleansing benchmark: change of every metric after removing the instances "
+        "a method flags, influence vs baselines, replayed and freshly retrained (mean over "
+        "training seeds with the same step budget), paired tests over seeds.",
     )
     p.add_argument("--preset", default="default", choices=PRESETS.names())
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (data and training)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds are first..first+seeds-1")
-    p.add_argument("--frac", type=float, default=0.05, help="fraction removed by every method")
+    p.add_argument(
+        "--retrain-seeds",
+        type=int,
+        default=3,
+        help="fresh trainings per version (base and cleansed), training seeds s..s+R-1; the "
+        "collapse check needs R >= 2 (default: %(default)s)",
+    )
+    p.add_argument("--frac", type=float, default=0.05, help="most removed, as a fraction of N")
+    p.add_argument(
+        "--policy",
+        default=None,
+        choices=POLICIES,
+        help="cleanse selection policy (default: the preset's job.policy)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=None, help="harmfulness cut-off of --policy threshold"
+    )
+    p.add_argument(
+        "--chunks",
+        type=int,
+        default=1,
+        help="influence methods remove the budget in C re-scored chunks (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="influence methods average over K runs differing in the training seed "
+        "(default: %(default)s)",
+    )
     p.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
         help=f"comma-separated, from {', '.join(METHODS.names())} (default: %(default)s)",
-    )
-    p.add_argument(
-        "--modes",
-        default=",".join(MODES),
-        help="comma-separated: replay, fresh; which are reported (a loop iteration always "
-        "trains both)",
     )
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument(
@@ -97,45 +171,107 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args(argv)
-    args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    args.modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    args.methods = tuple(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     if bad := [m for m in args.methods if m not in METHODS]:
         p.error(f"unknown method(s) {bad}; choose from {', '.join(METHODS.names())}")
-    if bad := [m for m in args.modes if m not in MODES]:
-        p.error(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if not args.methods:
+        p.error("--methods is empty")
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0 or args.threads < 0:
         p.error("--seeds and --jobs must be >= 1, --first-seed and --threads >= 0")
+    if args.retrain_seeds < 1 or args.chunks < 1 or args.ensemble < 1:
+        p.error("--retrain-seeds, --chunks and --ensemble must be >= 1")
     if not 0 < args.frac < 1:
         p.error("--frac must be in (0, 1)")
+    if args.policy is None:
+        args.policy = get_preset(args.preset).job.policy
+    if (args.policy == "threshold") != (args.threshold is not None):
+        p.error("--threshold goes with --policy threshold (and only with it)")
     return args
 
 
 # --- one seed ----------------------------------------------------------------------------------
 
 
-def run_numbers(results: dict[str, Any], run: Path) -> dict[str, float]:
-    """What the benchmark keeps of a run: its results (as `report.summarize` gives them) and the
-    training time its run directory records."""
+def run_numbers(run: Path) -> dict[str, float]:
+    """What the benchmark keeps of a run: its results and the training time it records."""
+    rd = RunDir(run)
+    results = rd.results()
     numbers = {k: float(results[k]) for k in (*KEYS, keys.N_STEPS)}
-    numbers[keys.TRAIN_SECONDS] = float(RunDir(run).metrics()[keys.TRAIN_SECONDS])
+    numbers[keys.TRAIN_SECONDS] = float(rd.metrics()[keys.TRAIN_SECONDS])
     return numbers
+
+
+def seed_group(runs: list[Path]) -> dict[str, Any]:
+    """The fresh runs of one version (one per training seed): each, their mean and std."""
+    numbers = [run_numbers(r) for r in runs]
+    return {
+        "runs": numbers,
+        "mean": {k: float(np.mean([n[k] for n in numbers])) for k in KEYS},
+        # NaN with one training seed: no spread to compare with
+        "std": {
+            k: float(np.std([n[k] for n in numbers], ddof=1)) if len(numbers) > 1 else math.nan
+            for k in KEYS
+        },
+        keys.N_STEPS: int(numbers[0][keys.N_STEPS]),
+    }
 
 
 def delta(new: dict[str, float], base: dict[str, float]) -> dict[str, float]:
     return {k: new[k] - base[k] for k in KEYS}
 
 
-def method_preset(preset: Preset, method: str, frac: float, seed: int) -> Preset:
-    """The preset of one cleanse-loop iteration that scores with `method` at `seed`.
+def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
+    """The preset of one cleanse-loop iteration that scores with `method` at `job.seed`.
 
     The iteration is number 1 (it cleanses the raw version) and scores with `job.seed + 1`, so
     job.seed = seed - 1 makes the scores `score(run, raw, method, seed=seed)`: the baselines draw
-    with the benchmark's seed. No leave-one-out validation; the whole run is traced back.
+    with the benchmark's seed. No leave-one-out validation; the whole run is traced back. Chunks
+    and the ensemble apply to influence methods only.
     """
-    job = dataclasses.replace(
-        preset.job, method=method, remove_frac=frac, loo=0, last_epochs=None, seed=seed - 1
+    influence = METHODS.get(method).predicts_change
+    options = dataclasses.replace(
+        preset.job,
+        method=method,
+        remove_frac=job.frac,
+        loo=0,
+        last_epochs=None,
+        seed=job.seed - 1,
+        policy=job.policy,
+        threshold=job.threshold,
+        retrain_seeds=job.retrain_seeds,
+        retrain_budget="steps",
+        chunks=job.chunks if influence else 1,
+        ensemble=job.ensemble if influence else 1,
     )
-    return dataclasses.replace(preset, job=job)
+    return dataclasses.replace(preset, job=options)
+
+
+def nothing_removed(method: str, base: dict[str, Any], message: str) -> dict[str, Any]:
+    """The record of a method that removed nothing: the base itself, every change 0."""
+    predicts = METHODS.get(method).predicts_change
+    zero = dict.fromkeys(KEYS, 0.0)
+    return {
+        "nothing_to_remove": True,
+        "message": message,
+        "score_seconds": None,
+        "iteration_seconds": None,
+        keys.N_REMOVED: 0,
+        "anomalies_removed": 0,
+        "metric": own_metric(method),
+        "predicted_change": 0.0 if predicts else None,
+        "chunks": None,
+        "fresh": {
+            **base,
+            "delta": zero,
+            "change": 0.0,
+            "change_se": None,
+        },
+        "replay": {
+            "metrics": base["runs"][0],
+            "delta": dict(zero),
+            "change": 0.0 if predicts else None,
+        },
+    }
 
 
 def run_seed(job: SeedJob) -> dict[str, Any]:
@@ -148,48 +284,75 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
         preset,
         data_params={**preset.data_params, "seed": job.seed},
         train=dataclasses.replace(preset.train, seed=job.seed),
+        job=dataclasses.replace(preset.job, retrain_seeds=job.retrain_seeds),
     )
     work = Path(job.work)
     raw = create_raw_version(work / "data" / "v0", preset.dataset, **preset.data_params)
-    run = train(raw, preset.train, preset.metric, work / "runs" / "r0", progress=False)
-    base = run_numbers(RunDir(run).results(), run)
+    base_runs = fresh_runs(raw, preset, work / "runs", "r0", progress=False)
+    run = base_runs[0]  # the run every method scores and replays
+    base = seed_group(base_runs)
     methods: dict[str, Any] = {}
     for method in job.methods:
         t0 = time.perf_counter()
-        out = run_iteration(
-            1,
-            work / "methods" / method,
-            method_preset(preset, method, job.frac, job.seed),
-            raw,
-            run,
-            progress=False,
-        )
+        try:
+            out = run_iteration(
+                1,
+                work / "methods" / method,
+                method_preset(preset, method, job),
+                raw,
+                run,
+                progress=False,
+            )
+        except NothingToRemoveError as exc:
+            methods[method] = nothing_removed(method, base, str(exc))
+            shutil.rmtree(work / "methods" / method, ignore_errors=True)
+            continue
         iteration_seconds = time.perf_counter() - t0
-        row = report.summarize([run, out.fresh], [out.replay])["iterations"]["1"]
+        row = report.summarize([*base_runs, *out.fresh], [out.replay])["iterations"]["1"]
         predicts = keys.PREDICTED_CHANGE in row  # absent for baselines
+        fresh = seed_group(out.fresh)
+        fresh_delta = delta(fresh["mean"], base["mean"])
+        replay = run_numbers(out.replay)
         rec: dict[str, Any] = {
+            "nothing_to_remove": False,
+            "message": None,
             # the reverse pass's time as the iteration records it (0 for baselines)
             "score_seconds": out.scoring_seconds,
-            "iteration_seconds": iteration_seconds,  # score, cleanse, replay and fresh training
-            "n_removed": row[keys.N_REMOVED],
+            # score, cleanse (chunks: their replays), replay and R fresh trainings
+            "iteration_seconds": iteration_seconds,
+            keys.N_REMOVED: row[keys.N_REMOVED],
             "anomalies_removed": row.get(keys.N_ANOMALIES_REMOVED, 0),
-            "predicted_metric": row["metric"] if predicts else None,
+            "metric": row["metric"],  # what the summary's changes measure (baselines: all)
             "predicted_change": row[keys.PREDICTED_CHANGE] if predicts else None,
+            "chunks": out.chunks,
+            "fresh": {
+                **fresh,
+                "delta": fresh_delta,
+                # the summary's change of the row's metric: the same difference of seed means
+                "change": row.get(keys.FRESH_CHANGE),
+                "change_se": row.get(keys.FRESH_CHANGE_SE),
+            },
+            "replay": {
+                "metrics": replay,
+                "delta": delta(replay, base["runs"][0]),
+                # a replay of a baseline's cleanse records no change (nothing was predicted)
+                "change": row.get(keys.ACTUAL_CHANGE),
+            },
         }
-        trained = {"replay": (row["replay"], out.replay), "fresh": (row, out.fresh)}
-        for mode in job.modes:
-            metrics = run_numbers(*trained[mode])
-            rec[mode] = {
-                "metrics": metrics,
-                "delta": delta(metrics, base),
-                # the change of the scored metric (baselines: ALL); a replay of a baseline's
-                # cleanse records none (nothing was predicted)
-                "change": row.get(MODE_CHANGE[mode]),
-            }
+        change = rec["fresh"]["change"]
+        if change is None or not math.isclose(
+            change, fresh_delta[row["metric"]], rel_tol=1e-9, abs_tol=1e-12
+        ):
+            raise RuntimeError(
+                f"seed {job.seed}, {method}: report.summarize's fresh change {change} is not the "
+                f"change of the seed means {fresh_delta[row['metric']]}"
+            )
         methods[method] = rec
         shutil.rmtree(work / "methods" / method)  # keep the temp dir small: numbers are all we need
+    shutil.rmtree(work, ignore_errors=True)
     return {
         "seed": job.seed,
+        "training_seeds": [job.seed + r for r in range(job.retrain_seeds)],
         "n": raw.n,
         "n_anomalies": len(raw.manifest.is_anomaly_ids or []),
         "base": base,
@@ -206,7 +369,11 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             s,
             args.frac,
             args.methods,
-            args.modes,
+            args.retrain_seeds,
+            args.policy,
+            args.threshold,
+            args.chunks,
+            args.ensemble,
             str(work / f"seed{s}"),
             args.threads,
         )
@@ -230,7 +397,13 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
 
 def values(results: list[dict[str, Any]], method: str, mode: str, key: str) -> np.ndarray:
+    """Per seed: the change of `key` (fresh: of the seed mean) against the uncleansed base."""
     return np.array([r["methods"][method][mode]["delta"][key] for r in results])
+
+
+def improvement(results: list[dict[str, Any]], method: str, mode: str, key: str) -> np.ndarray:
+    """The change of `key` in its improvement direction (> 0: better)."""
+    return sign(key) * values(results, method, mode, key)
 
 
 def changes(results: list[dict[str, Any]], method: str, mode: str) -> np.ndarray:
@@ -238,9 +411,12 @@ def changes(results: list[dict[str, Any]], method: str, mode: str) -> np.ndarray
     return np.array([r["methods"][method][mode]["change"] for r in results], dtype=float)
 
 
+def std(a: np.ndarray) -> float:
+    return float(a.std(ddof=1)) if a.size > 1 else math.nan
+
+
 def mean_std(a: np.ndarray) -> str:
-    std = float(a.std(ddof=1)) if a.size > 1 else float("nan")
-    return f"{a.mean():+.5f} ± {std:.5f}"
+    return f"{a.mean():+.4f} ± {std(a):.4f}"
 
 
 def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -248,43 +424,123 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     d = a - b
     out = {"mean_diff": float(d.mean()), "wins": int((d > 0).sum()), "n": int(d.size)}
     if d.size < 2 or np.all(d == d[0]):
-        out["t_p"] = float("nan")
+        out["t_p"] = math.nan
     else:
         out["t_p"] = float(stats.ttest_rel(a, b, alternative="greater").pvalue)
+    if not np.any(d != 0):  # identical removals (or none): nothing to rank
+        out["wilcoxon_p"] = math.nan
+        return out
     try:
-        out["wilcoxon_p"] = float(stats.wilcoxon(a, b, alternative="greater").pvalue)
-    except ValueError:  # all differences zero, or too few
-        out["wilcoxon_p"] = float("nan")
+        with warnings.catch_warnings():  # scipy warns on ties and tiny samples; p stays defined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["wilcoxon_p"] = float(stats.wilcoxon(a, b, alternative="greater").pvalue)
+    except ValueError:  # too few
+        out["wilcoxon_p"] = math.nan
     return out
 
 
-def summarize(results: list[dict[str, Any]], methods: tuple[str, ...], modes: tuple[str, ...]):
-    summary: dict[str, Any] = {"per_method": {}, "tests": {}, "verdict": {}}
+def one_sample_p(a: np.ndarray) -> float:
+    """One-sided t-test: is the mean of `a` greater than 0?"""
+    if a.size < 2 or np.all(a == a[0]):
+        return math.nan
+    return float(stats.ttest_1samp(a, 0.0, alternative="greater").pvalue)
+
+
+def column(a: np.ndarray) -> dict[str, Any]:
+    return {"mean": float(a.mean()), "std": std(a), "values": a.tolist()}
+
+
+def verdict(
+    results: list[dict[str, Any]], method: str, methods: tuple[str, ...], base_spread: dict
+) -> dict[str, Any]:
+    """Does influence method `method` improve its own metric, beat the baselines on it (paired
+    one-sided t-test over seeds, p < ALPHA) and leave the other metric within its seed spread?"""
+    own = own_metric(method)
+    ours = improvement(results, method, "fresh", own)
+    out: dict[str, Any] = {
+        "metric": own,
+        "higher_is_better": keys.higher_is_better(own),
+        "change": column(values(results, method, "fresh", own)),
+        "improvement": column(ours),
+        "improved_seeds": int((ours > 0).sum()),
+        "n_seeds": len(results),
+        "t_p_vs_zero": one_sample_p(ours),
+        "nothing_to_remove_seeds": [
+            r["seed"] for r in results if r["methods"][method]["nothing_to_remove"]
+        ],
+    }
+    out["improves"] = bool(ours.mean() > 0)
+    out["vs"] = {}
+    for b in BASELINES:
+        if b not in methods:
+            out["vs"][b] = None
+            continue
+        theirs = improvement(results, b, "fresh", own)
+        t = paired_tests(ours, theirs)
+        t["baseline_improvement"] = float(theirs.mean())
+        t["beats"] = bool(t["mean_diff"] > 0 and t["t_p"] < ALPHA)  # NaN compares False
+        t["wilcoxon_agrees"] = bool(t["wilcoxon_p"] < ALPHA)
+        out["vs"][b] = t
+    out["collapse"] = {}
+    for other in collapse_metrics(method):
+        d = values(results, method, "fresh", other)
+        worsening = -sign(other) * float(d.mean())
+        spread = base_spread[other]
+        out["collapse"][other] = {
+            "change": column(d),
+            "worsening": worsening,  # > 0: the other metric got worse on average
+            "base_seed_spread": spread,
+            "worse_seeds": int((sign(other) * d < 0).sum()),
+            "ok": None if math.isnan(spread) else bool(worsening <= spread),
+        }
+    checks = [out["improves"]]
+    checks += [t["beats"] if t is not None else None for t in out["vs"].values()]
+    checks += [c["ok"] for c in out["collapse"].values()]
+    out["complete"] = None not in checks
+    out["wins"] = bool(out["complete"] and all(checks))
+    return out
+
+
+def summarize(results: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str, Any]:
+    # The base's spread over training seeds per metric, averaged over seeds: the collapse check's
+    # yardstick. NaN with one training seed.
+    base_spread = {k: float(np.mean([r["base"]["std"][k] for r in results])) for k in KEYS}
+    summary: dict[str, Any] = {
+        "base": {
+            "seed_mean": {
+                k: column(np.array([r["base"]["mean"][k] for r in results])) for k in KEYS
+            },
+            "seed_spread": base_spread,
+        },
+        "per_method": {},
+        "tests": {},
+        "verdict": {},
+    }
     for method in methods:
-        for mode in modes:
-            summary["per_method"][f"{method}/{mode}"] = {
-                key: {
-                    "mean": float(values(results, method, mode, key).mean()),
-                    "std": float(values(results, method, mode, key).std(ddof=1))
-                    if len(results) > 1
-                    else None,
-                    "values": values(results, method, mode, key).tolist(),
-                }
-                for key in KEYS
-            }
-    if INFLUENCE not in methods:
-        return summary
-    for mode in modes:
-        ours = values(results, INFLUENCE, mode, keys.ALL)
-        for base in methods:
-            if base != INFLUENCE:
-                theirs = values(results, base, mode, keys.ALL)
-                summary["tests"][f"{mode}/{base}"] = paired_tests(ours, theirs)
-        compared = [b for b in BASELINES if b in methods]
-        if compared:
-            summary["verdict"][mode] = all(
-                summary["tests"][f"{mode}/{b}"]["mean_diff"] > 0 for b in compared
-            )
+        recs = [r["methods"][method] for r in results]
+        summary["per_method"][method] = {
+            mode: {key: column(values(results, method, mode, key)) for key in KEYS}
+            for mode in MODES
+        }
+        summary["per_method"][method]["removal"] = {
+            keys.N_REMOVED: [rec[keys.N_REMOVED] for rec in recs],
+            "anomalies_removed": [rec["anomalies_removed"] for rec in recs],
+            "nothing_to_remove_seeds": [
+                r["seed"] for r, rec in zip(results, recs, strict=True) if rec["nothing_to_remove"]
+            ],
+        }
+    for method in (m for m in methods if METHODS.get(m).predicts_change):
+        own = own_metric(method)
+        ours = improvement(results, method, "fresh", own)
+        summary["tests"][method] = {
+            "metric": own,
+            "vs": {
+                b: paired_tests(ours, improvement(results, b, "fresh", own))
+                for b in methods
+                if b != method
+            },
+        }
+        summary["verdict"][method] = verdict(results, method, methods, base_spread)
     return summary
 
 
@@ -295,17 +551,21 @@ def fmt_p(p: float) -> str:
     return "   n/a" if math.isnan(p) else f"{p:6.3f}"
 
 
+def direction(metric: str) -> str:
+    return "higher is better" if keys.higher_is_better(metric) else "lower is better"
+
+
 def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
-    b = r["base"]
+    b = r["base"]["mean"]
     parts = [
-        f"seed {r['seed']}: ALL {b[keys.ALL]:+.4f}, mean err {b[keys.GEN_MEAN_ERROR]:.3f}, "
-        f"cov err {b[keys.GEN_COV_ERROR]:.3f}; ΔALL ({'/'.join(args.modes)})"
+        f"seed {r['seed']}: base (mean of {len(r['base']['runs'])}) all {b[keys.ALL]:+.4f} "
+        f"fd {b[keys.FD]:.4f}; fresh Δall/Δfd"
     ]
     for method in args.methods:
-        deltas = " ".join(
-            f"{r['methods'][method][mode]['delta'][keys.ALL]:+.5f}" for mode in args.modes
-        )
-        parts.append(f"{method} {deltas}")
+        rec = r["methods"][method]
+        d = rec["fresh"]["delta"]
+        note = " NOTHING REMOVED" if rec["nothing_to_remove"] else ""
+        parts.append(f"{method} ({rec[keys.N_REMOVED]}) {d[keys.ALL]:+.4f}/{d[keys.FD]:+.4f}{note}")
     print(" | ".join(parts) + f"  ({r['seconds']:.0f} s)", flush=True)
 
 
@@ -314,14 +574,23 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(f"cleansing benchmark: preset '{preset.name}' ({preset.description})")
     print(f"  dataset {preset.dataset} {json.dumps(preset.data_params)} (seed replaced per run)")
     print(
-        f"  train: G {cfg.model.g_hidden} D {cfg.model.d_hidden}, {cfg.d_optim.name} "
+        f"  train: G {cfg.model.g_hidden} D {cfg.model.d_hidden} bias {cfg.model.bias}, "
+        f"{cfg.d_optim.name} "
         f"lr D {cfg.d_optim.lr} G {cfg.g_optim.lr}, batch {cfg.batch_size}, epochs {cfg.epochs}, "
         f"{cfg.update}, {cfg.dtype}, {cfg.device} (seed replaced per run)"
     )
-    print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}")
+    print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")
     seeds = f"{args.first_seed}..{args.first_seed + args.seeds - 1}"
-    print(f"  seeds {seeds} (data seed = training seed), remove frac {args.frac}")
-    print(f"  methods {', '.join(args.methods)}; modes {', '.join(args.modes)}")
+    threshold = f" {args.threshold}" if args.threshold is not None else ""
+    print(
+        f"  seeds {seeds} (data seed s), {args.retrain_seeds} training seed(s) s..s+"
+        f"{args.retrain_seeds - 1} per version, fresh retraining with the base's step budget"
+    )
+    print(
+        f"  cleanse: at most {args.frac} of N, policy {args.policy}{threshold}; influence "
+        f"methods: chunks {args.chunks}, ensemble {args.ensemble}"
+    )
+    print(f"  methods {', '.join(args.methods)}")
     threads = args.threads or torch.get_num_threads()
     print(
         f"  torch {torch.__version__}, {os.cpu_count()} cpus, jobs {args.jobs}, "
@@ -330,76 +599,104 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     )
 
 
-def print_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def print_summary(
+    results: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Namespace
+) -> None:
     n = len(results)
-    base_all = np.array([r["base"][keys.ALL] for r in results])
-    k = results[0]["methods"][args.methods[0]]["n_removed"]
+    base = summary["base"]
+    r0 = results[0]
+    print(
+        f"\nUncleansed base over {n} seeds (seed means over {args.retrain_seeds} training "
+        f"seeds; spread = mean over seeds of the std over training seeds):"
+    )
+    for k in KEYS:
+        c = base["seed_mean"][k]
+        print(
+            f"  {k:<15}{c['mean']:+.4f} ± {c['std']:.4f} over seeds, "
+            f"spread over training seeds {base['seed_spread'][k]:.4f}  ({direction(k)})"
+        )
     n_anom = np.mean([r["n_anomalies"] for r in results])
-    print(
-        f"\nUncleansed ALL over {n} seeds: {base_all.mean():+.4f} ± "
-        f"{base_all.std(ddof=1) if n > 1 else float('nan'):.4f}; "
-        f"removed {k} of {results[0]['n']} per method; injected anomalies per seed {n_anom:g}"
-    )
-    # Fresh retraining keeps the epochs, so less data means fewer steps: a confound to keep in view.
-    steps = {"uncleansed": results[0]["base"][keys.N_STEPS]}
-    for mode in args.modes:
-        steps[mode] = results[0]["methods"][args.methods[0]][mode]["metrics"][keys.N_STEPS]
+    print(f"N {r0['n']}, injected anomalies per seed {n_anom:g}")
+    # Fresh retraining keeps the base's number of steps; the replay keeps the scored run's
+    # schedule (its steps, the removed instances dropped from their minibatches).
+    steps = {"base": r0["base"][keys.N_STEPS]}
+    m0 = r0["methods"][args.methods[0]]
+    steps["fresh"] = m0["fresh"][keys.N_STEPS]
+    steps["replay"] = int(m0["replay"]["metrics"][keys.N_STEPS])
     listed = ", ".join(f"{k} {int(v)}" for k, v in steps.items())
-    print(f"training steps (seed {results[0]['seed']}): {listed}")
-    head = (
-        f"{'method':<17}{'mode':<8}{'ΔALL mean ± std':>22}{'ALL up':>8}"
-        f"{'Δmean_err':>22}{'Δcov_err':>22}{'anom. removed':>15}"
-    )
-    print(
-        f"\nChange vs the uncleansed run (ALL: higher is better; errors: lower is better)\n{head}"
-    )
+    print(f"training steps (seed {r0['seed']}, method {args.methods[0]}): {listed}")
+
+    head = f"{'method':<18}{'n_removed':>14}{'anomalies removed':>19}{'nothing removed':>17}"
+    print(f"\nRemovals per seed (mean, min–max)\n{head}")
     print("-" * len(head))
     for method in args.methods:
-        anom = np.mean([r["methods"][method]["anomalies_removed"] for r in results])
-        for mode in args.modes:
-            d_all = values(results, method, mode, keys.ALL)
-            up = f"{int((d_all > 0).sum())}/{n}"
+        rem = summary["per_method"][method]["removal"]
+        nr, an = np.array(rem[keys.N_REMOVED]), np.array(rem["anomalies_removed"])
+        none = rem["nothing_to_remove_seeds"]
+        print(
+            f"{method:<18}{f'{nr.mean():.1f} ({nr.min()}–{nr.max()})':>14}"
+            f"{f'{an.mean():.1f} ({an.min()}–{an.max()})':>19}"
+            f"{f'{len(none)}/{n}':>17}" + (f"  seeds {none}" if none else "")
+        )
+
+    for mode, what in (
+        (
+            "fresh",
+            f"fresh retraining: change of the mean over {args.retrain_seeds} training seeds "
+            "vs the uncleansed base's",
+        ),
+        ("replay", "replay (the scored run's schedule): change vs that uncleansed run"),
+    ):
+        head = f"{'method':<18}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
+        print(f"\n{what}, mean ± std over seeds (all: higher is better; the rest: lower)\n{head}")
+        print("-" * len(head))
+        for method in args.methods:
             print(
-                f"{method:<17}{mode:<8}{mean_std(d_all):>22}{up:>8}"
-                f"{mean_std(values(results, method, mode, keys.GEN_MEAN_ERROR)):>22}"
-                f"{mean_std(values(results, method, mode, keys.GEN_COV_ERROR)):>22}"
-                f"{anom:>15.1f}"
+                f"{method:<18}"
+                + "".join(f"{mean_std(values(results, method, mode, k)):>19}" for k in KEYS)
             )
 
 
-def print_tests(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    if not summary["tests"]:
-        return
-    head = (
-        f"{'mode':<8}{'all vs':<18}{'mean diff ΔALL':>16}{'wins':>7}"
-        f"{'t-test p':>10}{'wilcoxon p':>12}"
-    )
-    print(f"\nPaired one-sided tests over seeds, H1: ΔALL(all) > ΔALL(baseline)\n{head}")
-    print("-" * len(head))
-    for key, t in summary["tests"].items():
-        mode, base = key.split("/")
-        wins = f"{t['wins']}/{t['n']}"
+def print_tests(summary: dict[str, Any]) -> None:
+    for method, tests in summary["tests"].items():
+        metric = tests["metric"]
+        head = f"{'vs':<18}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
         print(
-            f"{mode:<8}{base:<18}{t['mean_diff']:>+16.4f}{wins:>7}"
-            f"{fmt_p(t['t_p']):>10}{fmt_p(t['wilcoxon_p']):>12}"
+            f"\nPaired one-sided tests over seeds, fresh: H1 improvement of {metric} "
+            f"({direction(metric)}) by '{method}' > by the other method\n{head}"
         )
+        print("-" * len(head))
+        for other, t in tests["vs"].items():
+            wins = f"{t['wins']}/{t['n']}"
+            print(
+                f"{other:<18}{t['mean_diff']:>+12.4f}{wins:>7}"
+                f"{fmt_p(t['t_p']):>10}{fmt_p(t['wilcoxon_p']):>12}"
+            )
 
 
 def print_predicted(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Influence methods predict their own metric's change; the replay is the counterfactual."""
     predicting = influence_methods()
     for method in (m for m in args.methods if m in predicting):
-        metric = results[0]["methods"][method]["predicted_metric"]
+        metric = own_metric(method)
         pred = np.array([r["methods"][method]["predicted_change"] for r in results], dtype=float)
-        cols = list(args.modes)
-        head = f"{'seed':>6}{'predicted':>12}" + "".join(f"{'actual ' + m:>15}" for m in cols)
+        actual = {m: changes(results, method, m) for m in MODES}
+        head = (
+            f"{'seed':>6}{'removed':>9}{'predicted':>12}{'replay':>12}{'fresh (mean)':>14}"
+            f"{'fresh se':>10}"
+        )
         print(f"\nPredicted vs actual Δ{metric} for method '{method}' (sum over removed)\n{head}")
         print("-" * len(head))
-        actual = {m: changes(results, method, m) for m in cols}
         for i, r in enumerate(results):
-            row = "".join(f"{actual[m][i]:>+15.5f}" for m in cols)
-            print(f"{r['seed']:>6}{pred[i]:>+12.5f}{row}")
-        if "replay" in actual and len(results) > 1:
+            rec = r["methods"][method]
+            se = rec["fresh"]["change_se"]
+            se_s = "n/a" if se is None else f"{se:.5f}"
+            note = "  nothing to remove" if rec["nothing_to_remove"] else ""
+            print(
+                f"{r['seed']:>6}{rec[keys.N_REMOVED]:>9}{pred[i]:>+12.5f}"
+                f"{actual['replay'][i]:>+12.5f}{actual['fresh'][i]:>+14.5f}{se_s:>10}{note}"
+            )
+        if len(results) > 1:
             a = actual["replay"]
             signs = int((np.sign(a) == np.sign(pred)).sum())
             r_val = (
@@ -407,37 +704,84 @@ def print_predicted(results: list[dict[str, Any]], args: argparse.Namespace) -> 
                 if pred.std() > 0 and a.std() > 0
                 else float("nan")
             )
+            ratio = a.mean() / pred.mean() if pred.mean() else float("nan")
             print(
-                f"{'mean':>6}{pred.mean():>+12.5f}"
-                + "".join(f"{actual[m].mean():>+15.5f}" for m in cols)
-                + f"   replay: sign agrees {signs}/{len(a)}, Pearson r {r_val:.3f}, "
-                f"actual/predicted {a.mean() / pred.mean() if pred.mean() else float('nan'):.2f}"
+                f"{'mean':>6}{'':>9}{pred.mean():>+12.5f}{a.mean():>+12.5f}"
+                f"{actual['fresh'].mean():>+14.5f}   replay: sign agrees {signs}/{len(a)}, "
+                f"Pearson r {r_val:.3f}, actual/predicted {ratio:.2f}"
             )
+        chunked = [r["methods"][method]["chunks"] for r in results]
+        if any(chunked):
+            print("  chunks (mean over seeds that have them): n_removed, predicted, replay")
+            most = max(len(c or []) for c in chunked)
+            for c in range(most):
+                recs = [ch[c] for ch in chunked if ch and len(ch) > c]
+                col = {
+                    k: np.array([x[k] for x in recs if x[k] is not None], dtype=float)
+                    for k in (keys.N_REMOVED, keys.PREDICTED_CHANGE, keys.ACTUAL_CHANGE)
+                }
+                print(
+                    f"  chunk {c + 1} ({len(recs)} seeds): {col[keys.N_REMOVED].mean():.1f}, "
+                    f"{col[keys.PREDICTED_CHANGE].mean():+.5f}, "
+                    f"{col[keys.ACTUAL_CHANGE].mean():+.5f}"
+                )
+
+
+def yes_no(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("YES" if flag else "NO")
 
 
 def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    per = summary["per_method"]
-    compared = [b for b in BASELINES if b in args.methods]
-    for mode, ok in summary["verdict"].items():
-        ours = per[f"{INFLUENCE}/{mode}"][keys.ALL]
+    shown = [m for m in (*VERDICT_METHODS, *summary["verdict"]) if m in summary["verdict"]]
+    if not shown:
+        print("no influence method among --methods: no verdict")
+        return
+    print(
+        f"Rule: fresh retraining, mean over {args.retrain_seeds} training seeds, {args.seeds} "
+        f"seeds; improves = mean change of its own metric in the better direction; beats = "
+        f"paired one-sided t-test p < {ALPHA} (Wilcoxon shown as a check); collapse ok = the "
+        f"other metric worsens on average by no more than the base's seed spread."
+    )
+    for method in dict.fromkeys(shown):
+        v = summary["verdict"][method]
+        metric, imp, ch = v["metric"], v["improvement"], v["change"]
+        print(f"\nVERDICT influence on {metric} (method '{method}'):")
+        none = v["nothing_to_remove_seeds"]
+        if none:
+            print(f"  nothing to remove (counted as change 0) in seeds {none}")
         print(
-            f"VERDICT [{mode}]: influence-based removal ({INFLUENCE}) beats "
-            f"{' and '.join(compared)} on mean ΔALL: {'YES' if ok else 'NO'}"
+            f"  improves {metric} ({direction(metric)}): {yes_no(v['improves'])} "
+            f"(mean change {ch['mean']:+.5f} ± {ch['std']:.5f}, better in "
+            f"{v['improved_seeds']}/{v['n_seeds']} seeds, t-test vs 0 p="
+            f"{fmt_p(v['t_p_vs_zero']).strip()})"
         )
-        for b in compared:
-            t = summary["tests"][f"{mode}/{b}"]
-            significant = max(t["t_p"], t["wilcoxon_p"]) < 0.05
+        for b, t in v["vs"].items():
+            if t is None:
+                print(f"  beats {b}: n/a ({b} not among --methods)")
+                continue
             print(
-                f"  vs {b}: {ours['mean']:+.5f} vs {per[f'{b}/{mode}'][keys.ALL]['mean']:+.5f}, "
-                f"t-test p={fmt_p(t['t_p']).strip()}, wilcoxon p={fmt_p(t['wilcoxon_p']).strip()}"
-                f" (both < 0.05: {'yes' if significant else 'no'})"
+                f"  beats {b} on {metric}: {yes_no(t['beats'])} (improvement "
+                f"{imp['mean']:+.5f} vs {t['baseline_improvement']:+.5f}, wins "
+                f"{t['wins']}/{t['n']}, t-test p={fmt_p(t['t_p']).strip()}, wilcoxon p="
+                f"{fmt_p(t['wilcoxon_p']).strip()})"
             )
-        # Beating the baselines is relative; say too whether cleansing helped at all.
-        ups = sum(v > 0 for v in ours["values"])
-        print(
-            f"  ALL itself improves on the uncleansed run: {'YES' if ours['mean'] > 0 else 'NO'} "
-            f"(mean ΔALL {ours['mean']:+.5f}, up in {ups}/{len(ours['values'])} seeds)"
-        )
+        for other, c in v["collapse"].items():
+            spread = (
+                "n/a (needs --retrain-seeds >= 2)"
+                if math.isnan(c["base_seed_spread"])
+                else f"{c['base_seed_spread']:.5f}"
+            )
+            print(
+                f"  collapse check ({other}, {direction(other)}): "
+                f"{'n/a' if c['ok'] is None else ('ok' if c['ok'] else 'NOT ok')} (mean change "
+                f"{c['change']['mean']:+.5f} ± {c['change']['std']:.5f}, worsening "
+                f"{c['worsening']:+.5f} vs base seed spread {spread}; worse in "
+                f"{c['worse_seeds']}/{v['n_seeds']} seeds)"
+            )
+        if v["complete"]:
+            print(f"  => {'WINS' if v['wins'] else 'DOES NOT WIN'}")
+        else:
+            print("  => incomplete (a baseline or the seed spread is missing): no overall verdict")
 
 
 def json_safe(obj: Any) -> Any:
@@ -448,6 +792,8 @@ def json_safe(obj: Any) -> Any:
         return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
     return obj
 
 
@@ -463,9 +809,9 @@ def main(argv: list[str] | None = None) -> int:
         results = run_all(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = summarize(results, args.methods, args.modes)
-    print_summary(results, args)
-    print_tests(summary, args)
+    summary = summarize(results, args.methods)
+    print_summary(results, summary, args)
+    print_tests(summary)
     print_predicted(results, args)
     print()
     print_verdict(summary, args)
@@ -478,10 +824,16 @@ def main(argv: list[str] | None = None) -> int:
             "train_config": dataclasses.asdict(preset.train),
             "settings": {
                 "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+                "retrain_seeds": args.retrain_seeds,
+                "retrain_budget": "steps",
                 "frac": args.frac,
+                "policy": args.policy,
+                "threshold": args.threshold,
+                "chunks": args.chunks,
+                "ensemble": args.ensemble,
                 "methods": list(args.methods),
-                "modes": list(args.modes),
                 "jobs": args.jobs,
+                "alpha": ALPHA,
             },
             "results": results,
             "summary": summary,

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from ganinf_mlops.config import PRESETS, Preset, get_preset
 from ganinf_mlops.data.version import create_raw_version
@@ -95,6 +96,38 @@ def chaos_ratio(run: Path, version, method: str, table, n: int, eps: float, seed
     return float(np.median(np.abs(dv.numpy()) / (eps * np.abs(change[pos]) + 1e-300)))
 
 
+def random_sets(n: int, m: int, seed: int) -> list[tuple[float, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (f, rng.choice(n, size=max(1, round(f * n)), replace=False))
+        for f in GROUP_FRACS
+        for _ in range(m)
+    ]
+
+
+def set_replays(runs: list[Path], version, target: str, sets) -> np.ndarray:
+    """[len(runs), len(sets)] replayed changes of removing each set, per run."""
+    out = []
+    for run in runs:
+        rd = RunDir(run)
+        problem = rd.problem(version)
+        out.append(
+            removal_changes(
+                problem, rd, problem.target(target), [s for _, s in sets], progress=False
+            ).numpy()
+        )
+    return np.array(out)
+
+
+def group_scores(est: np.ndarray, actual: np.ndarray, sets, prefix: str) -> dict[str, float]:
+    pred = np.array([est[s].sum() for _, s in sets])
+    out = {}
+    for f in GROUP_FRACS:
+        rows = [i for i, (g, _) in enumerate(sets) if g == f]
+        out[f"{prefix}_{f * 100:g}pct"] = float(spearmanr(pred[rows], actual[rows])[0])
+    return out
+
+
 def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, work: Path):
     p = variant_preset(preset, variant, seed)
     version = create_raw_version(work / "raw", p.dataset, **p.data_params)
@@ -102,29 +135,27 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     run = train(version, p.train, p.metric, work / "run", progress=False)
     out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
     table = score(run, version, args.method, progress=False)
+    out[args.method] = RunDir(run).metrics()[METHODS.get(args.method).target]
     rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
     out["tau"] = rep["kendall_tau"]
     if args.chaos:
         out["chaos"] = chaos_ratio(run, version, args.method, table, args.chaos, args.eps, seed)
-    if args.group:
-        g = validate(run, version, table, k=4, seed=seed, group_subsets=args.group,
-                     progress=False)  # fmt: skip
-        out.update({f"single_{k}": g["groups"]["random"][k]["spearman"] for k in ("5pct", "20pct")})
-    if args.ensemble > 1 and args.group:
-        members = seed_siblings(run, version, args.ensemble, progress=False)
+    if not args.group:
+        return out
+    target = METHODS.get(args.method).target
+    _, single = table.aligned_to(version.ids)
+    sets = random_sets(version.n, args.group, seed)
+    members = (
+        seed_siblings(run, version, args.ensemble, progress=False) if args.ensemble > 1 else [run]
+    )
+    actual = set_replays(members, version, target, sets)  # [K, sets]
+    out.update(group_scores(single, actual[0], sets, "single"))
+    if args.ensemble > 1:
         ens = score_ensemble(members, version, args.method, progress=False)
-        g = validate(run, version, ens, k=4, seed=seed, group_subsets=args.group, progress=False)
-        out.update(
-            {f"ensemble_{k}": g["groups"]["random"][k]["spearman"] for k in ("5pct", "20pct")}
-        )
-        # The single trajectory's estimate against the same seed-averaged replays.
-        single = dataclasses.replace(
-            ens, predicted_change=table.predicted_change, harmfulness=table.harmfulness
-        )
-        g1 = validate(run, version, single, k=4, seed=seed, group_subsets=args.group,
-                      progress=False)  # fmt: skip
-        out.update({f"single_vs_avg_{k}": g1["groups"]["random"][k]["spearman"]
-                    for k in ("5pct", "20pct")})  # fmt: skip
+        _, mean_est = ens.aligned_to(version.ids)
+        avg = actual.mean(0)
+        out.update(group_scores(single, avg, sets, "single_vs_avg"))
+        out.update(group_scores(mean_est, avg, sets, "ensemble_vs_avg"))
     return out
 
 

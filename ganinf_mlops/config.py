@@ -140,9 +140,35 @@ def _sgd(lr: float) -> OptimConfig:
 
 PRESETS: Registry[Preset] = Registry("preset")
 for _p in (
+    # Chosen by measurement (README, "Choosing the default"): of SGD, momentum and Adam over
+    # learning rates, epochs, update orders, widths and biases, the generator that covers the
+    # 2D normal best (Fréchet distance 0.01 against 0.006 between two samples of the data itself)
+    # within ~3 s of training; 2% anomalies double its distance.
     Preset(
         name="default",
-        description="2D normal with 2% injected anomalies; runs end to end in about a minute.",
+        description="2D normal with 2% injected anomalies; a GAN that fits it (SGD 0.05, "
+        "biases, alternating updates, 1000 steps); cleansing by influence on the Fréchet "
+        "distance, judged by fresh retraining over 3 seeds.",
+        dataset="gaussian2d",
+        data_params={"n": 2000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
+        train=TrainConfig(
+            model=ModelConfig(bias=True),
+            d_optim=_sgd(0.05),
+            g_optim=_sgd(0.05),
+            batch_size=100,
+            epochs=50,
+            update="alternating",
+            checkpoint_every=50,
+        ),
+        metric=MetricConfig(),
+        job=JobOptions(method=keys.FD, loo=16, group_subsets=8, iterations=2, retrain_seeds=3),
+    ),
+    # The default until 2026-11-29: a generator that collapses onto a line, but training in the
+    # regime where one removal's replayed change follows the derivative (tau ~ 0.95).
+    Preset(
+        name="linear-2d",
+        description="2D normal, 2% anomalies, SGD 0.01 for 300 steps: an under-fitting GAN "
+        "whose training responds linearly to one removal (the fidelity demonstration).",
         dataset="gaussian2d",
         data_params={"n": 2000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
         train=TrainConfig(

@@ -87,12 +87,33 @@ def _match_replays(
     return by_iteration
 
 
-def _seed_stats(group: list[RunDir], metric: str) -> tuple[float, float] | None:
-    """Mean and standard deviation over training seeds of `metric` (None: fewer than 2 runs)."""
-    values = [r.results().get(metric) for r in group]
-    if len(values) < 2 or not all(is_number(v) for v in values):
+def _seed_stats(group: list[RunDir]) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Mean and standard deviation over training seeds of every result (None: one run)."""
+    if len(group) < 2:
         return None
-    return statistics.fmean(values), statistics.stdev(values)
+    results = [r.results() for r in group]
+    names = [k for k in results[0] if all(is_number(r.get(k)) for r in results)]
+    mean = {k: statistics.fmean(r[k] for r in results) for k in names}
+    std = {k: statistics.stdev(r[k] for r in results) for k in names}
+    return mean, std
+
+
+def _seeds(group: list[RunDir]) -> list[int]:
+    return [r.train_config.seed for r in group]
+
+
+def _change_se(group: list[RunDir], parent: list[RunDir], metric: str) -> float:
+    """Standard error of the change of the seed mean. Runs of both versions with the same training
+    seeds are paired (the seed's effect cancels in each difference); otherwise independent."""
+    after = [r.results()[metric] for r in group]
+    before = [r.results()[metric] for r in parent]
+    if _seeds(group) == _seeds(parent):
+        return statistics.stdev(a - b for a, b in zip(after, before, strict=True)) / math.sqrt(
+            len(after)
+        )
+    return math.sqrt(
+        statistics.variance(after) / len(after) + statistics.variance(before) / len(before)
+    )
 
 
 def _iteration_row(
@@ -113,7 +134,7 @@ def _iteration_row(
         row[keys.N_ANOMALIES_REMOVED] = 0
     row[keys.N_SEEDS] = len(group)
     metric = manifest.metric or keys.ALL
-    stats = _seed_stats(group, metric)
+    stats = _seed_stats(group)
     if stats is not None:
         row[keys.SEED_MEAN], row[keys.SEED_STD] = stats
     if parent is None:
@@ -128,13 +149,11 @@ def _iteration_row(
     if manifest.predicted_change is not None:
         row[keys.PREDICTED_CHANGE] = manifest.predicted_change
     before = parent_run.results()
-    parent_stats = _seed_stats(parent_group, metric)
-    if stats is not None and parent_stats is not None:
-        # Mean over retraining seeds, with the standard error of the difference of the means.
-        row[keys.FRESH_CHANGE] = stats[0] - parent_stats[0]
-        row[keys.FRESH_CHANGE_SE] = math.sqrt(
-            stats[1] ** 2 / len(group) + parent_stats[1] ** 2 / len(parent_group)
-        )
+    parent_stats = _seed_stats(parent_group)
+    if stats is not None and parent_stats is not None and metric in stats[0]:
+        # The change of the mean over retraining seeds, and its standard error.
+        row[keys.FRESH_CHANGE] = stats[0][metric] - parent_stats[0][metric]
+        row[keys.FRESH_CHANGE_SE] = _change_se(group, parent_group, metric)
     elif metric in results and metric in before:
         row[keys.FRESH_CHANGE] = results[metric] - before[metric]
     if replay is not None:

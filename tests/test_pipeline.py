@@ -313,3 +313,29 @@ def test_baselines_are_not_validated_and_predict_nothing(tmp_path):
     assert row["metric"] == keys.ALL and keys.PREDICTED_CHANGE not in row
     assert row[keys.N_REMOVED] == 10  # a baseline always removes the full fraction
     assert (tmp_path / "scores" / "it1_random.csv").is_file()
+
+
+def test_retraining_seeds_and_step_budget(tmp_path):
+    """Each version is retrained over 2 seeds with the parent's step count; the change is that of
+    the seed means, with a standard error paired by seed."""
+    import statistics
+
+    from ganinf_mlops.train.rundir import RunDir
+
+    summary = pipeline.run_job(
+        tmp_path, _preset(iterations=1, retrain_seeds=2, policy="top"), progress=False
+    )
+    it0, it1 = summary["iterations"]["0"], summary["iterations"]["1"]
+    assert it0["n_seeds"] == it1["n_seeds"] == 2
+    runs = tmp_path / "runs"
+    base = [RunDir(runs / "r0"), RunDir(runs / "r0-seed1")]
+    fresh = [RunDir(runs / "r1"), RunDir(runs / "r1-seed1")]
+    assert [r.train_config.seed for r in fresh] == [0, 1]
+    # 190 instances in batches of 20 would be 9 steps an epoch: the budget keeps r0's 20 steps.
+    assert [r.n_steps for r in base + fresh] == [20, 20, 20, 20]
+    metric = it1["metric"]
+    mean = {k: statistics.fmean(r.results()[k] for r in fresh) for k in ("all", "fd")}
+    assert it1["seed_mean"]["fd"] == pytest.approx(mean["fd"])
+    assert it1["fresh_change"] == pytest.approx(it1["seed_mean"][metric] - it0["seed_mean"][metric])
+    diffs = [a.results()[metric] - b.results()[metric] for a, b in zip(fresh, base, strict=True)]
+    assert it1["fresh_change_se"] == pytest.approx(statistics.stdev(diffs) / 2**0.5)

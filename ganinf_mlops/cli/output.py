@@ -27,12 +27,13 @@ def cleansed_line(version: DatasetVersion) -> str:
     )
 
 
-def run_lines(run: str, metrics: dict[str, Any]) -> list[str]:
+def run_lines(run: str, metrics: dict[str, Any], metric: str = keys.ALL) -> list[str]:
+    """A run's results; for a replay, the change of `metric` (the cleanse's) it observed."""
     shown = ", ".join(f"{k}={metrics[k]:.6g}" for k in SHOWN_RESULTS if k in metrics)
     lines = [f"{run}  {shown}"]
     if keys.ACTUAL_CHANGE in metrics:
         lines.append(
-            f"change of {keys.ALL}: actual {metrics[keys.ACTUAL_CHANGE]:+.6g}, predicted "
+            f"change of {metric}: actual {metrics[keys.ACTUAL_CHANGE]:+.6g}, predicted "
             + _signed(metrics.get(keys.PREDICTED_CHANGE))
         )
     return lines
@@ -85,8 +86,8 @@ def verdict(summary: dict[str, Any]) -> str:
         return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
     metric = last["metric"]
     use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
-    before = its["0"][keys.SEED_MEAN if use_mean else metric]
-    after = last[keys.SEED_MEAN if use_mean else metric]
+    before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
+    after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
     better = after > before if keys.higher_is_better(metric) else after < before
     direction = "higher" if keys.higher_is_better(metric) else "lower"
     seeds = f", mean of {last[keys.N_SEEDS]} training seeds" if use_mean else ""

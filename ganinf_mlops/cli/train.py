@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ganinf_mlops import keys
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
@@ -95,5 +96,7 @@ def train_cmd(
             version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress()
         )
         obs.trained(run, version, "main")
-    for line in output.run_lines(str(run), RunDir(run).metrics()):
+    rd = RunDir(run)
+    metric = (rd.replay_info or {}).get("metric", keys.ALL)
+    for line in output.run_lines(str(run), rd.metrics(), metric):
         click.echo(line)
