@@ -106,6 +106,7 @@ def _key_names_agree(client, children, job, summary) -> None:
     vocabulary = set(dvc["iterations"]["1"]) | set(keys.VALIDATION) | set(keys.TIMING)
     vocabulary |= {f"replay_{k}" for k in dvc["iterations"]["1"]["replay"]}
     vocabulary |= {"d_loss", "g_loss", "replay_train_seconds"}
+    vocabulary |= set(summary["iterations"]["1"]["validation"])  # group scores, same names
     assert logged <= vocabulary, logged - vocabulary
 
 
