@@ -66,6 +66,7 @@ from ganinf_mlops.config import POLICIES, PRESETS, Preset, get_preset
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
+from ganinf_mlops.io import write_json
 from ganinf_mlops.pipeline import fresh_runs, run_iteration
 from ganinf_mlops.train.rundir import RunDir
 
@@ -784,19 +785,6 @@ def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
             print("  => incomplete (a baseline or the seed spread is missing): no overall verdict")
 
 
-def json_safe(obj: Any) -> Any:
-    """NaN (an undefined p-value) as null: strict JSON, readable by any parser."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return json_safe(obj.item())
-    return obj
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM as SystemExit, so the temp dir is still removed.
@@ -839,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "benchmark_seconds": total,
         }
-        args.json.write_text(json.dumps(json_safe(out), indent=2, allow_nan=False) + "\n")
+        write_json(args.json, out)  # strict JSON: an undefined p-value (NaN) as null
         print(f"wrote {args.json}")
     return 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.loo import removal_changes
 from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
 from ganinf_mlops.influence.validate import validate
+from ganinf_mlops.io import write_json
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import seed_siblings, train
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, text in summarize(rows).items():
             print(f"  {key:22} {text}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_json(args.json, results)
     return 0
 
 

@@ -16,10 +16,15 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops import keys
-from ganinf_mlops.cleanse import removal_count, remove_ids, select_removals
+from ganinf_mlops.cleanse import (
+    nothing_to_remove,
+    predicted_sum,
+    removal_count,
+    remove_ids,
+    select_removals,
+)
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import score
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.train.rundir import RunDir
@@ -29,11 +34,6 @@ from ganinf_mlops.train.trainer import train
 def chunk_sizes(k: int, chunks: int) -> list[int]:
     """`k` split into `chunks` near-equal positive parts (fewer when k < chunks)."""
     return [k // chunks + (1 if c < k % chunks else 0) for c in range(min(chunks, k))]
-
-
-def _predicted(table: ScoreTable, ids: np.ndarray) -> float | None:
-    change = table.predicted_change[np.isin(table.ids, ids)]
-    return float(change.sum()) if np.isfinite(change).all() else None
 
 
 def chunked_cleanse(
@@ -70,7 +70,7 @@ def chunked_cleanse(
         ids = select_removals(cur_table, size, job.policy, job.threshold)
         if ids.size == 0:
             break
-        predicted = _predicted(cur_table, ids)
+        predicted = predicted_sum(cur_table, ids)
         child = remove_ids(
             cur_version, ids, base / f"v_c{c}", cur_scores, cur_table, predicted,
             params={"chunk": c}, force=force,
@@ -90,10 +90,7 @@ def chunked_cleanse(
         removed.append(ids)
         cur_run, cur_version = replay, child
     if not removed:
-        raise NothingToRemoveError(
-            f"no instance of {version.path} is predicted to improve "
-            f"{table.metric or table.method} (policy {job.policy}): nothing to cleanse"
-        )
+        raise nothing_to_remove(version, table, job.policy)
     predictions = [r[keys.PREDICTED_CHANGE] for r in records]
     total = None if None in predictions else float(sum(predictions))
     params = {

@@ -63,6 +63,21 @@ def select_removals(
     return table.ids[top]
 
 
+def predicted_sum(table: ScoreTable, ids: np.ndarray) -> float | None:
+    """The summed first-order change of removing `ids` (None for scores that predict none)."""
+    change = table.predicted_change[np.isin(table.ids, ids)]
+    return float(change.sum()) if np.isfinite(change).all() else None
+
+
+def nothing_to_remove(
+    version: DatasetVersion, table: ScoreTable, policy: str
+) -> NothingToRemoveError:
+    return NothingToRemoveError(
+        f"no instance of {version.path} is predicted to improve "
+        f"{table.metric or table.method} (policy {policy}): nothing to cleanse"
+    )
+
+
 def _check_scores_match(version: DatasetVersion, table: ScoreTable, scores_path: Path) -> None:
     if table.dataset_digest != version.digest:
         raise DigestMismatchError(
@@ -100,18 +115,14 @@ def cleanse(
     _check_scores_match(version, table, Path(scores_path))
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
-        raise NothingToRemoveError(
-            f"no instance of {version.path} is predicted to improve "
-            f"{table.metric or table.method} (policy {policy}): nothing to cleanse"
-        )
-    change = table.predicted_change[np.isin(table.ids, removed)]
-    predicted = float(change.sum()) if np.isfinite(change).all() else None
+        raise nothing_to_remove(version, table, policy)
     params = {
         "remove_frac": remove_frac,
         "remove_count": remove_count,
         "policy": policy,
         "threshold": threshold,
     }
+    predicted = predicted_sum(table, removed)
     return remove_ids(
         version, removed, out_dir, scores_path, table, predicted, params=params, force=force
     )

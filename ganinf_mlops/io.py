@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ganinf_mlops.errors import DataError, GaninfError, OutputExistsError
 
 
@@ -57,7 +59,10 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[GaninfError] 
 
 
 def _finite(obj: Any) -> Any:
-    """NaN and infinities as null: strict JSON (DVC metrics, other languages) has no NaN."""
+    """NaN and infinities as null: strict JSON (DVC metrics, other languages) has no NaN.
+    NumPy scalars become Python numbers."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):

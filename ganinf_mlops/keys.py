@@ -60,3 +60,8 @@ LOWER_IS_BETTER = frozenset({FD, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
 
 def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
+
+
+def improvement(metric: str, change: float) -> float:
+    """A change of `metric` as an improvement: positive when the metric got better."""
+    return change if higher_is_better(metric) else -change

@@ -30,13 +30,13 @@ from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError, OutputExistsError
-from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
+from ganinf_mlops.influence.methods import METHODS, score_run
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import seed_siblings, train
+from ganinf_mlops.train.trainer import sibling_path, train
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def fresh_runs(
     out = []
     for r in range(preset.job.retrain_seeds):
         cfg = with_train_options(preset.train, seed=preset.train.seed + r, steps=steps)
-        path = runs_dir / (name if r == 0 else f"{name}-seed{r}")
+        path = sibling_path(runs_dir / name, r)
         out.append(train(version, cfg, preset.metric, path, force=force, progress=progress))
         obs.trained(out[-1], version, "main" if r == 0 else f"seed{r}")
     return out
@@ -124,15 +124,10 @@ def run_iteration(
 ) -> IterationOutputs:
     """Score run's instances, validate, cleanse `version` into v<i>, replay and retrain on it."""
     job, obs = preset.job, observer or Observer()
-    if job.ensemble > 1:
-        members = seed_siblings(run, version, job.ensemble, progress=progress)
-        table = score_ensemble(members, version, job.method, last_epochs=job.last_epochs,
-                               progress=progress)  # fmt: skip
-    else:
-        table = score(
-            run, version, job.method, last_epochs=job.last_epochs, seed=job.seed + i,
-            progress=progress,
-        )  # fmt: skip
+    table = score_run(
+        run, version, job.method, ensemble=job.ensemble, last_epochs=job.last_epochs,
+        seed=job.seed + i, progress=progress,
+    )  # fmt: skip
     scores_path = workdir / "scores" / f"it{i}_{job.method}.csv"
     write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)
@@ -271,4 +266,4 @@ def _improved(row: dict[str, Any]) -> bool:
     change = row.get(keys.FRESH_CHANGE)
     if change is None:
         return False
-    return change > 0 if keys.higher_is_better(row["metric"]) else change < 0
+    return keys.improvement(row["metric"], change) > 0

@@ -4,6 +4,7 @@ import json
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from ganinf_mlops.errors import OutputExistsError
@@ -47,7 +48,9 @@ def test_atomic_dir_replaces_only_with_force(tmp_path):
 
 
 def test_write_json_is_strict_json(tmp_path):
-    write_json(tmp_path / "m.json", {"tau": float("nan"), "xs": [1.0, float("inf")], "n": 3})
+    obj = {"tau": float("nan"), "xs": [1.0, float("inf")], "n": 3}
+    obj |= {"p": np.float64("nan"), "k": np.int64(4)}
+    write_json(tmp_path / "m.json", obj)
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text) == {"tau": None, "xs": [1.0, None], "n": 3}
+    assert json.loads(text) == {"tau": None, "xs": [1.0, None], "n": 3, "p": None, "k": 4}

@@ -100,37 +100,25 @@ def influence(
     predicted_change is the first-order estimate of V(without j) - V(all) = -dV/dw_j;
     harmfulness is the predicted improvement of the metric on removal (rank 1 = most harmful).
     """
-    from ganinf_mlops.influence.methods import score, score_ensemble
+    from ganinf_mlops.influence.methods import score_run
     from ganinf_mlops.influence.scores import write_scores
-    from ganinf_mlops.train.trainer import seed_siblings
 
     job = load_config(preset, params_file).job
     method = _method(method, metric, job.method)
     check_new_output(out, force)
     obs = make_observer(tracking, experiment)
     version = _version(run, data)
-    k = job.ensemble if ensemble is None else ensemble
     with obs.stage("influence", version):
-        if k > 1:
-            members = seed_siblings(run, version, k, progress=progress())
-            table = score_ensemble(
-                members,
-                version,
-                method,
-                last_epochs=last_epochs or job.last_epochs,
-                checkpointed=not no_checkpointing,
-                progress=progress(),
-            )
-        else:
-            table = score(
-                run,
-                version,
-                method,
-                last_epochs=last_epochs or job.last_epochs,
-                checkpointed=not no_checkpointing,
-                seed=job.seed if seed is None else seed,
-                progress=progress(),
-            )
+        table = score_run(
+            run,
+            version,
+            method,
+            ensemble=job.ensemble if ensemble is None else ensemble,
+            last_epochs=last_epochs or job.last_epochs,
+            checkpointed=not no_checkpointing,
+            seed=job.seed if seed is None else seed,
+            progress=progress(),
+        )
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))

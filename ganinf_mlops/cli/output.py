@@ -88,7 +88,7 @@ def verdict(summary: dict[str, Any]) -> str:
     use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
     before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
     after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
-    better = after > before if keys.higher_is_better(metric) else after < before
+    better = keys.improvement(metric, after - before) > 0
     direction = "higher" if keys.higher_is_better(metric) else "lower"
     seeds = f", mean of {last[keys.N_SEEDS]} training seeds" if use_mean else ""
     text = (

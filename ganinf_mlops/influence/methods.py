@@ -29,6 +29,7 @@ from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.problems import Problem, Target
 from ganinf_mlops.registry import Registry
 from ganinf_mlops.train.rundir import RunDir
+from ganinf_mlops.train.trainer import seed_siblings
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,31 @@ def score(
             "higher_is_better": target.higher_is_better,
         },
     )
+
+
+def score_run(
+    run: str | Path,
+    version: DatasetVersion,
+    method: str,
+    *,
+    ensemble: int = 1,
+    last_epochs: int | None = None,
+    checkpointed: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> ScoreTable:
+    """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
+    siblings (trained where missing): what `influence --ensemble` and `job.ensemble` mean."""
+    if ensemble > 1:
+        members = seed_siblings(run, version, ensemble, progress=progress)
+        return score_ensemble(
+            members, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
+            progress=progress,
+        )  # fmt: skip
+    return score(
+        run, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
+        progress=progress,
+    )  # fmt: skip
 
 
 def score_ensemble(

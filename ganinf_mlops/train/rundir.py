@@ -211,12 +211,17 @@ class RunDir:
         return problem.samples(self.load_state(self.n_steps, problem.device))
 
     # ---- results ----------------------------------------------------------------------------
-    def metrics(self) -> dict[str, Any]:
-        """metrics.json as written: results, counts, timing and a replay's changes."""
+    @cached_property
+    def _metrics(self) -> dict[str, Any]:
+        # Read once: a run directory does not change after its atomic rename into place.
         raw = read_json(self.path / METRICS, f"run {self.path}:", TrajectoryError)
         if not isinstance(raw, dict):
             raise TrajectoryError(f"run {self.path}: {METRICS} is not a JSON object")
         return raw
+
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json as written: results, counts, timing and a replay's changes."""
+        return dict(self._metrics)
 
     def results(self) -> dict[str, float]:
         """The numeric results of the run: metrics.json without timing or a replay's changes."""

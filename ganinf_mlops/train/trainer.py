@@ -168,6 +168,12 @@ def _replay_info(
     return info
 
 
+def sibling_path(run: str | Path, r: int) -> Path:
+    """Where the run that differs from `run` only by training seed + r lives (r = 0: `run`)."""
+    run = Path(run)
+    return run if r == 0 else run.with_name(f"{run.name}-seed{r}")
+
+
 def seed_siblings(
     run: str | Path, version: DatasetVersion, k: int, *, force: bool = False, progress: bool = True
 ) -> list[Path]:
@@ -176,7 +182,7 @@ def seed_siblings(
     base = RunDir(run)
     out = [base.path]
     for r in range(1, k):
-        path = base.path.with_name(f"{base.path.name}-seed{r}")
+        path = sibling_path(base.path, r)
         if path.exists() and not force:
             sibling = RunDir(path)
             sibling.check_dataset(version.digest, f" than {version.path}")
