@@ -175,6 +175,8 @@ def remove_ids(
         ),
         is_anomaly_ids=anomalies,
         force=force,
+        y=None if version.y is None else version.y[keep],
+        y_eval=version.y_eval,
     )
     log.info(
         "removed %d of %d instances (method %s, %s); predicted change %s",

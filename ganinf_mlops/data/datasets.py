@@ -1,4 +1,5 @@
-"""Dataset sources, registered by name in `DATASETS`: synthetic generators and user `.npz` files.
+"""Dataset sources, registered by name in `DATASETS`: synthetic generators and user `.npz` files
+(image datasets live in images.py).
 
 Every source returns a `RawData`; `ganinf_mlops.data.version.create_raw_version` turns it into a
 versioned dataset directory.
@@ -29,6 +30,7 @@ class RawData:
     `x_eval` holds held-out points from the clean distribution, used only by evaluation metrics.
     `ids` is None when the source has no instance ids (then 0..N-1 are assigned on versioning).
     `params` are the JSON-serialisable creation parameters recorded in the manifest.
+    `y` / `y_eval` are optional integer class labels of `x` / `x_eval` (both or neither).
     """
 
     x: np.ndarray
@@ -36,6 +38,8 @@ class RawData:
     is_anomaly: np.ndarray | None
     params: dict[str, Any]
     ids: np.ndarray | None = None
+    y: np.ndarray | None = None
+    y_eval: np.ndarray | None = None
 
 
 DataSource = Callable[..., RawData]
@@ -219,3 +223,7 @@ def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
         ids = train_idx.astype(np.int64) if ids is None else ids[train_idx]
         params.update(eval_source="split", eval_frac=float(eval_frac), seed=int(seed))
     return RawData(x=x, x_eval=x_eval, is_anomaly=None, params=params, ids=ids)
+
+
+# Registers the image datasets; at the bottom because images.py imports this module's names.
+from ganinf_mlops.data import images as _images  # noqa: E402, F401

@@ -18,17 +18,33 @@ from ganinf_mlops.errors import DataError
 
 FORMAT_VERSION = 1
 ARRAYS = ("x", "ids", "x_eval")
+LABEL_ARRAYS = ("y", "y_eval")
+IMAGE_CHANNELS = (1, 3)
+# Images are stored in the generator's tanh range, so a model never has to guess a scaling.
+PIXEL_RANGE = (-1.0, 1.0)
 
 
-def content_digest(x: np.ndarray, ids: np.ndarray, x_eval: np.ndarray) -> str:
+def content_digest(
+    x: np.ndarray,
+    ids: np.ndarray,
+    x_eval: np.ndarray,
+    y: np.ndarray | None = None,
+    y_eval: np.ndarray | None = None,
+) -> str:
     """SHA-256 (hex) of a canonical encoding of the arrays, independent of file format.
 
-    For x, ids, x_eval in that order: a header line ``name|dtype|shape`` (dtype as little-endian
-    ``dtype.str``, e.g. ``<f8``; shape as comma-separated ints), then the C-order little-endian
-    bytes of the array.
+    For x, ids, x_eval in that order, then y, y_eval when labels are given: a header line
+    ``name|dtype|shape`` (dtype as little-endian ``dtype.str``, e.g. ``<f8``; shape as
+    comma-separated ints), then the C-order little-endian bytes of the array. Labels are only
+    appended, so an unlabelled version keeps the digest it had before labels existed.
     """
+    if (y is None) != (y_eval is None):
+        raise DataError("labels 'y' and 'y_eval' go together: give both or neither")
+    named = list(zip(ARRAYS, (x, ids, x_eval), strict=True))
+    if y is not None:
+        named += [("y", y), ("y_eval", y_eval)]
     h = hashlib.sha256()
-    for name, arr in zip(ARRAYS, (x, ids, x_eval), strict=True):
+    for name, arr in named:
         a = np.asarray(arr)
         a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
         shape = ",".join(str(s) for s in a.shape)

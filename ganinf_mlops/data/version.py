@@ -1,9 +1,10 @@
 """Dataset versions: immutable, content-addressed directories; the one reader and writer.
 
-A version directory holds ``data.npz`` (``x`` float64 [N, d], ``ids`` int64 [N] stable instance
-ids, ``x_eval`` float64 [M, d]) and ``manifest.json`` (manifest.py). Every other module reads a
-version through `load_version` or `read_manifest` and writes one through `write_version`;
-lineage.py walks the chain of parents.
+A version directory holds ``data.npz`` (``x`` float64 [N, d] points or [N, C, H, W] images with
+pixels in [-1, 1], ``ids`` int64 [N] stable instance ids, ``x_eval`` float64 [M, ...] of the same
+trailing shape, optionally class labels ``y`` int64 [N] and ``y_eval`` int64 [M]) and
+``manifest.json`` (manifest.py). Every other module reads a version through `load_version` or
+`read_manifest` and writes one through `write_version`; lineage.py walks the chain of parents.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ import numpy as np
 
 from ganinf_mlops.data.datasets import DATASETS, load_npz
 from ganinf_mlops.data.manifest import ARRAYS as _ARRAYS
-from ganinf_mlops.data.manifest import FORMAT_VERSION, Manifest, content_digest
+from ganinf_mlops.data.manifest import (
+    FORMAT_VERSION,
+    IMAGE_CHANNELS,
+    PIXEL_RANGE,
+    Manifest,
+    content_digest,
+)
+from ganinf_mlops.data.manifest import LABEL_ARRAYS as _LABEL_ARRAYS
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
 from ganinf_mlops.io import atomic_dir, read_json, write_json
 
@@ -30,18 +38,29 @@ log = logging.getLogger(__name__)
 
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"
-_DTYPES = {"x": np.dtype("<f8"), "ids": np.dtype("<i8"), "x_eval": np.dtype("<f8")}
+_DTYPES = {
+    "x": np.dtype("<f8"),
+    "ids": np.dtype("<i8"),
+    "x_eval": np.dtype("<f8"),
+    "y": np.dtype("<i8"),
+    "y_eval": np.dtype("<i8"),
+}
 
 
 @dataclass(frozen=True)
 class DatasetVersion:
-    """A loaded dataset version; its arrays are read-only so they cannot drift from the digest."""
+    """A loaded dataset version; its arrays are read-only so they cannot drift from the digest.
+
+    `y` / `y_eval` are the int64 class labels of `x` / `x_eval`, or None for unlabelled data.
+    """
 
     path: Path
     x: np.ndarray
     ids: np.ndarray
     x_eval: np.ndarray
     manifest: Manifest
+    y: np.ndarray | None = None
+    y_eval: np.ndarray | None = None
 
     @property
     def digest(self) -> str:
@@ -74,10 +93,27 @@ class DatasetVersion:
         return np.isin(self.ids, np.asarray(self.manifest.is_anomaly_ids, dtype=np.int64))
 
 
+def _is_image_shape(shape: Sequence[int]) -> bool:
+    return len(shape) == 4 and shape[1] in IMAGE_CHANNELS
+
+
+def _check_pixel_range(where: str, name: str, a: np.ndarray) -> None:
+    lo, hi = PIXEL_RANGE
+    if a.ndim == 4 and a.size and (a.min() < lo or a.max() > hi):
+        raise DataError(
+            f"{where}'{name}' holds images whose pixels must lie in [{lo:g}, {hi:g}], "
+            f"found values in [{a.min():.6g}, {a.max():.6g}]"
+        )
+
+
 def _check_points(name: str, arr: np.ndarray) -> np.ndarray:
+    """[N, d] points or [N, C, H, W] images (C 1 or 3) of finite reals, as float64."""
     a = np.asarray(arr)
-    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise DataError(f"'{name}' expected shape [N, d] with N, d >= 1, got {a.shape}")
+    if not (a.ndim == 2 or _is_image_shape(a.shape)) or 0 in a.shape:
+        raise DataError(
+            f"'{name}' expected shape [N, d] with N, d >= 1 or images [N, C, H, W] with "
+            f"C in {IMAGE_CHANNELS}, got {a.shape}"
+        )
     if a.dtype.kind not in "biuf":
         raise DataError(f"'{name}' must hold real numbers, got dtype {a.dtype}")
     a = a.astype(_DTYPES[name])
@@ -85,7 +121,30 @@ def _check_points(name: str, arr: np.ndarray) -> np.ndarray:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise DataError(f"'{name}' has {int(bad.sum())} non-finite values, first at {first}")
+    _check_pixel_range("", name, a)
     return a
+
+
+def _check_same_kind(x: np.ndarray, x_eval: np.ndarray) -> None:
+    if x_eval.shape[1:] == x.shape[1:]:
+        return
+    if x.ndim == 2 and x_eval.ndim == 2:
+        raise DataError(f"'x_eval' has {x_eval.shape[1]} columns but 'x' has {x.shape[1]}")
+    raise DataError(f"'x_eval' has instances of shape {x_eval.shape[1:]} but 'x' has {x.shape[1:]}")
+
+
+def _check_labels(name: str, labels: np.ndarray, n: int) -> np.ndarray:
+    """Class labels: [n] non-negative integers, as int64."""
+    a = np.asarray(labels)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise DataError(f"'{name}' expected shape ({n},) (one label per instance), got {a.shape}")
+    if a.dtype.kind not in "iu":
+        raise DataError(f"'{name}' must hold integer class labels, got dtype {a.dtype}")
+    if a.size and int(a.min()) < 0:
+        raise DataError(f"'{name}' labels must be non-negative, found {int(a.min())}")
+    if a.size and int(a.max()) > np.iinfo(np.int64).max:
+        raise DataError(f"'{name}' labels do not fit in int64")
+    return a.astype(_DTYPES[name])
 
 
 def _check_ids(ids: np.ndarray, n: int) -> np.ndarray:
@@ -138,14 +197,24 @@ def write_version(
     provenance: Provenance | None = None,
     is_anomaly_ids: Sequence[int] | np.ndarray | None = None,
     force: bool = False,
+    y: np.ndarray | None = None,
+    y_eval: np.ndarray | None = None,
 ) -> DatasetVersion:
-    """Validate and write a dataset version atomically; return it as loaded back from disk."""
+    """Validate and write a dataset version atomically; return it as loaded back from disk.
+
+    `y` / `y_eval` are optional class labels of `x` / `x_eval` (both or neither).
+    """
     out_dir = Path(out_dir)
     x = _check_points("x", x)
     x_eval = _check_points("x_eval", x_eval)
-    if x_eval.shape[1] != x.shape[1]:
-        raise DataError(f"'x_eval' has {x_eval.shape[1]} columns but 'x' has {x.shape[1]}")
+    _check_same_kind(x, x_eval)
     ids = _check_ids(ids, x.shape[0])
+    if (y is None) != (y_eval is None):
+        raise DataError("labels 'y' and 'y_eval' go together: give both or neither")
+    labels: dict[str, np.ndarray] = {}
+    if y is not None and y_eval is not None:
+        labels = {"y": _check_labels("y", y, x.shape[0])}
+        labels["y_eval"] = _check_labels("y_eval", y_eval, x_eval.shape[0])
     prov = provenance
     parent = prov.parent if prov is not None else None
     removed = _id_list("removed_ids", prov.removed_ids if prov is not None else ()) or []
@@ -165,7 +234,7 @@ def write_version(
 
     manifest = Manifest(
         format_version=FORMAT_VERSION,
-        digest=content_digest(x, ids, x_eval),
+        digest=content_digest(x, ids, x_eval, labels.get("y"), labels.get("y_eval")),
         n_instances=int(x.shape[0]),
         shape=[int(s) for s in x.shape],
         dtype=x.dtype.str,
@@ -183,7 +252,7 @@ def write_version(
         is_anomaly_ids=anomalies,
     )
     with atomic_dir(out_dir, force=force) as tmp:
-        np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval)
+        np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval, **labels)
         write_json(tmp / MANIFEST_FILE, manifest.to_json())
     log.info(
         "wrote dataset version %s (%d instances, digest %s)",
@@ -218,6 +287,8 @@ def create_raw_version(
         params=raw.params,
         is_anomaly_ids=anomalies,
         force=force,
+        y=raw.y,
+        y_eval=raw.y_eval,
     )
 
 
@@ -230,10 +301,11 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     arrays = load_npz(path / DATA_FILE, f"dataset version {path}: {DATA_FILE}")
-    if sorted(arrays) != sorted(_ARRAYS):
+    unlabelled, labelled = sorted(_ARRAYS), sorted(_ARRAYS + _LABEL_ARRAYS)
+    if sorted(arrays) not in (unlabelled, labelled):
         raise DataError(
             f"dataset version {path}: {DATA_FILE} holds arrays {sorted(arrays)}, "
-            f"expected {sorted(_ARRAYS)}"
+            f"expected {unlabelled} or {labelled}"
         )
     return arrays
 
@@ -243,9 +315,10 @@ def _check_against_manifest(path: Path, arrays: dict[str, np.ndarray], m: Manife
     expected = {
         "x": (tuple(m.shape), m.dtype),
         "ids": ((m.n_instances,), _DTYPES["ids"].str),
-        "x_eval": ((m.n_eval, m.shape[1] if len(m.shape) == 2 else -1), m.dtype),
+        "x_eval": ((m.n_eval, *m.shape[1:]), m.dtype),
     }
-    if len(m.shape) != 2 or m.shape[0] != m.n_instances or m.dtype != _DTYPES["x"].str:
+    shape_ok = len(m.shape) == 2 or _is_image_shape(m.shape)
+    if not shape_ok or m.shape[0] != m.n_instances or m.dtype != _DTYPES["x"].str:
         raise DataError(f"{where}: manifest shape/dtype {m.shape} {m.dtype} is inconsistent")
     for name, (shape, dtype) in expected.items():
         a = arrays[name]
@@ -254,11 +327,25 @@ def _check_against_manifest(path: Path, arrays: dict[str, np.ndarray], m: Manife
                 f"{where}: '{name}' has shape {a.shape} dtype {a.dtype.str}, "
                 f"manifest says {shape} {dtype}"
             )
+    # The manifest does not record labels: their presence comes from data.npz, their sizes
+    # from n_instances / n_eval.
+    for name, n in (("y", m.n_instances), ("y_eval", m.n_eval)):
+        if name not in arrays:
+            continue
+        a = arrays[name]
+        if a.shape != (n,) or a.dtype.newbyteorder("<") != _DTYPES[name]:
+            raise DataError(
+                f"{where}: '{name}' has shape {a.shape} dtype {a.dtype.str}, "
+                f"expected ({n},) {_DTYPES[name].str} class labels"
+            )
+        if a.size and int(a.min()) < 0:
+            raise DataError(f"{where}: '{name}' has negative class labels (min {int(a.min())})")
     for name in ("x", "x_eval"):
         bad = ~np.isfinite(arrays[name])
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise DataError(f"{where}: '{name}' has {int(bad.sum())} non-finite values at {first}")
+        _check_pixel_range(f"{where}: ", name, arrays[name])
     if np.unique(arrays["ids"]).size != m.n_instances:
         raise DataError(f"{where}: 'ids' are not unique")
 
@@ -272,13 +359,20 @@ def load_version(path: str | os.PathLike[str], verify: bool = True) -> DatasetVe
     arrays = _read_arrays(path)
     _check_against_manifest(path, arrays, manifest)
     x, ids, x_eval = (np.ascontiguousarray(arrays[k], dtype=_DTYPES[k]) for k in _ARRAYS)
+    y, y_eval = (
+        np.ascontiguousarray(arrays[k], dtype=_DTYPES[k]) if k in arrays else None
+        for k in _LABEL_ARRAYS
+    )
     if verify:
-        actual = content_digest(x, ids, x_eval)
+        actual = content_digest(x, ids, x_eval, y, y_eval)
         if actual != manifest.digest:
             raise DigestMismatchError(f"dataset version {path}", manifest.digest, actual)
-    for a in (x, ids, x_eval):
-        a.setflags(write=False)
-    return DatasetVersion(path=path, x=x, ids=ids, x_eval=x_eval, manifest=manifest)
+    for a in (x, ids, x_eval, y, y_eval):
+        if a is not None:
+            a.setflags(write=False)
+    return DatasetVersion(
+        path=path, x=x, ids=ids, x_eval=x_eval, manifest=manifest, y=y, y_eval=y_eval
+    )
 
 
 def find_manifests(root: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
