@@ -28,9 +28,12 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     eps: float = 1e-8
+    weight_decay: float = 0.0  # L2 penalty added to the gradient, as torch.optim's weight_decay
 
     def __post_init__(self) -> None:
         OPTIMIZERS.check(self.name)
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
         for name in ("momentum", "beta1", "beta2"):
@@ -95,4 +98,6 @@ def update(
     cfg: OptimConfig, params: Params, grads: Params, state: OptState, step: int
 ) -> tuple[Params, OptState]:
     """One optimizer update; `step` counts from 0 (Adam's bias correction uses step + 1)."""
+    if cfg.weight_decay:
+        grads = {k: g + cfg.weight_decay * params[k] for k, g in grads.items()}
     return OPTIMIZERS.get(cfg.name).update(cfg, params, grads, state, step)

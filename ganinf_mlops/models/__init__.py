@@ -1,5 +1,6 @@
-"""Network builders by architecture name: `GAN_MODELS[arch](cfg, data_dim, seed, dtype, device)`
-returns a (generator, discriminator) pair. A new architecture is one registered builder."""
+"""Network builders by architecture name: `GAN_MODELS[arch](cfg, data_shape, seed, dtype, device)`
+returns a (generator, discriminator) pair for instances of shape `data_shape` ((d,) for vectors,
+(C, H, W) for images). A new architecture is one registered builder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from torch import nn
 
 from ganinf_mlops.registry import Registry
 
-GanBuilder = Callable[[Any, int, int, torch.dtype, torch.device], tuple[nn.Module, nn.Module]]
+GanBuilder = Callable[
+    [Any, tuple[int, ...], int, torch.dtype, torch.device], tuple[nn.Module, nn.Module]
+]
 GAN_MODELS: Registry[GanBuilder] = Registry("model architecture")
 
+from ganinf_mlops.models import conv as _conv  # noqa: E402, F401  (registers "dcgan", "paper-mnist")
 from ganinf_mlops.models import mlp as _mlp  # noqa: E402, F401  (registers "mlp")
