@@ -9,6 +9,11 @@ from __future__ import annotations
 ALL = "all"  # average log-likelihood of held-out data under a KDE of samples (higher is better)
 FD = "fd"  # Fréchet distance of Gaussian fits, generated vs held-out (lower is better)
 DISC_LOSS = "disc_loss"  # discriminator loss on held-out real and fixed fake points (lower)
+FID = "fid"  # the Fréchet distance on feature-classifier features of images (lower is better)
+IS = "is"  # Inception Score on the feature classifier's softmax (higher is better)
+FID_TORCH_FIDELITY = "fid_torch_fidelity"  # the same two computed by torch-fidelity, a check
+IS_TORCH_FIDELITY = "is_torch_fidelity"
+CLASSIFIER_ACCURACY = "classifier_accuracy"  # the feature classifier's held-out accuracy
 GEN_MEAN_ERROR = "gen_mean_error"  # ||mean(generated) - mean(held-out)||
 GEN_COV_ERROR = "gen_cov_error"  # ||cov(generated) - cov(held-out)||_F
 N_INSTANCES = "n_instances"  # training instances of the run's dataset version
@@ -52,10 +57,25 @@ REMOVAL_COUNTS = (N_REMOVED, N_REMOVED_TOTAL, N_ANOMALIES, N_ANOMALIES_REMOVED)
 SEED_STATS = (N_SEEDS, SEED_MEAN, SEED_STD, FRESH_CHANGE_SE)
 VALIDATION = (KENDALL_TAU, KENDALL_TAU_RANDOM, PEARSON_R, PEARSON_R_RANDOM, JACCARD_TOP_K)
 # Column order of reports: these first, then any other numeric metric, sorted.
-RUN_METRIC_ORDER = (ALL, FD, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR, N_INSTANCES, N_STEPS)
+RUN_METRIC_ORDER = (
+    ALL,
+    FD,
+    FID,
+    IS,
+    DISC_LOSS,
+    GEN_MEAN_ERROR,
+    GEN_COV_ERROR,
+    N_INSTANCES,
+    N_STEPS,
+)
 
 # Direction of the run results (the gate, the loop's stop rule and figures read it here).
-LOWER_IS_BETTER = frozenset({FD, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
+LOWER_IS_BETTER = frozenset({FD, FID, FID_TORCH_FIDELITY, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
+
+
+def primary_metric(results: dict) -> str:
+    """The headline metric among a run's results: ALL for vector data, FID for images."""
+    return next((k for k in RUN_METRIC_ORDER if k in results), ALL)
 
 
 def higher_is_better(metric: str) -> bool:

@@ -18,6 +18,7 @@ retraining (what production sees), under the names of `keys` (the same as `ganin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError, OutputExistsError
+from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.influence.validate import validate
@@ -177,6 +179,19 @@ def run_iteration(
     )
 
 
+def with_classifier(
+    preset: Preset, raw: DatasetVersion, workdir: Path, *, force: bool, progress: bool
+) -> Preset:
+    """The preset with its feature classifier (metric.classifier, relative to the working
+    directory) trained on the raw version when missing; unchanged when it needs none."""
+    path = preset.metric.classifier
+    if path is None:
+        return preset
+    path = str(workdir / path) if not Path(path).is_absolute() else path
+    ensure_classifier(raw, path, force=force, progress=progress)
+    return dataclasses.replace(preset, metric=dataclasses.replace(preset.metric, classifier=path))
+
+
 def run_job(
     workdir: str | Path,
     preset: Preset,
@@ -197,6 +212,7 @@ def run_job(
                 workdir / "data" / "v0", preset.dataset, force=force, **preset.data_params
             )
             obs.prepared(raw)
+            preset = with_classifier(preset, raw, workdir, force=force, progress=progress)
             runs = fresh_runs(
                 raw, preset, workdir / "runs", "r0", observer=obs, force=force, progress=progress
             )

@@ -133,7 +133,7 @@ def _iteration_row(
         row[keys.N_ANOMALIES] = len(manifest.is_anomaly_ids)
         row[keys.N_ANOMALIES_REMOVED] = 0
     row[keys.N_SEEDS] = len(group)
-    metric = manifest.metric or keys.ALL
+    metric = manifest.metric or keys.primary_metric(row)
     stats = _seed_stats(group)
     if stats is not None:
         row[keys.SEED_MEAN], row[keys.SEED_STD] = stats

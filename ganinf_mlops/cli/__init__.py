@@ -13,6 +13,7 @@ import click
 from ganinf_mlops.cli import (  # noqa: F401
     data,
     evaluate,
+    features,
     gate,
     influence,
     job,

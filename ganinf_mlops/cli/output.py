@@ -8,7 +8,9 @@ from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
 
-SHOWN_RESULTS = (keys.ALL, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
+SHOWN_RESULTS = (
+    keys.ALL, keys.FD, keys.FID, keys.IS, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR,
+)  # fmt: skip
 
 
 def _signed(value: float | None) -> str:
@@ -27,11 +29,12 @@ def cleansed_line(version: DatasetVersion) -> str:
     )
 
 
-def run_lines(run: str, metrics: dict[str, Any], metric: str = keys.ALL) -> list[str]:
+def run_lines(run: str, metrics: dict[str, Any], metric: str | None = None) -> list[str]:
     """A run's results; for a replay, the change of `metric` (the cleanse's) it observed."""
     shown = ", ".join(f"{k}={metrics[k]:.6g}" for k in SHOWN_RESULTS if k in metrics)
     lines = [f"{run}  {shown}"]
     if keys.ACTUAL_CHANGE in metrics:
+        metric = metric or keys.primary_metric(metrics)
         lines.append(
             f"change of {metric}: actual {metrics[keys.ACTUAL_CHANGE]:+.6g}, predicted "
             + _signed(metrics.get(keys.PREDICTED_CHANGE))
@@ -104,10 +107,11 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
     changes."""
     job, its = summary["job"], summary["iterations"]
     first = its["0"]
+    headline = keys.primary_metric(first)
     lines = [
         verdict(summary),
-        f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {keys.ALL} = "
-        f"{first[keys.ALL]:.6g}; method {job['method']}",
+        f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {headline} = "
+        f"{first[headline]:.6g}; method {job['method']}",
     ]
     for k in sorted(its, key=int)[1:]:
         row = its[k]
@@ -139,10 +143,11 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
 
 
 def evaluate_line(out: str, summary: dict[str, Any], n_runs: int) -> str:
-    first = summary["iterations"]["0"][keys.ALL]
+    headline = keys.primary_metric(summary)
+    first = summary["iterations"]["0"][headline]
     return (
         f"{out}  {n_runs} run(s), {summary[keys.N_REMOVED_TOTAL]} removed; "
-        f"{keys.ALL} {first:.6g} -> {summary[keys.ALL]:.6g}"
+        f"{headline} {first:.6g} -> {summary[headline]:.6g}"
     )
 
 

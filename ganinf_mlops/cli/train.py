@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from ganinf_mlops import keys
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
@@ -97,6 +96,6 @@ def train_cmd(
         )
         obs.trained(run, version, "main")
     rd = RunDir(run)
-    metric = (rd.replay_info or {}).get("metric", keys.ALL)
+    metric = (rd.replay_info or {}).get("metric")
     for line in output.run_lines(str(run), rd.metrics(), metric):
         click.echo(line)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops import keys
-from ganinf_mlops.data.version import DatasetVersion, find_manifests, load_version
+from ganinf_mlops.data.version import DatasetVersion, find_manifests, load_version, read_manifest
 from ganinf_mlops.errors import DataError, DigestMismatchError
 
 MIN_PREFIX = 8
@@ -98,3 +98,21 @@ def lineage(version: DatasetVersion) -> list[DatasetVersion]:
         chain.append(parent)
         current = parent
     return chain[::-1]
+
+
+def ancestor_digests(version: DatasetVersion) -> list[str]:
+    """Digests of `version` and its ancestors (newest first), from the manifests alone: what an
+    artifact made from an ancestor (a feature classifier trained on the raw data) is checked by.
+    Walking stops where a parent directory is missing or repeats."""
+    out = [version.digest]
+    path, manifest = version.path, version.manifest
+    while manifest.parent_digest is not None and manifest.parent_digest not in out:
+        out.append(manifest.parent_digest)
+        if manifest.parent_path is None:
+            break
+        path = Path(os.path.normpath(path / manifest.parent_path))
+        try:
+            manifest = read_manifest(path)
+        except DataError:
+            break
+    return out

@@ -2,12 +2,16 @@
 
 all               influence on ALL (average log-likelihood), Terashita et al.
 fd                influence on the Fréchet distance of generated vs held-out data (FID's form)
+fid               influence on FID: the Fréchet distance on feature-classifier features (images)
+is                influence on the Inception Score on the feature classifier's softmax (images)
 disc_loss         influence on the discriminator loss (their baseline)
-isolation_forest  anomaly score of the training points (no trajectory needed)
+isolation_forest  anomaly score of the training instances in the metrics' feature space
+                  (coordinates of vectors, classifier features of images; no trajectory needed)
 random            uniform random scores
 
 An influence method names a target of the run's problem (`Problem.targets()`); a new metric is a
-new target there plus one `METHODS.add` here. A baseline is a function of the data and a seed.
+new target there plus one `METHODS.add` here. A baseline is a function of the instances' features
+(`Problem.features`) and a seed.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class Method:
 
     description: str
     target: str | None = None  # influence on this target of the run's problem
-    baseline: Callable[[DatasetVersion, int], np.ndarray] | None = None  # (version, seed) -> harm
+    baseline: Callable[[np.ndarray, int], np.ndarray] | None = None  # (features, seed) -> harm
 
     @property
     def predicts_change(self) -> bool:
@@ -50,15 +54,21 @@ class Method:
 METHODS: Registry[Method] = Registry("method")
 METHODS.add(keys.ALL, Method("influence on ALL (average log-likelihood)", target=keys.ALL))
 METHODS.add(keys.FD, Method("influence on the Fréchet distance to held-out data", target=keys.FD))
+METHODS.add(
+    keys.FID, Method("influence on FID (Fréchet distance of classifier features)", target=keys.FID)
+)
+METHODS.add(
+    keys.IS, Method("influence on the Inception Score (classifier softmax)", target=keys.IS)
+)
 METHODS.add(keys.DISC_LOSS, Method("influence on the discriminator loss", target=keys.DISC_LOSS))
 METHODS.add(
     "isolation_forest",
     Method(
-        "Isolation Forest anomaly score", baseline=lambda v, s: isolation_forest_harmfulness(v.x, s)
+        "Isolation Forest anomaly score", baseline=lambda f, s: isolation_forest_harmfulness(f, s)
     ),
 )
 METHODS.add(
-    "random", Method("uniform random scores", baseline=lambda v, s: random_harmfulness(v.n, s))
+    "random", Method("uniform random scores", baseline=lambda f, s: random_harmfulness(len(f), s))
 )
 
 
@@ -88,7 +98,7 @@ def score(
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
     if m.baseline is not None:
-        harm = m.baseline(version, seed)
+        harm = m.baseline(traj.problem(version).features(version.x), seed)
         nan = np.full(len(harm), np.nan)
         return ScoreTable(
             version.ids, harm, nan, method, None, version.digest, run_ref, {"seed": seed}

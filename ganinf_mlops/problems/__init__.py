@@ -1,6 +1,7 @@
 """Problem kinds by name: `PROBLEMS[cfg.problem](cfg, metric, x, x_eval, schedule)`.
 
-See `base.Problem` for the interface; `gan.GanProblem` ("gan") is the GAN of Terashita et al.
+See `base.Problem` for the interface; `gan.GanProblem` ("gan") is the GAN of Terashita et al. on
+vectors, `image_gan.ImageGanProblem` ("image_gan") the same GAN on images, judged by FID and IS.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ganinf_mlops.registry import Registry
 PROBLEMS: Registry[type[Problem]] = Registry("problem kind")
 
 from ganinf_mlops.problems import gan as _gan  # noqa: E402, F401  (registers "gan")
+from ganinf_mlops.problems import image_gan as _image_gan  # noqa: E402, F401  ("image_gan")
 
 
 def create_problem(

@@ -104,6 +104,20 @@ class Problem(ABC):
         check_choice(f"target of a {self.cfg.problem} run", name, self.target_names)
         return self.targets()[name]
 
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Instances [N, ...] in the feature space of the metrics (what baselines score):
+        the flattened instances unless a problem has a feature map."""
+        return np.asarray(x).reshape(len(x), -1)
+
+    def provenance(self) -> dict[str, Any]:
+        """What the problem depends on besides its config and data (a feature classifier's
+        digest): recorded in the run's meta.json and compared when the run is used again."""
+        return {}
+
+    def check_version(self, version: Any) -> None:
+        """Refuse a dataset version this problem cannot be trained or evaluated on."""
+        return None
+
     def samples(self, state: State) -> np.ndarray | None:
         """Generated samples of a state for figures, or None where a problem generates none."""
         return None

@@ -28,6 +28,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.metrics.all import average_log_likelihood
 from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
 from ganinf_mlops.metrics.moments import moment_errors
@@ -77,16 +78,27 @@ def create_step_function(gen: nn.Module, disc: nn.Module, cfg):
 
 @PROBLEMS.register("gan")
 class GanProblem(Problem):
-    """A GAN on vector data; the networks come from `models.GAN_MODELS[cfg.model.arch]`."""
+    """A GAN on vector data; the networks come from `models.GAN_MODELS[cfg.model.arch]`.
+    Subclasses change what is measured (targets, evaluate), not how it trains."""
 
     target_names = (keys.ALL, keys.FD, keys.DISC_LOSS)
     result_names = (keys.ALL, keys.FD, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
     loss_names = ("d_loss", "g_loss")
+    instance_ndim = 1  # dimensions of one instance: vectors here, [C, H, W] images in image_gan
 
     def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
         super().__init__(cfg, metric, x, x_eval, schedule)
+        if self.x.ndim - 1 != self.instance_ndim:
+            kind = "vectors [N, d]" if self.instance_ndim == 1 else "images [N, C, H, W]"
+            other = "image_gan" if self.instance_ndim == 1 else "gan"
+            raise ConfigError(
+                f"problem {cfg.problem!r} trains on {kind}; this data has shape "
+                f"{tuple(self.x.shape)} (use train.problem {other!r})"
+            )
         build = GAN_MODELS.get(cfg.model.arch)
-        self.gen, self.disc = build(cfg.model, self.x.shape[1], cfg.seed, self.dtype, self.device)
+        self.gen, self.disc = build(
+            cfg.model, tuple(self.x.shape[1:]), cfg.seed, self.dtype, self.device
+        )
         self._step = create_step_function(self.gen, self.disc, cfg)
         # Fixed latents of the evaluation metrics.
         self.z_eval = latent(

@@ -31,7 +31,7 @@ from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
-from ganinf_mlops.tracking import figures, tags
+from ganinf_mlops.tracking import figures, image_figures, tags
 from ganinf_mlops.tracking.datasets import log_version
 from ganinf_mlops.train.rundir import RunDir
 
@@ -163,7 +163,9 @@ class MlflowTracker(Observer):
                 mlflow.log_metric(k, float(metrics[k]))
         mlflow.log_artifacts(str(run), artifact_path=f"{prefix}trajectory")
         samples = rd.final_samples(version) if role == "main" else None
-        if samples is not None and version.x.shape[1] == 2:
+        if samples is not None and image_figures.is_images(samples):
+            self._image_samples(samples, version)
+        elif samples is not None and version.x.shape[1] == 2:
             fig = figures.influence_scatter(
                 version.x,
                 np.zeros(version.n),
@@ -195,7 +197,14 @@ class MlflowTracker(Observer):
         mlflow.log_figure(fig, f"figures/{table.method}_histogram.png")
         figures.plt.close(fig)
         self._last_scores = (table, version, run)
-        if version.x.shape[1] == 2:
+        if image_figures.is_images(version.x):
+            harm, _ = table.aligned_to(version.ids)
+            fig = image_figures.harmful_and_helpful(
+                version.x, harm, version.anomaly_mask(), table.method
+            )
+            mlflow.log_figure(fig, f"figures/{table.method}_harmful_and_helpful.png")
+            figures.plt.close(fig)
+        elif version.x.shape[1] == 2:
             self._scatter(table, version, run, removed=None)
 
     def validated(self, report: dict[str, Any]) -> None:
@@ -220,7 +229,7 @@ class MlflowTracker(Observer):
         self._log_input(version, "cleansed")
         if self._last_scores is not None and self._last_scores[1].digest == m.parent_digest:
             table, parent, run = self._last_scores
-            if parent.x.shape[1] == 2:
+            if parent.x.ndim == 2 and parent.x.shape[1] == 2:
                 self._scatter(table, parent, run, removed=np.isin(parent.ids, m.removed_ids))
 
     def iteration_done(self, row: dict[str, Any]) -> None:
@@ -230,8 +239,9 @@ class MlflowTracker(Observer):
         if self._job_run is not None:
             step, now = row[keys.ITERATION], int(time.time() * 1000)
             parent = {**values, keys.N_INSTANCES: row[keys.N_INSTANCES]}
-            if keys.ALL in row:
-                parent[keys.ALL] = row[keys.ALL]
+            headline = keys.primary_metric(row)
+            if headline in row:
+                parent[headline] = row[headline]
             self.client.log_batch(
                 self._job_run, metrics=[Metric(k, float(v), now, step) for k, v in parent.items()]
             )
@@ -246,14 +256,29 @@ class MlflowTracker(Observer):
         mlflow.log_dict(summary, "summary.json")
         its = summary["iterations"]
         rows = [its[k] for k in sorted(its, key=int)]
-        if keys.ALL in rows[0]:
-            mlflow.log_metric(keys.ALL, rows[0][keys.ALL], step=0)
-        if len(rows) > 1 and all(keys.ALL in r for r in rows):
-            fig = figures.metric_vs_removed(rows, keys.ALL)
+        headline = keys.primary_metric(rows[0])
+        if headline in rows[0]:
+            mlflow.log_metric(headline, rows[0][headline], step=0)
+        if len(rows) > 1 and all(headline in r for r in rows):
+            fig = figures.metric_vs_removed(rows, headline)
             mlflow.log_figure(fig, "figures/metric_vs_removed.png")
             figures.plt.close(fig)
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _image_samples(self, samples: np.ndarray, version: DatasetVersion) -> None:
+        fig = image_figures.sample_grid(samples, "generated samples (fixed evaluation latents)")
+        mlflow.log_figure(fig, "figures/samples.png")
+        figures.plt.close(fig)
+        last = self._last_scores
+        if last is not None and last[1].digest == version.manifest.parent_digest:
+            _, parent, parent_run = last
+            before = RunDir(parent_run).final_samples(parent)
+            fig = image_figures.before_after(
+                before, samples, f"{parent.path.name} -> {version.path.name}"
+            )
+            mlflow.log_figure(fig, "figures/samples_before_after.png")
+            figures.plt.close(fig)
+
     def _log_input(self, version: DatasetVersion, context: str) -> None:
         log_version(version, context=context)
 

@@ -18,6 +18,7 @@ same device and dtype reproduces the recorded states bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from functools import cached_property
@@ -152,6 +153,11 @@ class RunDir:
         try:
             self.train_config: TrainConfig = train_config_from_dict(meta["train"])
             self.metric_config: MetricConfig = metric_config_from_dict(meta["metric"])
+            if meta.get("classifier_path") is not None:
+                # Recorded relative to the run: valid from any working directory.
+                rel = os.path.normpath(self.path / str(meta["classifier_path"]))
+                self.metric_config = dataclasses.replace(self.metric_config, classifier=rel)
+            self.provenance: dict[str, Any] = dict(meta.get("provenance") or {})
             self.dataset_digest: str = str(meta["dataset"]["digest"])
             self._dataset_rel: str = str(meta["dataset"]["path"])
             self.n_instances: int = int(meta["dataset"]["n_instances"])
@@ -201,9 +207,15 @@ class RunDir:
         """The run's problem on its dataset version (a `DatasetVersion`, checked by digest), with
         the recorded schedule: what the reverse pass and replays step through."""
         self.check_dataset(version.digest, f" than {version.path}")
-        return create_problem(
+        problem = create_problem(
             self.train_config, self.metric_config, version.x, version.x_eval, self.schedule
         )
+        if problem.provenance() != self.provenance:
+            raise TrajectoryError(
+                f"run {self.path} was evaluated with {self.provenance}, now "
+                f"{problem.provenance()} (a feature classifier changed since it was trained)"
+            )
+        return problem
 
     def final_samples(self, version: Any) -> np.ndarray | None:
         """Samples of the final state from the fixed evaluation latents (None: none generated)."""

@@ -93,6 +93,7 @@ def train(
             len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed, steps=cfg.steps
         )
     problem = create_problem(cfg, metric, version.x, version.x_eval, schedule)
+    problem.check_version(version)
     state = parent.load_state(0, problem.device) if parent is not None else problem.initial_state()
     n_steps = schedule.n_steps
     ckpts = checkpoint_steps(n_steps, cfg.checkpoint_every)
@@ -135,6 +136,12 @@ def train(
             },
             "train": to_dict(cfg),
             "metric": to_dict(metric),
+            # What else the metrics depend on (a feature classifier's digest), checked on reuse;
+            # the classifier's directory relative to the run, like the dataset's.
+            "provenance": problem.provenance(),
+            "classifier_path": None
+            if metric.classifier is None
+            else os.path.relpath(Path(metric.classifier).resolve(), out_dir.resolve()),
             "n_steps": n_steps,
             "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
             if parent is None

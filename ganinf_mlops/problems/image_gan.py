@@ -1,0 +1,118 @@
+"""A GAN on images, judged by FID and Inception Score on a feature classifier's outputs.
+
+Training is `GanProblem`'s (the same pure step, with a convolutional architecture); what changes
+is the feature map of the metrics. Inception weights cannot be downloaded here, so the features
+come from a small CNN trained on the real training images (`features.classifier`, a versioned
+artifact recording the digest of the data it learnt from):
+
+    FID = Fréchet distance between Gaussian fits of its 128-d features of generated images and of
+          the held-out real images (lower is better);
+    IS  = exp(E_x KL(p(y|x) || p(y))) on its softmax (higher is better).
+
+Both are differentiable in the generator's parameters, so they are influence targets. The
+classifier's own weights are constants: removing a training image changes the GAN, not the
+yardstick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ganinf_mlops import keys
+from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.features.artifact import check_classifier
+from ganinf_mlops.features.classifier import LoadedClassifier, load_classifier
+from ganinf_mlops.features.fidelity import torch_fidelity_metrics
+from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
+from ganinf_mlops.metrics.inception import inception_score
+from ganinf_mlops.problems import PROBLEMS
+from ganinf_mlops.problems.base import State, Target
+from ganinf_mlops.problems.gan import GanProblem
+
+
+@PROBLEMS.register("image_gan")
+class ImageGanProblem(GanProblem):
+    """A convolutional GAN on images [N, C, H, W] in [-1, 1]; targets fid, is, disc_loss."""
+
+    instance_ndim = 3
+    target_names = (keys.FID, keys.IS, keys.DISC_LOSS)
+    result_names = (
+        keys.FID, keys.IS, keys.DISC_LOSS, keys.FID_TORCH_FIDELITY, keys.IS_TORCH_FIDELITY,
+        keys.CLASSIFIER_ACCURACY,
+    )  # fmt: skip
+
+    def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
+        if metric.classifier is None:
+            raise ConfigError(
+                "metric.classifier: an image_gan run needs a feature classifier for FID and IS "
+                "(train one with `ganinf classifier --data <raw version> --out <dir>`)"
+            )
+        super().__init__(cfg, metric, x, x_eval, schedule)
+        self.classifier: LoadedClassifier = load_classifier(
+            Path(metric.classifier), dtype=self.dtype, device=self.device
+        )
+        shape = tuple(int(s) for s in self.x.shape[1:])
+        if tuple(self.classifier.input_shape) != shape:
+            raise ConfigError(
+                f"classifier {metric.classifier} takes images {tuple(self.classifier.input_shape)}"
+                f", this data has {shape}"
+            )
+        with torch.no_grad():
+            self.ref = GaussianFit.of(self.classifier.model.features(self.x_eval))
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """The classifier's 128-d features of images `x` (the space FID is measured in)."""
+        with torch.no_grad():
+            out = [
+                self.classifier.model.features(self.tensor(x[i : i + 1000])).cpu().numpy()
+                for i in range(0, len(x), 1000)
+            ]
+        return np.concatenate(out)
+
+    def provenance(self) -> dict[str, Any]:
+        c = self.classifier
+        return {"classifier": {"digest": c.digest, "data_digest": c.data_digest}}
+
+    def check_version(self, version: Any) -> None:
+        check_classifier(self.classifier, version)
+
+    def targets(self) -> dict[str, Target]:
+        gen, disc, z, x_eval = self.gen, self.disc, self.z_eval, self.x_eval
+        model, ref = self.classifier.model, self.ref
+
+        def fid_value(state: State) -> torch.Tensor:
+            return frechet_distance(model.features(functional_call(gen, state["g"], (z,))), ref)
+
+        def is_value(state: State) -> torch.Tensor:
+            return inception_score(model(functional_call(gen, state["g"], (z,))))
+
+        def disc_loss_value(state: State) -> torch.Tensor:
+            real = functional_call(disc, state["d"], (x_eval,)).squeeze(-1)
+            fake = functional_call(disc, state["d"], (functional_call(gen, state["g"], (z,)),))
+            return F.softplus(-real).mean() + F.softplus(fake.squeeze(-1)).mean()
+
+        return {
+            keys.FID: Target(keys.FID, False, fid_value),
+            keys.IS: Target(keys.IS, True, is_value),
+            keys.DISC_LOSS: Target(keys.DISC_LOSS, False, disc_loss_value),
+        }
+
+    def evaluate(self, state: State) -> dict[str, float]:
+        with torch.no_grad():
+            out = {name: float(t.value(state)) for name, t in self.targets().items()}
+            # The same two by torch-fidelity on the same samples and features: a cross-check
+            # users can compare with other torch-fidelity numbers.
+            tf = torch_fidelity_metrics(self.classifier, self.generate(state), self.x_eval)
+        out[keys.FID_TORCH_FIDELITY], out[keys.IS_TORCH_FIDELITY] = tf["fid"], tf["is"]
+        out[keys.CLASSIFIER_ACCURACY] = float(self.classifier.test_accuracy)
+        return out
+
+    def samples(self, state: State) -> np.ndarray:
+        with torch.no_grad():
+            return self.generate(state).cpu().numpy()

@@ -1,0 +1,138 @@
+"""The image GAN: conv architectures, FID/IS targets, exact reverse pass, classifier checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.data.version import write_version
+from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.features.classifier import FeatureCNN, save_classifier
+from ganinf_mlops.influence.reverse import reverse_pass
+from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.train.rundir import RunDir
+from ganinf_mlops.train.trainer import train
+
+TINY = ModelConfig(
+    arch="dcgan", latent_dim=3, g_hidden=(4, 3), d_hidden=(3, 4), bias=True,
+    activation="leaky_relu", norm="layer",
+)  # fmt: skip
+
+
+def _images(rng, n):
+    return np.tanh(rng.normal(size=(n, 1, 8, 8)))
+
+
+@pytest.fixture
+def image_setup(tmp_path):
+    rng = np.random.default_rng(3)
+    v = write_version(
+        tmp_path / "v0", _images(rng, 10), np.arange(50, 60), _images(rng, 12),
+        dataset="test", params={}, y=rng.integers(0, 3, 10), y_eval=rng.integers(0, 3, 12),
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = FeatureCNN((1, 8, 8), 3)
+    save_classifier(
+        tmp_path / "clf", model, data_digest=v.digest, dataset="test", input_shape=(1, 8, 8),
+        n_classes=3, test_accuracy=0.5, train_params={},
+    )  # fmt: skip
+    return v, MetricConfig(n_gen=9, seed=4, classifier=str(tmp_path / "clf"))
+
+
+def _cfg(opt: str) -> TrainConfig:
+    o = OptimConfig(name=opt, lr=0.05 if opt == "sgd" else 0.01, beta1=0.5, weight_decay=1e-3)
+    return TrainConfig(
+        problem="image_gan", model=TINY, d_optim=o, g_optim=o, batch_size=4, epochs=2,
+        update="alternating", checkpoint_every=2, seed=1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("arch,shape", [("dcgan", (1, 8, 8)), ("paper-mnist", (1, 28, 28))])
+def test_architectures_shapes(arch, shape):
+    cfg = dataclasses.replace(TINY, arch=arch, g_hidden=(4,) if arch != "dcgan" else (4, 3))
+    gen, disc = GAN_MODELS.get(arch)(cfg, shape, 0, torch.float64, "cpu")
+    fake = gen(torch.randn(5, cfg.latent_dim, dtype=torch.float64))
+    assert fake.shape == (5, *shape) and fake.abs().max() <= 1
+    assert disc(fake).shape == (5, 1)
+
+
+def test_architectures_refuse_wrong_shapes():
+    with pytest.raises(ConfigError, match="takes images"):
+        GAN_MODELS.get("dcgan")(TINY, (2,), 0, torch.float64, "cpu")
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        GAN_MODELS.get("dcgan")(TINY, (1, 10, 10), 0, torch.float64, "cpu")
+    with pytest.raises(ConfigError, match="28x28"):
+        GAN_MODELS.get("paper-mnist")(TINY, (1, 8, 8), 0, torch.float64, "cpu")
+    with pytest.raises(ConfigError, match="takes vectors"):
+        GAN_MODELS.get("mlp")(ModelConfig(), (1, 8, 8), 0, torch.float64, "cpu")
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("target", ["fid", "is"])
+def test_reverse_pass_equals_unrolled_autograd(image_setup, tmp_path, opt, target):
+    version, metric = image_setup
+    run = RunDir(train(version, _cfg(opt), metric, tmp_path / "run", progress=False))
+    problem = run.problem(version)
+    tgt = problem.target(target)
+    result = reverse_pass(problem, run, tgt, progress=False)
+
+    w = torch.ones(version.n, dtype=torch.float64, requires_grad=True)
+    state = problem.initial_state()
+    for t in range(run.n_steps):
+        inp = problem.inputs(t)
+        state, _ = problem.step(state, w[inp.idx] * inp.mask, inp.data, t)
+    (expected,) = torch.autograd.grad(tgt.value(state), w)
+    assert result.value == pytest.approx(float(tgt.value(state).detach()), rel=1e-12)
+    torch.testing.assert_close(result.grad_w, expected, rtol=1e-9, atol=1e-12)
+    assert expected.abs().max() > 0
+
+
+def test_run_records_the_classifier_and_refuses_a_changed_one(image_setup, tmp_path):
+    version, metric = image_setup
+    path = train(version, _cfg("sgd"), metric, tmp_path / "run", progress=False)
+    run = RunDir(path)
+    assert run.provenance["classifier"]["data_digest"] == version.digest
+    results = run.results()
+    assert {"fid", "is", "disc_loss", "classifier_accuracy"} <= set(results)
+    # torch-fidelity's numbers on the same samples and features (float32 run: relative 1e-3)
+    assert results["fid_torch_fidelity"] == pytest.approx(results["fid"], rel=1e-3)
+    assert results["is_torch_fidelity"] == pytest.approx(results["is"], rel=1e-3)
+    # Another classifier at the same path: the run's FID would silently change meaning.
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        other = FeatureCNN((1, 8, 8), 3)
+    save_classifier(
+        metric.classifier, other, data_digest=version.digest, dataset="test",
+        input_shape=(1, 8, 8), n_classes=3, test_accuracy=0.5, train_params={}, force=True,
+    )  # fmt: skip
+    with pytest.raises(TrajectoryError, match="classifier changed"):
+        run.problem(version)
+
+
+def test_classifier_of_another_dataset_is_refused(image_setup, tmp_path):
+    version, metric = image_setup
+    rng = np.random.default_rng(9)
+    other = write_version(
+        tmp_path / "other", _images(rng, 10), np.arange(10), _images(rng, 5), dataset="test",
+        params={}, y=rng.integers(0, 3, 10), y_eval=rng.integers(0, 3, 5),
+    )  # fmt: skip
+    with pytest.raises(DigestMismatchError, match="neither"):
+        train(other, _cfg("sgd"), metric, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_problem_needs_a_classifier_and_images(image_setup, tmp_path, tiny_version):
+    version, metric = image_setup
+    with pytest.raises(ConfigError, match="needs a feature classifier"):
+        train(version, _cfg("sgd"), MetricConfig(), tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="trains on images"):
+        train(tiny_version, _cfg("sgd"), metric, tmp_path / "b", progress=False)
+    gan = dataclasses.replace(_cfg("sgd"), problem="gan")
+    with pytest.raises(ConfigError, match="trains on vectors"):
+        train(version, gan, metric, tmp_path / "c", progress=False)
