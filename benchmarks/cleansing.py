@@ -67,25 +67,65 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
 from ganinf_mlops.io import write_json
-from ganinf_mlops.pipeline import fresh_runs, run_iteration
+from ganinf_mlops.pipeline import fresh_runs, run_iteration, with_classifier
 from ganinf_mlops.train.rundir import RunDir
 
 MODES = ("replay", "fresh")
 # The change each mode's row of `report.summarize` records for the row's metric.
 MODE_CHANGE = {"replay": keys.ACTUAL_CHANGE, "fresh": keys.FRESH_CHANGE}
-KEYS = (keys.ALL, keys.FD, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR, keys.DISC_LOSS)
 SHORT = {
     keys.ALL: "all",
     keys.FD: "fd",
+    keys.FID: "fid",
+    keys.IS: "is",
     keys.GEN_MEAN_ERROR: "mean_err",
     keys.GEN_COV_ERROR: "cov_err",
     keys.DISC_LOSS: "disc_loss",
 }
-VERDICT_METHODS = (keys.FD, keys.ALL)  # the influence methods the study is about
-COLLAPSE = {keys.FD: (keys.ALL,), keys.ALL: (keys.FD,)}  # the other metric each must not worsen
-BASELINES = ("random", "isolation_forest")  # the verdict's comparisons
-DEFAULT_METHODS = (keys.FD, keys.ALL, "isolation_forest", "random")
 ALPHA = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """What the study measures for one problem kind (the preset's train.problem)."""
+
+    keys: tuple[str, ...]  # run results compared; the first two are printed per seed
+    verdict_methods: tuple[str, ...]  # the influence methods the study is about
+    collapse: dict[str, tuple[str, ...]]  # the other metric each must not worsen
+    baselines: tuple[str, ...]  # the verdict's comparisons
+    baseline_metric: str  # what a baseline's removal is judged on
+    default_methods: tuple[str, ...]
+
+
+PROFILES = {
+    "gan": Profile(
+        keys=(keys.ALL, keys.FD, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR, keys.DISC_LOSS),
+        verdict_methods=(keys.FD, keys.ALL),
+        collapse={keys.FD: (keys.ALL,), keys.ALL: (keys.FD,)},
+        baselines=("random", "isolation_forest"),
+        baseline_metric=keys.ALL,
+        default_methods=(keys.FD, keys.ALL, "isolation_forest", "random"),
+    ),
+    # Images: FID-influence against random, Isolation Forest on classifier features and
+    # influence on the discriminator loss (the paper's baselines).
+    "image_gan": Profile(
+        keys=(keys.FID, keys.IS, keys.DISC_LOSS),
+        verdict_methods=(keys.FID, keys.IS),
+        collapse={keys.FID: (keys.IS,), keys.IS: (keys.FID,)},
+        baselines=("random", "isolation_forest", keys.DISC_LOSS),
+        baseline_metric=keys.FID,
+        default_methods=(keys.FID, keys.DISC_LOSS, "isolation_forest", "random"),
+    ),
+}
+PROFILE = PROFILES["gan"]
+KEYS = PROFILE.keys
+
+
+def configure(preset_name: str) -> None:
+    """Measure what the preset's problem kind records (in each worker process too)."""
+    global PROFILE, KEYS
+    PROFILE = PROFILES[get_preset(preset_name).train.problem]
+    KEYS = PROFILE.keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,13 +144,17 @@ class SeedJob:
 
 
 def own_metric(method: str) -> str:
-    """The metric a method's removal is judged on: its influence target; ALL for a baseline."""
-    return METHODS.get(method).target or keys.ALL
+    """The metric a method's removal is judged on: its influence target, or the profile's
+    (ALL, FID) for a baseline; a baseline-role influence method (disc_loss for images) as well."""
+    target = METHODS.get(method).target
+    if target is None or method in PROFILE.baselines:
+        return PROFILE.baseline_metric
+    return target
 
 
 def collapse_metrics(method: str) -> tuple[str, ...]:
     own = own_metric(method)
-    return COLLAPSE.get(method, tuple(m for m in (keys.ALL, keys.FD) if m != own))
+    return PROFILE.collapse.get(method, tuple(m for m in KEYS[:2] if m != own))
 
 
 def sign(metric: str) -> float:
@@ -159,8 +203,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--methods",
-        default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated, from {', '.join(METHODS.names())} (default: %(default)s)",
+        default=None,
+        help=f"comma-separated, from {', '.join(METHODS.names())} (default: fd,all,"
+        "isolation_forest,random for vector data; fid,disc_loss,isolation_forest,random for "
+        "images)",
     )
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument(
@@ -172,6 +218,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args(argv)
+    configure(args.preset)
+    if args.methods is None:
+        args.methods = ",".join(PROFILE.default_methods)
     args.methods = tuple(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     if bad := [m for m in args.methods if m not in METHODS]:
         p.error(f"unknown method(s) {bad}; choose from {', '.join(METHODS.names())}")
@@ -279,6 +328,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
     """The whole pipeline for one seed in its own work dir; returns plain numbers only."""
     if job.threads > 0:
         torch.set_num_threads(job.threads)
+    configure(job.preset)
     started = time.perf_counter()
     preset = get_preset(job.preset)
     preset = dataclasses.replace(
@@ -289,6 +339,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
     )
     work = Path(job.work)
     raw = create_raw_version(work / "data" / "v0", preset.dataset, **preset.data_params)
+    preset = with_classifier(preset, raw, work, force=False, progress=False)  # images: FID, IS
     base_runs = fresh_runs(raw, preset, work / "runs", "r0", progress=False)
     run = base_runs[0]  # the run every method scores and replays
     base = seed_group(base_runs)
@@ -472,7 +523,7 @@ def verdict(
     }
     out["improves"] = bool(ours.mean() > 0)
     out["vs"] = {}
-    for b in BASELINES:
+    for b in PROFILE.baselines:
         if b not in methods:
             out["vs"][b] = None
             continue
@@ -530,7 +581,8 @@ def summarize(results: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[s
                 r["seed"] for r, rec in zip(results, recs, strict=True) if rec["nothing_to_remove"]
             ],
         }
-    for method in (m for m in methods if METHODS.get(m).predicts_change):
+    studied = (m for m in methods if METHODS.get(m).predicts_change and m not in PROFILE.baselines)
+    for method in studied:
         own = own_metric(method)
         ours = improvement(results, method, "fresh", own)
         summary["tests"][method] = {
@@ -557,16 +609,16 @@ def direction(metric: str) -> str:
 
 
 def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
-    b = r["base"]["mean"]
+    b, (k1, k2) = r["base"]["mean"], KEYS[:2]
     parts = [
-        f"seed {r['seed']}: base (mean of {len(r['base']['runs'])}) all {b[keys.ALL]:+.4f} "
-        f"fd {b[keys.FD]:.4f}; fresh Δall/Δfd"
+        f"seed {r['seed']}: base (mean of {len(r['base']['runs'])}) {k1} {b[k1]:+.4f} "
+        f"{k2} {b[k2]:.4f}; fresh Δ{k1}/Δ{k2}"
     ]
     for method in args.methods:
         rec = r["methods"][method]
         d = rec["fresh"]["delta"]
         note = " NOTHING REMOVED" if rec["nothing_to_remove"] else ""
-        parts.append(f"{method} ({rec[keys.N_REMOVED]}) {d[keys.ALL]:+.4f}/{d[keys.FD]:+.4f}{note}")
+        parts.append(f"{method} ({rec[keys.N_REMOVED]}) {d[k1]:+.4f}/{d[k2]:+.4f}{note}")
     print(" | ".join(parts) + f"  ({r['seconds']:.0f} s)", flush=True)
 
 
@@ -649,7 +701,9 @@ def print_summary(
         ("replay", "replay (the scored run's schedule): change vs that uncleansed run"),
     ):
         head = f"{'method':<18}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
-        print(f"\n{what}, mean ± std over seeds (all: higher is better; the rest: lower)\n{head}")
+        higher = ", ".join(k for k in KEYS if keys.higher_is_better(k))
+        print(f"\n{what}, mean ± std over seeds ({higher}: higher is better; the rest: lower)")
+        print(head)
         print("-" * len(head))
         for method in args.methods:
             print(
@@ -733,7 +787,7 @@ def yes_no(flag: bool | None) -> str:
 
 
 def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    shown = [m for m in (*VERDICT_METHODS, *summary["verdict"]) if m in summary["verdict"]]
+    shown = [m for m in (*PROFILE.verdict_methods, *summary["verdict"]) if m in summary["verdict"]]
     if not shown:
         print("no influence method among --methods: no verdict")
         return
