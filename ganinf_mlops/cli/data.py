@@ -32,7 +32,8 @@ from ganinf_mlops.errors import ConfigError
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
-    help="The .npz file for --dataset npz (key 'x' [N, d]; optional 'x_eval', 'ids').",
+    help="The .npz file of --dataset npz (key 'x' [N, d]; optional 'x_eval', 'ids') or "
+    "images_npz (key 'x' [N, H, W] or [N, C, H, W]; optional 'y', 'x_eval', 'y_eval', 'ids').",
 )
 @click.option(
     "--out",
@@ -67,9 +68,9 @@ def prepare(
     cfg = load_config(preset, params_file)
     dataset = dataset or cfg.dataset
     kwargs = dict(cfg.data_params) if dataset == cfg.dataset else {}
-    if dataset == "npz":
+    if dataset in ("npz", "images_npz"):
         if input_path is None:
-            raise ConfigError("--dataset npz needs --input FILE.npz")
+            raise ConfigError(f"--dataset {dataset} needs --input FILE.npz")
         kwargs["path"] = str(input_path)
     kwargs.update(parse_key_values(params))
     obs = make_observer(tracking, experiment)

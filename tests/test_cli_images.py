@@ -1,0 +1,116 @@
+"""The image flow from the command line, and bad image input: one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import fails, ganinf
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    """prepare -> classifier -> train -> influence --method fid on the digits-tiny preset."""
+    d = tmp_path_factory.mktemp("images")
+    p = {"raw": d / "raw", "clf": d / "classifier", "run": d / "run", "scores": d / "fid.csv"}
+    ganinf("prepare", "--preset", "digits-tiny", "--out", p["raw"])
+    ganinf("classifier", "--data", p["raw"], "--out", p["clf"], "--epochs", "2")
+    params = d / "params.yaml"
+    ganinf("params", "--preset", "digits-tiny", "--out", params)
+    text = params.read_text().replace("classifier: classifier", f"classifier: {p['clf']}")
+    params.write_text(text)
+    p["params"] = params
+    ganinf("train", "--params", params, "--data", p["raw"], "--out", p["run"])
+    ganinf("influence", "--run", p["run"], "--method", "fid", "--out", p["scores"])
+    return p
+
+
+def test_image_flow(images, tmp_path, capsys):
+    capsys.readouterr()
+    ganinf("influence", "--run", images["run"], "--method", "is", "--out", tmp_path / "is.csv")
+    meta = json.loads((tmp_path / "is.csv.meta.json").read_text())
+    assert meta["method"] == "is"
+    ganinf(
+        "cleanse", "--data", images["raw"], "--scores", images["scores"], "--remove-frac", "0.1",
+        "--policy", "top", "--out", tmp_path / "v1",
+    )  # fmt: skip
+    manifest = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert len(manifest["removed_ids"]) == 30 and manifest["shape"][1:] == [1, 8, 8]
+    # The classifier of the raw version serves its cleansed child (lineage check passes).
+    ganinf("train", "--data", tmp_path / "v1", "--replay", images["run"], "--out", tmp_path / "r")
+    out = capsys.readouterr().out
+    assert "fid=" in out and "change of fid" in out
+    with pytest.raises(SystemExit) as gate:
+        ganinf(
+            "gate", "--data", images["raw"], "--run", images["run"], "--method", "fid",
+            "--max-harmful-frac", "0.9", "--report", tmp_path / "gate.json",
+        )  # fmt: skip
+    assert gate.value.code == 0
+    assert json.loads((tmp_path / "gate.json").read_text())["method"] == "fid"
+
+
+def test_fid_of_a_vector_run_is_refused(tmp_path, capsys):
+    ganinf("prepare", "--preset", "tiny", "--out", tmp_path / "raw")
+    ganinf("train", "--preset", "tiny", "--data", tmp_path / "raw", "--out", tmp_path / "run")
+    fails(
+        capsys, "influence", "--run", tmp_path / "run", "--method", "fid",
+        "--out", tmp_path / "s.csv", match="target of a gan run",
+    )  # fmt: skip
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_classifier_of_another_version_is_refused(images, tmp_path, capsys):
+    other = tmp_path / "other"
+    ganinf("prepare", "--preset", "digits-tiny", "--param", "seed=1", "--out", other)
+    fails(
+        capsys, "train", "--params", images["params"], "--data", other, "--out", tmp_path / "r",
+        match="neither",
+    )  # fmt: skip
+    assert not (tmp_path / "r").exists()
+
+
+def test_classifier_needs_labelled_images(tmp_path, capsys):
+    ganinf("prepare", "--preset", "tiny", "--out", tmp_path / "raw")
+    fails(
+        capsys, "classifier", "--data", tmp_path / "raw", "--out", tmp_path / "c",
+        match="not images",
+    )  # fmt: skip
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("size,match", [(12, "takes images (1, 8, 8)"), (10, "divisible by 4")])
+def test_images_of_another_size_are_refused_by_the_run(images, tmp_path, capsys, size, match):
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "big.npz", x=rng.integers(0, 256, (80, size, size), dtype=np.uint8),
+        y=rng.integers(0, 10, 80),
+    )  # fmt: skip
+    ganinf(
+        "prepare", "--dataset", "images_npz", "--input", tmp_path / "big.npz",
+        "--out", tmp_path / "big",
+    )  # fmt: skip
+    fails(
+        capsys, "train", "--params", images["params"], "--data", tmp_path / "big",
+        "--out", tmp_path / "r", match=match,
+    )  # fmt: skip
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "x,match",
+    [
+        (np.zeros((10, 2, 8, 8)), "channel"),
+        (np.full((10, 8, 8), np.nan), "NaN"),
+        (np.full((10, 8, 8), 3.0), "[-1, 1]"),
+        (np.zeros((10, 8)), "shape"),
+    ],
+)
+def test_bad_images_npz(tmp_path, capsys, x, match):
+    np.savez(tmp_path / "in.npz", x=x)
+    fails(
+        capsys, "prepare", "--dataset", "images_npz", "--input", tmp_path / "in.npz",
+        "--out", tmp_path / "v", match=match,
+    )  # fmt: skip
+    assert not (tmp_path / "v").exists()
