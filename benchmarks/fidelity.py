@@ -39,6 +39,7 @@ from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.pipeline import with_classifier
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import seed_siblings, train
 
@@ -65,6 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ensemble", type=int, default=1, help="runs per ensemble (1: skip)")
     p.add_argument("--chaos", type=int, default=8, help="instances perturbed by eps (0: skip)")
     p.add_argument("--eps", type=float, default=1e-3)
+    p.add_argument(
+        "--dtype", choices=("float64", "float32"), default=None, help="override the preset's"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    p.add_argument(
+        "--train-size", type=int, default=None, help="images datasets: training images kept"
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -81,6 +89,18 @@ def variant_preset(preset: Preset, name: str, seed: int) -> Preset:
     if "update" in v:
         train_cfg = dataclasses.replace(train_cfg, update=v["update"])
     data = {**preset.data_params, "seed": seed}
+    return dataclasses.replace(preset, train=train_cfg, data_params=data)
+
+
+def with_overrides(preset: Preset, args: argparse.Namespace) -> Preset:
+    """--dtype, --epochs and --train-size applied to the preset."""
+    options = {"dtype": args.dtype, "epochs": args.epochs}
+    train_cfg = dataclasses.replace(
+        preset.train, **{k: v for k, v in options.items() if v is not None}
+    )
+    data = dict(preset.data_params)
+    if args.train_size is not None:
+        data["train_size"] = args.train_size
     return dataclasses.replace(preset, train=train_cfg, data_params=data)
 
 
@@ -131,6 +151,7 @@ def group_scores(est: np.ndarray, actual: np.ndarray, sets, prefix: str) -> dict
 def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, work: Path):
     p = variant_preset(preset, variant, seed)
     version = create_raw_version(work / "raw", p.dataset, **p.data_params)
+    p = with_classifier(p, version, work, force=False, progress=False)  # images: FID, IS
     t0 = time.perf_counter()
     run = train(version, p.train, p.metric, work / "run", progress=False)
     out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
@@ -175,7 +196,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    preset = get_preset(args.preset)
+    preset = with_overrides(get_preset(args.preset), args)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="ganinf-fidelity-") as tmp:

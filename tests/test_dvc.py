@@ -229,3 +229,49 @@ def test_push_then_pull_restores_a_cleansed_version_bit_identically(
     assert {v: sha256_tree(d / "data" / v) for v in ("v1", "v2")} == before
     assert len(lineage(load_version(d / "data" / "v2"))) == 3  # digests and lineage verify
     assert "up to date" in dvc(d, "status")
+
+
+def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
+    """pipelines/images/dvc.yaml: the root stages, a classifier stage that every stage training
+    or scoring depends on; its params files are their presets; the root does not collect it."""
+    from ganinf_mlops.config import get_preset
+    from ganinf_mlops.params import load_params, preset_to_params
+
+    root = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    images = yaml.safe_load((ROOT / "pipelines" / "images" / "dvc.yaml").read_text())
+    assert images["vars"] == root["vars"]
+    assert set(images["stages"]) == {*root["stages"], "classifier"}
+    for name, stage in images["stages"].items():
+        body = stage.get("do", stage)
+        if name == "classifier":
+            assert body["outs"] == ["classifier"]
+            continue
+        assert body["cmd"] == root["stages"][name].get("do", root["stages"][name])["cmd"]
+        uses_runs = name in ("train", "influence", "replay", "retrain")
+        assert ("classifier" in body.get("deps", [])) == uses_runs, name
+    for preset, file in (("digits", "params.yaml"), ("mnist-sample", "mnist-sample.yaml")):
+        params = load_params(ROOT / "pipelines" / "images" / file)
+        assert params.metric.classifier == "classifier"  # the classifier stage's output
+        expected = preset_to_params(get_preset(preset))
+        expected["job"]["iterations"] = len(images["vars"][0]["iterations"])
+        assert preset_to_params(params) == expected, f"regenerate pipelines/images/{file}"
+    assert "classifier" not in dvc(ROOT, "stage", "list")
+
+
+def test_image_pipeline_repro(tmp_path: Path) -> None:
+    """The image pipeline on digits-tiny: classifier, runs with FID/IS, two cleanses."""
+    shutil.copy(ROOT / "pipelines" / "images" / "dvc.yaml", tmp_path / "dvc.yaml")
+    text = run(
+        tmp_path, str(Path(sys.executable).parent / "ganinf"), "params", "--preset", "digits-tiny"
+    )
+    (tmp_path / "params.yaml").write_text(text.replace("iterations: 1", "iterations: 2"))
+    run(tmp_path, "git", "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    out = dvc(tmp_path, "repro")
+    assert {"classifier", "train", "retrain@v2", "evaluate"} <= ran_stages(out), out
+    summary = read_json(tmp_path / "metrics" / "summary.json")
+    its = summary["iterations"]
+    assert [its[k]["n_instances"] for k in ("0", "1", "2")] == [300, 285, 271]
+    assert its["2"]["metric"] == "fid" and "is" in its["2"]
+    classifier = read_json(tmp_path / "classifier" / "classifier.json")
+    assert classifier["data_digest"] == load_version(tmp_path / "data" / "raw").digest
