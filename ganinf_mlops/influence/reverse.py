@@ -80,6 +80,11 @@ def reverse_pass(
         disable=not progress,
         leave=False,
     )
+    # Under vjp the step's inner gradients may be summed in another order than in the plain
+    # step training ran. In float64 that rounding stays ~1e-13; in float32 (1e-7 per operation)
+    # a chaotic segment of GAN steps amplifies it to a visibly different trajectory, so there
+    # the trajectory advances by the plain step and vjp only linearises (one more forward).
+    exact_forward = problem.dtype != torch.float64
     for start, stop in reversed(segs):
         state = traj.load_state(start, problem.device)
         tape = []
@@ -92,7 +97,11 @@ def reverse_pass(
             def step_t(s, w, data=inp.data, t=t):
                 return problem.step(s, w, data, t)
 
-            state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
+            new_state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
+            if exact_forward:
+                # The plain step, as training ran it: bitwise the recorded trajectory.
+                new_state, _ = problem.step(state, inp.mask, inp.data, t)
+            state = new_state
             tape.append((vjp_fn, inp.idx, inp.mask))
         if verify:
             _check_replay(traj, stop, state)
