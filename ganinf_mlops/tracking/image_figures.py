@@ -55,7 +55,7 @@ def harmful_and_helpful(
         (axes[0], order[:n], "most harmful (removal predicted to help)"),
         (axes[1], order[::-1][:n], "most helpful (removal predicted to hurt)"),
     ):
-        _show(ax, x[idx], 6, f"{what}\n{method}")
+        _show(ax, x[idx], 6, what)
         if anomalies is not None:
             h, w = x.shape[2:]
             for i, j in enumerate(idx):
@@ -67,10 +67,12 @@ def harmful_and_helpful(
                             edgecolor="red", linewidth=1.2,
                         )
                     )  # fmt: skip
+    title = f"scored by {method}"
     if anomalies is not None:
         hits = int(anomalies[order[:n]].sum())
-        fig.suptitle(f"red frame: injected anomaly ({hits} of the {n} most harmful)", fontsize=9)
-    fig.tight_layout()
+        title += f"; red frame: injected anomaly ({hits} of the {n} most harmful)"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
@@ -79,6 +81,6 @@ def before_after(before: np.ndarray, after: np.ndarray, title: str, n: int = 36)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
     _show(axes[0], before[:n], 6, "before cleansing")
     _show(axes[1], after[:n], 6, "after cleansing (same latents)")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig

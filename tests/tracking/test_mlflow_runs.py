@@ -157,3 +157,21 @@ def test_lineage_lists_producing_and_using_runs(tracking, tmp_path, capsys):
     }
     assert v1["produced_by"] == [it["1"]] and it["1"] not in v1["used_by"]
     assert v0["produced_by"] == [it["0"]] and it["1"] in v0["used_by"]
+
+
+def test_image_loop_logs_fid_and_image_figures(tracking, tmp_path):
+    ganinf("loop", "--preset", "digits-tiny", "--loo", "0", "--out", "job")
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name("ganinf")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    children = [r for r in runs if r.data.tags[tags.STAGE] == "iteration"]
+    parent = [r for r in runs if r.data.tags[tags.STAGE] == "job"][0]
+    assert {"fid", "is", "fid_torch_fidelity", "is_torch_fidelity"} <= set(children[0].data.metrics)
+    assert children[1].data.tags[tags.METHOD] == "fid"
+    assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, "fid")) == [0, 1]
+    figures = {a.path for a in client.list_artifacts(children[1].info.run_id, "figures")}
+    assert {
+        "figures/fid_harmful_and_helpful.png",
+        "figures/samples.png",
+        "figures/samples_before_after.png",
+    } <= figures
