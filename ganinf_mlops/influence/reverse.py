@@ -80,11 +80,6 @@ def reverse_pass(
         disable=not progress,
         leave=False,
     )
-    # Under vjp the step's inner gradients may be summed in another order than in the plain
-    # step training ran. In float64 that rounding stays ~1e-13; in float32 (1e-7 per operation)
-    # a chaotic segment of GAN steps amplifies it to a visibly different trajectory, so there
-    # the trajectory advances by the plain step and vjp only linearises (one more forward).
-    exact_forward = problem.dtype != torch.float64
     for start, stop in reversed(segs):
         state = traj.load_state(start, problem.device)
         tape = []
@@ -97,11 +92,7 @@ def reverse_pass(
             def step_t(s, w, data=inp.data, t=t):
                 return problem.step(s, w, data, t)
 
-            new_state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
-            if exact_forward:
-                # The plain step, as training ran it: bitwise the recorded trajectory.
-                new_state, _ = problem.step(state, inp.mask, inp.data, t)
-            state = new_state
+            state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
             tape.append((vjp_fn, inp.idx, inp.mask))
         if verify:
             _check_replay(traj, stop, state)
@@ -117,9 +108,10 @@ def reverse_pass(
 
 
 # Largest relative difference of a replayed checkpoint that is still "the recorded trajectory".
-# Under vjp, autograd may sum gradient contributions in another order; in float32 that rounding
-# (1e-7 per operation) grows to ~1e-5 over a segment of Adam steps, while another device, data or
-# torch version moves the state by orders of magnitude more.
+# With the same threads the replay is bitwise the recording (checkpoints load into fresh storage);
+# another intra-op thread count sums in another order, ~1e-7 per operation in float32, which a
+# segment of GAN steps can grow to ~1e-5; another device, data or torch version moves the state
+# by orders of magnitude more.
 REPLAY_TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-3}
 
 
@@ -137,7 +129,8 @@ def _check_replay(traj: RunDir, step: int, replayed) -> None:
     if worst > tol:
         raise TrajectoryError(
             f"replay of {traj.path} diverges from the recorded trajectory at step {step} "
-            f"(relative difference {worst:.2e}): different device, dtype or torch version?"
+            f"(relative difference {worst:.2e}): different device, dtype, torch version or, "
+            "in float32 on a chaotic run, torch thread count?"
         )
     if worst > 0:
         log.debug("vjp replay differs from the recording at step %d by %.2e", step, worst)

@@ -292,4 +292,6 @@ class RunDir:
                 raise TrajectoryError(
                     f"{self.path}: checkpoint {step} tensor {k} is {v.dtype} or not finite"
                 )
-        return unflatten_state({k: v.to(device) for k, v in flat.items()}, self.state_keys)
+        # clone: fresh (aligned) storage, as training had; a view into the loaded file buffer
+        # can take other vectorised code paths and round differently.
+        return unflatten_state({k: v.to(device).clone() for k, v in flat.items()}, self.state_keys)
