@@ -632,7 +632,13 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
         f"lr D {cfg.d_optim.lr} G {cfg.g_optim.lr}, batch {cfg.batch_size}, epochs {cfg.epochs}, "
         f"{cfg.update}, {cfg.dtype}, {cfg.device} (seed replaced per run)"
     )
-    print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")
+    if preset.metric.classifier is None:
+        print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")
+    else:
+        print(
+            f"  metric: FID and IS of n_gen={preset.metric.n_gen} generated images on a feature "
+            "classifier trained per seed on the raw version's clean images"
+        )
     seeds = f"{args.first_seed}..{args.first_seed + args.seeds - 1}"
     threshold = f" {args.threshold}" if args.threshold is not None else ""
     print(

@@ -1,13 +1,20 @@
 """What exact trajectory influence costs, measured on one dataset version and one trained run.
 
-(a) time: the reverse pass (`score(..., method="all")`, checkpointed) against training, after a
+(a) time: the reverse pass (`score(..., method)`, checkpointed) against training, after a
     throwaway warm-up so one-off torch / torch.func start-up costs land on neither side; the
     project requires influence <= 3.0x training time (goal 2.0x); `last_epochs=1` for comparison;
 (b) memory: the reverse pass's peak increase with checkpointing and without (all steps' graphs
     kept), each in a fresh process so neither inherits the other's heap;
 (c) disk: the recorded trajectory against storing every step's full state.
 
-Usage: python benchmarks/influence_cost.py --preset default [--device cuda] [--json OUT]
+The method scored is --method, else the preset's job.method when it is an influence method (fid
+for the image presets, all for `default`), else the problem's headline target. Image presets need
+a feature classifier for their metrics: it is trained on the raw version first (as the job does,
+`pipeline.with_classifier`), outside every measurement; each run records its path, so the memory
+children load it from the run directory.
+
+Usage: python benchmarks/influence_cost.py --preset default [--method M] [--device cuda]
+       [--json OUT]
 """
 
 from __future__ import annotations
@@ -35,8 +42,15 @@ from torch.func import grad
 from ganinf_mlops import keys
 from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
-from ganinf_mlops.influence.methods import problem_and_target, score
+from ganinf_mlops.influence.methods import (
+    METHODS,
+    influence_methods,
+    problem_and_target,
+    score,
+)
 from ganinf_mlops.influence.reverse import reverse_pass, segments
+from ganinf_mlops.pipeline import with_classifier
+from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.schedule import steps_per_epoch
 from ganinf_mlops.train.rundir import CHECKPOINTS, SCHEDULE, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
@@ -58,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Time, memory and disk cost of exact trajectory influence (one run).",
     )
     p.add_argument("--preset", default="default", choices=PRESETS.names())
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=influence_methods(),
+        help="influence method to score (default: the preset's job.method if it is one, else "
+        "the problem's headline target: all for vectors, fid for images)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument(
@@ -87,6 +108,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
     return args
+
+
+def scoring_method(preset: Preset, method: str | None = None) -> str:
+    """The influence method to time: `method`, else the preset's job.method when it predicts a
+    change (an influence method), else the problem's headline target (ALL, or FID for images)."""
+    problem = PROBLEMS.get(preset.train.problem)
+    if method is None:
+        if METHODS.get(preset.job.method).predicts_change:
+            method = preset.job.method
+        else:
+            method = keys.primary_metric(dict.fromkeys(problem.target_names))
+    target = METHODS.get(method).target
+    if target not in problem.target_names:
+        raise SystemExit(
+            f"method {method!r}: the {preset.train.problem} problem's targets are "
+            f"{', '.join(problem.target_names)}"
+        )
+    return method
 
 
 def bench_config(preset: Preset, args: argparse.Namespace) -> TrainConfig:
@@ -120,17 +159,28 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def warm_up(version: DatasetVersion, cfg: TrainConfig, preset: Preset, work: Path) -> None:
+def warm_up(
+    version: DatasetVersion, cfg: TrainConfig, preset: Preset, method: str, work: Path
+) -> None:
     """A one-epoch throwaway run and its reverse pass: first-call costs (torch.func, allocator)."""
     run = train(
-        version, dataclasses.replace(cfg, epochs=1), preset.metric, work / "warmup", progress=False
+        version,
+        dataclasses.replace(cfg, epochs=1, steps=None),
+        preset.metric,
+        work / "warmup",
+        progress=False,
     )
-    score(run, version, keys.ALL, progress=False)
+    score(run, version, method, progress=False)
     shutil.rmtree(run)
 
 
 def measure_time(
-    version: DatasetVersion, cfg: TrainConfig, preset: Preset, work: Path, repeats: int
+    version: DatasetVersion,
+    cfg: TrainConfig,
+    preset: Preset,
+    method: str,
+    work: Path,
+    repeats: int,
 ) -> tuple[Path, dict[str, Any]]:
     """Train and score `repeats` times alternately, so load from other processes hits both sides.
 
@@ -149,13 +199,13 @@ def measure_time(
         samples["train_cpu"].append(cpu)
         samples["train_loop"].append(float(RunDir(run).metrics()[keys.TRAIN_SECONDS]))
         table, wall, cpu = timed(
-            lambda run=run: score(run, version, keys.ALL, progress=False), cfg.device
+            lambda run=run: score(run, version, method, progress=False), cfg.device
         )
         samples["score_wall"].append(wall)
         samples["score_cpu"].append(cpu)
         samples["score_pass"].append(float(table.extra["seconds"]))
     last1, wall, cpu = timed(
-        lambda: score(runs[0], version, keys.ALL, last_epochs=1, progress=False), cfg.device
+        lambda: score(runs[0], version, method, last_epochs=1, progress=False), cfg.device
     )
     for run in runs[1:]:
         shutil.rmtree(run)
@@ -219,11 +269,13 @@ class RssSampler:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def memory_child(run: str, version_path: str, what: str, threads: int, conn: Any) -> None:
+def memory_child(
+    run: str, version_path: str, method: str, what: str, threads: int, conn: Any
+) -> None:
     """Runs in a spawned process: the peak memory increase of one computation (`MEMORY_TASKS`)."""
     set_threads(threads)
     try:
-        conn.send(_measure(Path(run), Path(version_path), what))
+        conn.send(_measure(Path(run), Path(version_path), method, what))
     except BaseException as exc:  # report, don't hang the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -261,10 +313,12 @@ def peak_increase(fn: Callable[[], Any], cuda: bool) -> dict[str, Any]:
     }
 
 
-def _measure(run: Path, version_path: Path, what: str) -> dict[str, Any]:
+def _measure(run: Path, version_path: Path, method: str, what: str) -> dict[str, Any]:
     version = load_version(version_path)
     traj = RunDir(run)
-    problem, target = problem_and_target(traj, version, keys.ALL)
+    # Everything the problem needs comes from the run directory: an image run's feature
+    # classifier too (meta.json records its path; `RunDir.problem` checks its digest).
+    problem, target = problem_and_target(traj, version, METHODS.get(method).target)
     cuda = problem.device.type == "cuda"
     # One traced step first, so lazy torch.func / allocator set-up is not counted as the pass's.
     reverse_pass(problem, traj, target, first_step=traj.n_steps - 1, progress=False)
@@ -278,9 +332,12 @@ def _measure(run: Path, version_path: Path, what: str) -> dict[str, Any]:
             cuda,
         )
     segs = segments(traj.checkpoint_steps, traj.n_steps, checkpointed)
+    classifier = traj.metric_config.classifier
     result.update(
         kind="cuda max_memory_allocated" if cuda else _rss_kind(),
         longest_segment=max(b - a for a, b in segs),
+        device=str(problem.device),
+        classifier=None if classifier is None else str(Path(classifier).resolve()),
     )
     return result
 
@@ -290,11 +347,14 @@ def _rss_kind() -> str:
     return f"RSS, {hwm}, MALLOC_MMAP_THRESHOLD_={os.environ.get(MMAP_ENV, 'default')}"
 
 
-def measure_memory(run: Path, version: DatasetVersion, what: str, threads: int) -> dict[str, Any]:
+def measure_memory(
+    run: Path, version: DatasetVersion, method: str, what: str, threads: int
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=memory_child, args=(str(run), str(version.path), what, threads, child_conn)
+        target=memory_child,
+        args=(str(run), str(version.path), method, what, threads, child_conn),
     )
     # glibc keeps freed memory in its heap, so RSS would show the allocator's history; with all
     # but small allocations mmap-ed, freed tensors leave RSS at once and RSS tracks live bytes.
@@ -361,14 +421,31 @@ def mib(n: float) -> str:
     return f"{n / MIB:10.2f} MiB"
 
 
-def print_settings(preset: Preset, cfg: TrainConfig, version: DatasetVersion) -> None:
-    n_steps = steps_per_epoch(version.n, cfg.batch_size) * cfg.epochs
+def metric_setting(preset: Preset, method: str, classifier_seconds: float | None) -> str:
+    m = preset.metric
+    if m.classifier is None:
+        return f"influence on {method}, n_gen={m.n_gen}, bandwidth={m.bandwidth}"
+    trained = "" if classifier_seconds is None else f", trained in {classifier_seconds:.1f} s"
+    return f"influence on {method}, n_gen={m.n_gen}, classifier {m.classifier}{trained}"
+
+
+def print_settings(
+    preset: Preset,
+    cfg: TrainConfig,
+    version: DatasetVersion,
+    method: str,
+    classifier_seconds: float | None,
+) -> None:
+    n_steps = cfg.steps or steps_per_epoch(version.n, cfg.batch_size) * cfg.epochs
     table(
         f"influence_cost: preset '{preset.name}'",
         [
             ("dataset", f"{preset.dataset} {json.dumps(preset.data_params)}"),
-            ("instances", str(version.n)),
-            ("model G / D hidden", f"{cfg.model.g_hidden} / {cfg.model.d_hidden}"),
+            ("instances / shape", f"{version.n} / {tuple(version.x.shape[1:])}"),
+            (
+                f"problem / model ({cfg.model.arch}) G / D hidden",
+                f"{cfg.problem} / {cfg.model.g_hidden} / {cfg.model.d_hidden}",
+            ),
             (
                 "optimizers D / G",
                 f"{cfg.d_optim.name} lr={cfg.d_optim.lr} / {cfg.g_optim.name} lr={cfg.g_optim.lr}",
@@ -376,7 +453,7 @@ def print_settings(preset: Preset, cfg: TrainConfig, version: DatasetVersion) ->
             ("batch / epochs / steps", f"{cfg.batch_size} / {cfg.epochs} / {n_steps}"),
             ("checkpoint_every", str(cfg.checkpoint_every)),
             ("update / dtype / device", f"{cfg.update} / {cfg.dtype} / {cfg.device}"),
-            ("metric", f"ALL, n_gen={preset.metric.n_gen}, bandwidth={preset.metric.bandwidth}"),
+            ("method / metric", metric_setting(preset, method, classifier_seconds)),
             (
                 "torch / threads / cpus",
                 f"{torch.__version__} / {torch.get_num_threads()} / {os.cpu_count()}",
@@ -391,7 +468,7 @@ def verdict(ratio: float) -> str:
     return "meets requirement" if ratio <= REQUIRED_RATIO else "FAILS requirement"
 
 
-def print_time(t: dict[str, Any], repeats: int) -> None:
+def print_time(t: dict[str, Any], repeats: int, method: str) -> None:
     wall = t["score_wall"] / t["train_wall"]
     cpu = t["score_cpu"] / t["train_cpu"]
     loop = t["score_pass"] / t["train_loop"]
@@ -401,7 +478,10 @@ def print_time(t: dict[str, Any], repeats: int) -> None:
         [
             ("train(): wall / CPU", f"{t['train_wall']:8.2f} s / {t['train_cpu']:8.2f} s"),
             (f"  step loop (metrics.json {keys.TRAIN_SECONDS})", f"{t['train_loop']:8.2f} s"),
-            ("score(all): wall / CPU", f"{t['score_wall']:8.2f} s / {t['score_cpu']:8.2f} s"),
+            (
+                f"score({method}): wall / CPU",
+                f"{t['score_wall']:8.2f} s / {t['score_cpu']:8.2f} s",
+            ),
             ("  reverse pass only (extra.seconds)", f"{t['score_pass']:8.2f} s"),
             ("RATIO influence / training, wall", f"{wall:8.2f} x  {verdict(wall)} {bound}"),
             ("ratio, CPU time", f"{cpu:8.2f} x  {verdict(cpu)}"),
@@ -452,6 +532,9 @@ def print_memory(mem: dict[str, dict[str, Any]]) -> None:
                 f"{mib(per_step * ck['longest_segment'])}  (the tape part of a checkpointed pass)",
             )
         )
+    classifiers = {m["classifier"] for m in mem.values() if m.get("classifier") is not None}
+    for path in sorted(classifiers):
+        rows.append(("feature classifier loaded by the children", path))
     kinds = {m["kind"] for m in mem.values() if "kind" in m}
     table(f"(b) peak memory increase, fresh process each [{', '.join(kinds)}]", rows)
 
@@ -474,26 +557,43 @@ def print_disk(d: dict[str, Any]) -> None:
     )
 
 
+def check_children(memory: dict[str, dict[str, Any]], preset: Preset) -> None:
+    """Every memory child loaded the classifier the runs were trained with (or none)."""
+    expected = preset.metric.classifier
+    want = None if expected is None else str(Path(expected).resolve())
+    for m in memory.values():
+        if "error" not in m and m.get("classifier") != want:
+            m["error"] = f"the child loaded classifier {m.get('classifier')}, expected {want}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     stop_on_sigterm()
     preset = get_preset(args.preset)
+    method = scoring_method(preset, args.method)
     cfg = bench_config(preset, args)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="ganinf-bench-cost-"))
     try:
         version = create_raw_version(work / "data", preset.dataset, **preset.data_params)
-        print_settings(preset, cfg, version)
+        # Images: FID and IS need a feature classifier on the raw version (not measured).
+        classifier_seconds = None
+        if preset.metric.classifier is not None:
+            start = time.perf_counter()
+            preset = with_classifier(preset, version, work, force=False, progress=False)
+            classifier_seconds = time.perf_counter() - start
+        print_settings(preset, cfg, version, method, classifier_seconds)
         sys.stdout.flush()
-        warm_up(version, cfg, preset, work)
-        run, times = measure_time(version, cfg, preset, work, args.repeats)
-        print_time(times, args.repeats)
+        warm_up(version, cfg, preset, method, work)
+        run, times = measure_time(version, cfg, preset, method, work, args.repeats)
+        print_time(times, args.repeats, method)
         sys.stdout.flush()
         memory = {
-            what: measure_memory(run, version, what, args.threads)
+            what: measure_memory(run, version, method, what, args.threads)
             for what in MEMORY_TASKS[args.memory]
         }
+        check_children(memory, preset)
         if memory:
             print_memory(memory)
         disk = measure_disk(run)
@@ -503,7 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json is not None:
             out = {
                 "preset": preset.name,
+                "method": method,
                 "train_config": dataclasses.asdict(cfg),
+                "metric_config": dataclasses.asdict(preset.metric),
                 "data_params": preset.data_params,
                 "time": times,
                 "memory": memory,

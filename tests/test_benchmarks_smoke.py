@@ -1,0 +1,61 @@
+"""benchmarks/influence_cost.py runs end to end on the smoke-test presets, vectors and images."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganinf_mlops.config import get_preset
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def cost(monkeypatch):
+    # Imported by name from a path on sys.path: the spawned memory children import it alike.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("influence_cost")
+    yield module
+    sys.modules.pop("influence_cost", None)
+
+
+def test_scoring_method_follows_the_preset(cost):
+    assert cost.scoring_method(get_preset("default")) == "all"
+    assert cost.scoring_method(get_preset("digits")) == "fid"
+    assert cost.scoring_method(get_preset("digits"), "is") == "is"
+    # A baseline job method: the problem's headline target instead.
+    digits = get_preset("digits-tiny")
+    baseline = dataclasses.replace(digits, job=dataclasses.replace(digits.job, method="random"))
+    assert cost.scoring_method(baseline) == "fid"
+    with pytest.raises(SystemExit):
+        cost.scoring_method(digits, "all")  # not a target of image_gan
+
+
+def test_image_preset_end_to_end(cost, tmp_path, capsys):
+    out = tmp_path / "cost.json"
+    assert cost.main(["--preset", "digits-tiny", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["method"] == "fid"
+    assert "score(fid)" in capsys.readouterr().out
+    assert result["time"]["score_wall"] > 0 and result["time"]["train_wall"] > 0
+    memory = result["memory"]
+    assert set(memory) == {"target_grad", "checkpointed", "uncheckpointed"}
+    for m in memory.values():
+        assert "error" not in m, m
+        # The children load the run's feature classifier from its directory.
+        assert m["classifier"] == str(Path(result["metric_config"]["classifier"]).resolve())
+    assert result["disk"]["ratio"] > 1
+
+
+def test_vector_preset_end_to_end(cost, tmp_path):
+    out = tmp_path / "cost.json"
+    argv = ["--preset", "tiny", "--repeats", "1", "--memory", "checkpointed", "--json", str(out)]
+    assert cost.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["method"] == "all"
+    assert all("error" not in m and m["classifier"] is None for m in result["memory"].values())
