@@ -103,18 +103,20 @@ for _p in (
     # Images: a DCGAN on scikit-learn's 8x8 digits (shipped with the package: offline), FID and IS
     # on a feature classifier trained on the raw version's clean images (`metric.classifier`,
     # relative to the job's working directory: trained by the job when missing). float32: the
-    # convolutions run ~5x faster than in float64 on CPU.
+    # convolutions run ~5x faster than in float64 on CPU. SGD 0.01, chosen on seed 0: its
+    # derivatives stay finite over all 1200 steps (max |predicted change| 0.26) where SGD 0.02,
+    # 0.05 and Adam 2e-3 explode (1e2 to 1e13: chaotic training), at a similar FID (README).
     Preset(
         name="digits",
         description="scikit-learn's 8x8 digits with 5% noise images injected; a small DCGAN "
-        "(layer norm, Adam 2e-3, beta1 0.5), cleansing by influence on FID.",
+        "(layer norm, SGD 0.01, 1200 steps), cleansing by influence on FID.",
         dataset="digits",
         data_params={"n_eval": 297, "noise_frac": 0.05, "seed": 0},
         train=TrainConfig(
             problem="image_gan",
             model=_DIGITS_MODEL,
-            d_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
-            g_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
+            d_optim=_sgd(0.01),
+            g_optim=_sgd(0.01),
             batch_size=50,
             epochs=40,
             update="alternating",
