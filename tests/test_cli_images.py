@@ -42,6 +42,12 @@ def test_image_flow(images, tmp_path, capsys):
     ganinf("train", "--data", tmp_path / "v1", "--replay", images["run"], "--out", tmp_path / "r")
     out = capsys.readouterr().out
     assert "fid=" in out and "change of fid" in out
+    ganinf(
+        "validate", "--run", images["run"], "--scores", images["scores"], "--loo", "4",
+        "--group", "2", "--out", tmp_path / "validate.json",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "validate.json").read_text())
+    assert report["metric"] == "fid" and report["n_instances"] == 4
     with pytest.raises(SystemExit) as gate:
         ganinf(
             "gate", "--data", images["raw"], "--run", images["run"], "--method", "fid",
