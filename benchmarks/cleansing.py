@@ -141,6 +141,7 @@ class SeedJob:
     ensemble: int
     work: str
     threads: int
+    data: tuple[tuple[str, Any], ...] = ()  # --data-param overrides of the preset's data params
 
 
 def own_metric(method: str) -> str:
@@ -216,9 +217,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch intra-op threads per process, 0 = torch's default (default: 1: as fast for "
         "these small models, and it does not collapse when other processes share the cores)",
     )
+    p.add_argument(
+        "--data-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a data parameter of the preset (VALUE as JSON), e.g. noise_frac=0",
+    )
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args(argv)
     configure(args.preset)
+    pairs = [kv.split("=", 1) for kv in args.data_param]
+    if any(len(kv) != 2 for kv in pairs):
+        p.error("--data-param takes KEY=VALUE")
+    args.data_param = {k: json.loads(v) for k, v in pairs}
     if args.methods is None:
         args.methods = ",".join(PROFILE.default_methods)
     args.methods = tuple(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
@@ -333,7 +345,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
     preset = get_preset(job.preset)
     preset = dataclasses.replace(
         preset,
-        data_params={**preset.data_params, "seed": job.seed},
+        data_params={**preset.data_params, **dict(job.data), "seed": job.seed},
         train=dataclasses.replace(preset.train, seed=job.seed),
         job=dataclasses.replace(preset.job, retrain_seeds=job.retrain_seeds),
     )
@@ -428,6 +440,7 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             args.ensemble,
             str(work / f"seed{s}"),
             args.threads,
+            tuple(args.data_param.items()),
         )
         for s in seeds
     ]
@@ -625,7 +638,8 @@ def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
 def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     cfg = preset.train
     print(f"cleansing benchmark: preset '{preset.name}' ({preset.description})")
-    print(f"  dataset {preset.dataset} {json.dumps(preset.data_params)} (seed replaced per run)")
+    data = {**preset.data_params, **args.data_param}
+    print(f"  dataset {preset.dataset} {json.dumps(data)} (seed replaced per run)")
     print(
         f"  train: G {cfg.model.g_hidden} D {cfg.model.d_hidden} bias {cfg.model.bias}, "
         f"{cfg.d_optim.name} "
@@ -868,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         out = {
             "preset": preset.name,
-            "data_params": preset.data_params,
+            "data_params": {**preset.data_params, **args.data_param},
             "train_config": dataclasses.asdict(preset.train),
             "settings": {
                 "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
