@@ -162,8 +162,8 @@ for _p in (
         train=TrainConfig(
             problem="image_gan",
             model=dataclasses.replace(_DIGITS_MODEL, latent_dim=32),
-            d_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
-            g_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
+            d_optim=_sgd(0.01),
+            g_optim=_sgd(0.01),
             batch_size=100,
             epochs=20,
             update="alternating",
