@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call
 
 from ganinf_mlops import keys
@@ -83,7 +82,7 @@ class ImageGanProblem(GanProblem):
         check_classifier(self.classifier, version)
 
     def targets(self) -> dict[str, Target]:
-        gen, disc, z, x_eval = self.gen, self.disc, self.z_eval, self.x_eval
+        gen, z = self.gen, self.z_eval
         model, ref = self.classifier.model, self.ref
 
         def fid_value(state: State) -> torch.Tensor:
@@ -92,15 +91,10 @@ class ImageGanProblem(GanProblem):
         def is_value(state: State) -> torch.Tensor:
             return inception_score(model(functional_call(gen, state["g"], (z,))))
 
-        def disc_loss_value(state: State) -> torch.Tensor:
-            real = functional_call(disc, state["d"], (x_eval,)).squeeze(-1)
-            fake = functional_call(disc, state["d"], (functional_call(gen, state["g"], (z,)),))
-            return F.softplus(-real).mean() + F.softplus(fake.squeeze(-1)).mean()
-
         return {
             keys.FID: Target(keys.FID, False, fid_value),
             keys.IS: Target(keys.IS, True, is_value),
-            keys.DISC_LOSS: Target(keys.DISC_LOSS, False, disc_loss_value),
+            keys.DISC_LOSS: self.disc_loss_target(),
         }
 
     def evaluate(self, state: State) -> dict[str, float]:
