@@ -22,6 +22,7 @@ from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, read_scores
+from ganinf_mlops.io import check_disjoint
 from ganinf_mlops.registry import check_choice
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,7 @@ def cleanse(
 
 def _check_output(version: DatasetVersion, out_dir: str | os.PathLike[str]) -> None:
     # Replacing the input (or a directory holding it) with --force would destroy the parent.
-    src, dst = version.path.resolve(), Path(out_dir).resolve()
-    if src == dst or src.is_relative_to(dst):
-        raise ConfigError(f"output {out_dir} would overwrite the input version {version.path}")
+    check_disjoint(out_dir, version.path)
 
 
 def remove_ids(

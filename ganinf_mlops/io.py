@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ganinf_mlops.errors import DataError, GaninfError, OutputExistsError
+from ganinf_mlops.errors import ConfigError, DataError, GaninfError, OutputExistsError
 
 
 def _umask() -> int:
@@ -83,8 +84,9 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temp directory that becomes `path` when the block succeeds.
 
-    Refuses an existing `path` unless `force`; with `force` the old directory is replaced only
-    after the new one is complete.
+    Refuses an existing `path` unless `force`, checked again when the block ends: another
+    writer that finished first in the meantime keeps its output. With `force` the old directory
+    is replaced only after the new one is complete.
     """
     path = Path(path)
     if path.exists() and not force:
@@ -94,13 +96,29 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     try:
         _default_mode(tmp, 0o777)
         yield tmp
+        if path.exists() and not force:
+            raise OutputExistsError(path)  # another writer finished first
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:  # a non-empty directory appeared since the check
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not force:
+                    raise OutputExistsError(path) from None
+                raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_disjoint(output: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+    """Refuse an output that is an input, holds one, or lies inside one: writing it (with
+    --force) would destroy or alter data the command reads."""
+    dst = Path(output).resolve()
+    for src in (Path(i).resolve() for i in inputs if i is not None):
+        if src == dst or src.is_relative_to(dst) or dst.is_relative_to(src):
+            raise ConfigError(f"output {output} overlaps the input {src}; choose another path")

@@ -120,8 +120,8 @@ def test_output_rules(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError):
         cleanse(raw, scores, tmp_path / "c", remove_count=2)
     assert len(cleanse(raw, scores, tmp_path / "c", remove_count=2, force=True).ids) == 18
-    for target in (raw.path, tmp_path):
-        with pytest.raises(ConfigError, match="would overwrite the input"):
+    for target in (raw.path, tmp_path, raw.path / "inside"):
+        with pytest.raises(ConfigError, match="overlaps the input"):
             cleanse(raw, scores, target, remove_count=1, force=True)
     assert load_version(raw.path).digest == raw.digest
 

@@ -267,3 +267,23 @@ def test_run_job_tiny(tmp_path, capsys):
     for r in rows:
         assert r["predicted_change"] == pytest.approx(r["actual_change"], rel=0.5)
     assert (tmp_path / "job" / "data" / "v2" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("out", ["raw", ".", "raw/run"])
+def test_train_output_may_not_overlap_its_input(flow, tmp_path, capsys, out):
+    """`train --out` the dataset version, a directory holding it, or a path inside it is
+    refused even with --force, and the version stays intact."""
+    raw = flow["raw"]
+    target = {"raw": raw, ".": raw.parent, "raw/run": raw / "run"}[out]
+    before = sorted(p.name for p in raw.iterdir())
+    fails(
+        capsys, "train", "--preset", "tiny", "--data", raw, "--out", target, "--force",
+        match="overlaps the input",
+    )  # fmt: skip
+    assert sorted(p.name for p in raw.iterdir()) == before
+    ganinf("train", "--data", raw, "--replay", flow["run"], "--out", tmp := tmp_path / "r2")
+    fails(
+        capsys, "train", "--data", raw, "--replay", flow["run"], "--out", flow["run"],
+        "--force", match="overlaps the input",
+    )  # fmt: skip
+    assert tmp.exists()

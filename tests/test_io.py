@@ -47,6 +47,21 @@ def test_atomic_dir_replaces_only_with_force(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
+def test_racing_writers_never_replace_a_finished_output(tmp_path):
+    """Two writers of one new output: the second to finish fails and leaves the first's intact,
+    even when it started before the first existed (two `train --out` at once)."""
+    out = tmp_path / "run"
+    first, second = atomic_dir(out), atomic_dir(out)
+    a, b = first.__enter__(), second.__enter__()
+    (a / "who").write_text("first")
+    (b / "who").write_text("second")
+    second.__exit__(None, None, None)
+    with pytest.raises(OutputExistsError):
+        first.__exit__(None, None, None)
+    assert (out / "who").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temp directory left behind
+
+
 def test_write_json_is_strict_json(tmp_path):
     obj = {"tau": float("nan"), "xs": [1.0, float("inf")], "n": 3}
     obj |= {"p": np.float64("nan"), "k": np.int64(4)}

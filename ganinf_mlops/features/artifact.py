@@ -18,6 +18,7 @@ from ganinf_mlops.features.classifier import (
     save_classifier,
     train_classifier,
 )
+from ganinf_mlops.io import check_disjoint
 
 log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 12
@@ -39,6 +40,7 @@ def fit_classifier(
             f"dataset version {version.path} holds vectors {version.x.shape[1:]}, not images: "
             "a feature classifier is for image data"
         )
+    check_disjoint(out_dir, version.path)
     if version.y is None or version.y_eval is None:
         raise DataError(f"dataset version {version.path} has no class labels (y, y_eval)")
     anomalies = version.anomaly_mask()

@@ -27,7 +27,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
-from ganinf_mlops.io import atomic_dir
+from ganinf_mlops.io import atomic_dir, check_disjoint
 from ganinf_mlops.problems import Problem, Schedule, State, create_problem
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
@@ -84,6 +84,7 @@ def train(
     progress: bool = True,
 ) -> Path:
     """Train, record the run directory `out_dir` (atomically) and return it."""
+    check_disjoint(out_dir, version.path, replay, metric.classifier)
     parent = RunDir(replay) if replay is not None else None
     if parent is not None:
         cfg, metric = parent.train_config, parent.metric_config
