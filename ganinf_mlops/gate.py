@@ -18,6 +18,16 @@ from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.scores import ScoreTable
 
 
+def check_gate_options(threshold: float | None, max_harmful_frac: float | None) -> None:
+    """The gate's limits, checked before any scoring; a fraction of 1 never fails on it."""
+    if threshold is None and max_harmful_frac is None:
+        raise ConfigError("give --max-harmful-frac and/or --threshold")
+    if max_harmful_frac is not None and not 0 <= max_harmful_frac <= 1:
+        raise ConfigError(f"--max-harmful-frac must be in [0, 1], got {max_harmful_frac}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise ConfigError(f"--threshold must be finite, got {threshold}")
+
+
 def gate_report(
     table: ScoreTable,
     *,
@@ -25,12 +35,7 @@ def gate_report(
     max_harmful_frac: float | None,
     top: int = 10,
 ) -> dict[str, Any]:
-    if threshold is None and max_harmful_frac is None:
-        raise ConfigError("give --max-harmful-frac and/or --threshold")
-    if max_harmful_frac is not None and not 0 <= max_harmful_frac < 1:
-        raise ConfigError(f"--max-harmful-frac must be in [0, 1), got {max_harmful_frac}")
-    if threshold is not None and not np.isfinite(threshold):
-        raise ConfigError(f"--threshold must be finite, got {threshold}")
+    check_gate_options(threshold, max_harmful_frac)
     thr = 0.0 if threshold is None else float(threshold)
     limit = 0.0 if max_harmful_frac is None else float(max_harmful_frac)
     harmful = table.harmfulness > thr

@@ -55,24 +55,68 @@ def test_gate_pass_fail_and_usage(chain, tmp_path, capsys):
     data, run = chain / "data" / "v1", chain / "runs" / "r1"
     report = tmp_path / "gate.json"
     assert (
-        code("gate", "--data", data, "--run", run, "--max-harmful-frac", "0.99", "--report", report)
+        code(
+            "gate",
+            "--data",
+            data,
+            "--run",
+            run,
+            "--max-harmful-frac",
+            "0.99",
+            "--report",
+            report,
+            "--force",
+        )
         == 0
     )
     result = json.loads(report.read_text())
     assert result["passed"] and result["n_instances"] == 190
     assert 0 < result["n_harmful"] < 190 and len(result["top_offending"]) == 10
     assert (
-        code("gate", "--data", data, "--run", run, "--max-harmful-frac", "0.01", "--report", report)
+        code(
+            "gate",
+            "--data",
+            data,
+            "--run",
+            run,
+            "--max-harmful-frac",
+            "0.01",
+            "--report",
+            report,
+            "--force",
+        )
         == 1
     )
     assert not json.loads(report.read_text())["passed"]
     top = result["top_offending"][0]["harmfulness"]
     assert (
-        code("gate", "--data", data, "--run", run, "--threshold", str(top * 2), "--report", report)
+        code(
+            "gate",
+            "--data",
+            data,
+            "--run",
+            run,
+            "--threshold",
+            str(top * 2),
+            "--report",
+            report,
+            "--force",
+        )
         == 0
     )
     assert (
-        code("gate", "--data", data, "--run", run, "--threshold", str(top / 2), "--report", report)
+        code(
+            "gate",
+            "--data",
+            data,
+            "--run",
+            run,
+            "--threshold",
+            str(top / 2),
+            "--report",
+            report,
+            "--force",
+        )
         == 1
     )
     # usage and input errors: exit 2
@@ -88,8 +132,31 @@ def test_gate_pass_fail_and_usage(chain, tmp_path, capsys):
             "0",
             "--report",
             report,
+            "--force",
         )
         == 2
     )
     assert "digest mismatch" in capsys.readouterr().err
     assert code("gate", "--data", data, "--run", run, "--method", "nope", "--threshold", "0") == 2
+
+
+def test_gate_checks_its_arguments_before_scoring(chain, tmp_path, capsys):
+    data, run = chain / "data" / "v1", chain / "runs" / "r1"
+    report = tmp_path / "gate.json"
+    report.write_text("{}")
+    # An existing report, a fraction outside [0, 1]: refused at once, the report untouched.
+    assert code("gate", "--data", data, "--run", run, "--threshold", "0", "--report", report) == 2
+    assert "already exists" in capsys.readouterr().err and report.read_text() == "{}"
+    args = ("gate", "--data", data, "--run", run, "--report", report, "--force")
+    assert code(*args, "--max-harmful-frac", "1.5") == 2
+    assert "[0, 1]" in capsys.readouterr().err and report.read_text() == "{}"
+    # 1 is "never fail on the fraction".
+    assert code(*args, "--max-harmful-frac", "1") == 0
+    # A run of another version, or scores computed from another run: refused.
+    assert code(*args[:4], chain / "runs" / "r0", *args[5:], "--threshold", "0") == 2
+    assert "another dataset version" in capsys.readouterr().err
+    scores = chain / "scores" / "it2_all.csv"
+    other_run = tmp_path / "r1-copy"
+    shutil.copytree(run, other_run)
+    assert code(*args[:4], other_run, *args[5:], "--scores", scores, "--threshold", "0") == 2
+    assert "were computed from run" in capsys.readouterr().err

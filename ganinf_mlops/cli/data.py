@@ -10,6 +10,7 @@ from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
     FORCE_OPTION,
+    check_new_output,
     cli,
     config_options,
     load_config,
@@ -153,12 +154,17 @@ def cleanse(
 @cli.command("params")
 @config_options
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: print)."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (default: print); an existing file needs --force.",
 )
-def params_cmd(preset: str, params_file: Path | None, out: Path | None) -> None:
+@FORCE_OPTION
+def params_cmd(preset: str, params_file: Path | None, out: Path | None, force: bool) -> None:
     """Print or write a preset as a complete params.yaml (for DVC, MLproject and --params)."""
     from ganinf_mlops.params import params_text, write_params
 
+    if out is not None:
+        check_new_output(out, force)
     cfg = load_config(preset, params_file)
     if out is None:
         click.echo(params_text(cfg), nl=False)

@@ -10,7 +10,9 @@ import click
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
+    FORCE_OPTION,
     BlankOr,
+    check_new_output,
     cli,
     config_options,
     load_config,
@@ -42,7 +44,7 @@ from ganinf_mlops.influence.methods import METHODS
 @click.option(
     "--max-harmful-frac",
     type=BlankOr(click.FLOAT),
-    help="Fail if more than this fraction of instances is harmful.",
+    help="Fail if more than this fraction of instances is harmful (1: never on the fraction).",
 )
 @click.option(
     "--threshold",
@@ -55,10 +57,11 @@ from ganinf_mlops.influence.methods import METHODS
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("gate-report.json"),
     show_default=True,
-    help="JSON report.",
+    help="JSON report (an existing one needs --force).",
 )
 @config_options
 @tracking_options
+@FORCE_OPTION
 def gate_cmd(
     data: Path,
     run: Path,
@@ -71,25 +74,31 @@ def gate_cmd(
     params_file: Path | None,
     tracking: bool | None,
     experiment: str,
+    force: bool,
 ) -> None:
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.errors import ConfigError
-    from ganinf_mlops.gate import gate_report
+    from ganinf_mlops.gate import check_gate_options, gate_report
     from ganinf_mlops.influence.methods import score
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.io import write_json
+    from ganinf_mlops.train.rundir import RunDir
 
-    if threshold is None and max_harmful_frac is None:
-        raise ConfigError("give --max-harmful-frac and/or --threshold")
+    # Every argument is checked before the (long) scoring.
+    check_gate_options(threshold, max_harmful_frac)
+    check_new_output(report, force)
     job = load_config(preset, params_file).job
     obs = make_observer(tracking, experiment)
     version = load_version(data)
+    RunDir(run).check_dataset(version.digest, f" than {data}")
     with obs.stage("gate", version):
         if scores is not None:
             table = read_scores(scores)
             if table.dataset_digest != version.digest:
                 raise ConfigError(f"scores {scores} are not of version {data}")
+            if table.run is not None and Path(table.run).resolve() != run.resolve():
+                raise ConfigError(f"scores {scores} were computed from run {table.run}, not {run}")
         else:
             table = score(run, version, method or job.method, seed=job.seed, progress=progress())
         result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
