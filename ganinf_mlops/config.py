@@ -43,6 +43,27 @@ class ModelConfig:
             raise ConfigError("latent_dim and the hidden sizes must be >= 1")
 
 
+def check_device(device: str, available: bool = False) -> None:
+    """A torch device string: 'cpu' or 'cuda[:i]'; with `available`, one this machine has (a
+    config may name a GPU that only the machine that trains on it has)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device {device!r} is not a torch device (e.g. cpu, cuda, cuda:0)"
+        ) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: only cpu and cuda are supported")
+    if available and dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ConfigError(f"device {device!r}: no CUDA GPU is available here")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How a run trains. `problem` names a problem kind in `problems.PROBLEMS` (what is trained:
@@ -69,6 +90,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
+        check_device(self.device)
 
 
 @dataclass(frozen=True)

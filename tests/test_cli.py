@@ -287,3 +287,51 @@ def test_train_output_may_not_overlap_its_input(flow, tmp_path, capsys, out):
         "--force", match="overlaps the input",
     )  # fmt: skip
     assert tmp.exists()
+
+
+@pytest.mark.parametrize(
+    "opts,match",
+    [
+        (["--device", "foo"], "not a torch device"),
+        (["--device", "cuda:7"], "cuda:7"),
+        (["--seed", "99999999999999999999"], "seed must be in"),
+    ],
+)
+def test_bad_training_values_are_one_line(flow, tmp_path, capsys, opts, match):
+    fails(
+        capsys, "train", "--preset", "tiny", "--data", flow["raw"], "--out", tmp_path / "r",
+        *opts, match=match,
+    )  # fmt: skip
+    assert not (tmp_path / "r").exists()
+
+
+def test_os_errors_are_one_line(flow, tmp_path, capsys):
+    """A file where a directory should be: `error: ...`, exit 2, no traceback."""
+    (tmp_path / "afile").write_text("")
+    err = fails(
+        capsys, "train", "--preset", "tiny", "--data", flow["raw"],
+        "--out", tmp_path / "afile" / "run", match="afile",
+    )  # fmt: skip
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_disk_full_leaves_nothing(tmp_path):
+    """Writes beyond RLIMIT_FSIZE fail (EFBIG, as on a full disk): one line, exit 2, no output
+    and no temp directory."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ganinf"), "-q", "prepare", "--preset", "tiny",
+            "--param", "n=50000", "--out", str(tmp_path / "v"),
+        ],
+        preexec_fn=limit, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []

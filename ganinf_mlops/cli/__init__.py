@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     except GaninfError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        # Disk full, read-only file system, a file where a directory should be: one line, and
+        # atomic writes have already removed their temp files.
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganinf_mlops.config import check_device
 from ganinf_mlops.problems.schedule import Schedule
 from ganinf_mlops.registry import check_choice
 
@@ -63,6 +64,7 @@ class Problem(ABC):
         self, cfg: Any, metric: Any, x: np.ndarray, x_eval: np.ndarray, schedule: Schedule
     ):
         self.cfg, self.metric, self.schedule = cfg, metric, schedule
+        check_device(cfg.device, available=True)
         self.device = torch.device(cfg.device)
         self.dtype: torch.dtype = getattr(torch, cfg.dtype)
         self.x = self.tensor(x)
