@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from ganinf_mlops.config import PRESETS, Preset, get_preset
+from ganinf_mlops.config import PRESETS, Preset, get_preset, with_train_options
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.loo import removal_changes
 from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
@@ -94,10 +94,7 @@ def variant_preset(preset: Preset, name: str, seed: int) -> Preset:
 
 def with_overrides(preset: Preset, args: argparse.Namespace) -> Preset:
     """--dtype, --epochs and --train-size applied to the preset."""
-    options = {"dtype": args.dtype, "epochs": args.epochs}
-    train_cfg = dataclasses.replace(
-        preset.train, **{k: v for k, v in options.items() if v is not None}
-    )
+    train_cfg = with_train_options(preset.train, dtype=args.dtype, epochs=args.epochs)
     data = dict(preset.data_params)
     if args.train_size is not None:
         data["train_size"] = args.train_size

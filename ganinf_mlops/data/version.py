@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ganinf_mlops.data.datasets import DATASETS, load_npz
+from ganinf_mlops.data.datasets import DATASETS, check_finite, load_npz
 from ganinf_mlops.data.manifest import ARRAYS as _ARRAYS
 from ganinf_mlops.data.manifest import (
     FORMAT_VERSION,
@@ -117,10 +117,7 @@ def _check_points(name: str, arr: np.ndarray) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise DataError(f"'{name}' must hold real numbers, got dtype {a.dtype}")
     a = a.astype(_DTYPES[name])
-    bad = ~np.isfinite(a)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"'{name}' has {int(bad.sum())} non-finite values, first at {first}")
+    check_finite(a, f"'{name}'")
     _check_pixel_range("", name, a)
     return a
 
@@ -341,10 +338,7 @@ def _check_against_manifest(path: Path, arrays: dict[str, np.ndarray], m: Manife
         if a.size and int(a.min()) < 0:
             raise DataError(f"{where}: '{name}' has negative class labels (min {int(a.min())})")
     for name in ("x", "x_eval"):
-        bad = ~np.isfinite(arrays[name])
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{where}: '{name}' has {int(bad.sum())} non-finite values at {first}")
+        check_finite(arrays[name], f"{where}: '{name}'")
         _check_pixel_range(f"{where}: ", name, arrays[name])
     if np.unique(arrays["ids"]).size != m.n_instances:
         raise DataError(f"{where}: 'ids' are not unique")
