@@ -112,6 +112,7 @@ def test_tampered_data_is_refused(flow, tmp_path, capsys):
 @pytest.mark.parametrize(
     "x,match",
     [(np.arange(10.0), "shape"), (np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]), "NaN")],
+    ids=["one-dim", "nan-value"],  # not the expected text, which the tmp path would then hold
 )
 def test_bad_npz_input(tmp_path, capsys, x, match):
     np.savez(tmp_path / "in.npz", x=x)

@@ -107,11 +107,13 @@ def test_images_of_another_size_are_refused_by_the_run(images, tmp_path, capsys,
 @pytest.mark.parametrize(
     "x,match",
     [
-        (np.zeros((10, 2, 8, 8)), "channel"),
+        (np.zeros((10, 2, 8, 8)), "C in (1, 3)"),
         (np.full((10, 8, 8), np.nan), "NaN"),
         (np.full((10, 8, 8), 3.0), "[-1, 1]"),
         (np.zeros((10, 8)), "shape"),
     ],
+    # ids that do not contain the expected text: it would be found in the tmp path otherwise
+    ids=["two-channels", "nan-pixels", "out-of-range", "vectors"],
 )
 def test_bad_images_npz(tmp_path, capsys, x, match):
     np.savez(tmp_path / "in.npz", x=x)
