@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.models import check_arch
 from ganinf_mlops.models.blocks import ACTIVATIONS, NORMS
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.registry import Registry, check_choice
@@ -20,6 +20,9 @@ UPDATES = ("simultaneous", "alternating")
 POLICIES = ("positive", "threshold", "top")  # cleanse selection policies (cleanse.py)
 BUDGETS = ("steps", "epochs")
 DTYPES = ("float64", "float32")
+# What a run keeps: "checkpoints" every checkpoint_every steps (exact influence by replay), or
+# "final": the initial and final states only (Suzuki et al.'s storage-efficient influence).
+STORAGE = ("checkpoints", "final")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class ModelConfig:
     norm: str = "none"  # "layer": per-instance layer norm in convolutional architectures
 
     def __post_init__(self) -> None:
-        GAN_MODELS.check(self.arch)
+        check_arch(self.arch)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("norm", self.norm, NORMS)
         if self.latent_dim < 1 or not all(w >= 1 for w in (*self.g_hidden, *self.d_hidden)):
@@ -67,7 +70,8 @@ def check_device(device: str, available: bool = False) -> None:
 @dataclass(frozen=True)
 class TrainConfig:
     """How a run trains. `problem` names a problem kind in `problems.PROBLEMS` (what is trained:
-    a GAN today); the rest is shared by every kind."""
+    a GAN, an image GAN or a classifier); the rest is shared by every kind (a classifier uses
+    `d_optim` and the discriminator's fields of `model`)."""
 
     problem: str = "gan"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -81,9 +85,11 @@ class TrainConfig:
     checkpoint_every: int = 50
     dtype: str = "float64"
     device: str = "cpu"
+    storage: str = "checkpoints"  # see STORAGE
 
     def __post_init__(self) -> None:
         check_choice("update", self.update, UPDATES)
+        check_choice("storage", self.storage, STORAGE)
         check_choice("dtype", self.dtype, DTYPES)
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -139,7 +145,7 @@ class JobOptions:
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
-        if self.ensemble > 1 and self.method in ("isolation_forest", "random"):
+        if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss"):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.chunks < 1:
             raise ConfigError(f"chunks must be >= 1, got {self.chunks}")
@@ -195,7 +201,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 ADDED_FIELDS = frozenset(
-    {("OptimConfig", "weight_decay"), ("ModelConfig", "norm"), ("MetricConfig", "classifier")}
+    {
+        ("OptimConfig", "weight_decay"),
+        ("ModelConfig", "norm"),
+        ("MetricConfig", "classifier"),
+        ("TrainConfig", "storage"),
+    }
 )
 
 

@@ -14,6 +14,10 @@ IS = "is"  # Inception Score on the feature classifier's softmax (higher is bett
 FID_TORCH_FIDELITY = "fid_torch_fidelity"  # the same two computed by torch-fidelity, a check
 IS_TORCH_FIDELITY = "is_torch_fidelity"
 CLASSIFIER_ACCURACY = "classifier_accuracy"  # the feature classifier's held-out accuracy
+VAL_LOSS = "val_loss"  # a classifier's cross-entropy on the validation half of x_eval (lower)
+VAL_ACCURACY = "val_accuracy"  # its accuracy there (higher is better)
+TEST_LOSS = "test_loss"  # the same on the test half, never used for scoring (lower is better)
+TEST_ACCURACY = "test_accuracy"  # what a classifier cleansing is judged by (higher is better)
 GEN_MEAN_ERROR = "gen_mean_error"  # ||mean(generated) - mean(held-out)||
 GEN_COV_ERROR = "gen_cov_error"  # ||cov(generated) - cov(held-out)||_F
 N_INSTANCES = "n_instances"  # training instances of the run's dataset version
@@ -63,6 +67,10 @@ RUN_METRIC_ORDER = (
     FID,
     IS,
     DISC_LOSS,
+    TEST_ACCURACY,
+    TEST_LOSS,
+    VAL_LOSS,
+    VAL_ACCURACY,
     GEN_MEAN_ERROR,
     GEN_COV_ERROR,
     N_INSTANCES,
@@ -70,11 +78,14 @@ RUN_METRIC_ORDER = (
 )
 
 # Direction of the run results (the gate, the loop's stop rule and figures read it here).
-LOWER_IS_BETTER = frozenset({FD, FID, FID_TORCH_FIDELITY, DISC_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR})
+LOWER_IS_BETTER = frozenset(
+    {FD, FID, FID_TORCH_FIDELITY, DISC_LOSS, VAL_LOSS, TEST_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR}
+)
 
 
 def primary_metric(results: dict) -> str:
-    """The headline metric among a run's results: ALL for vector data, FID for images."""
+    """The headline metric among a run's results: ALL for vector data, FID for images, test
+    accuracy for classifiers."""
     return next((k for k in RUN_METRIC_ORDER if k in results), ALL)
 
 

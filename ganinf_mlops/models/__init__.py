@@ -1,6 +1,7 @@
 """Network builders by architecture name: `GAN_MODELS[arch](cfg, data_shape, seed, dtype, device)`
 returns a (generator, discriminator) pair for instances of shape `data_shape` ((d,) for vectors,
-(C, H, W) for images). A new architecture is one registered builder."""
+(C, H, W) for images); `CLASSIFIER_MODELS[arch](cfg, data_shape, n_classes, seed, dtype, device)`
+a network to class logits. A new architecture is one registered builder."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganinf_mlops.registry import Registry
+from ganinf_mlops.registry import Registry, check_choice
 
 GanBuilder = Callable[
     [Any, tuple[int, ...], int, torch.dtype, torch.device], tuple[nn.Module, nn.Module]
 ]
-GAN_MODELS: Registry[GanBuilder] = Registry("model architecture")
+GAN_MODELS: Registry[GanBuilder] = Registry("GAN architecture")
+ClassifierBuilder = Callable[[Any, tuple[int, ...], int, int, torch.dtype, torch.device], nn.Module]
+CLASSIFIER_MODELS: Registry[ClassifierBuilder] = Registry("classifier architecture")
 
+
+def check_arch(arch: str) -> None:
+    """`arch` names a GAN or a classifier architecture (the problem kind picks the registry)."""
+    if arch not in GAN_MODELS and arch not in CLASSIFIER_MODELS:
+        names = sorted({*GAN_MODELS.names(), *CLASSIFIER_MODELS.names()})
+        check_choice("model architecture", arch, names)
+
+
+from ganinf_mlops.models import classifiers as _classifiers  # noqa: E402, F401  ("logreg", "mlp", "cnn")
 from ganinf_mlops.models import conv as _conv  # noqa: E402, F401  (registers "dcgan", "paper-mnist")
 from ganinf_mlops.models import mlp as _mlp  # noqa: E402, F401  (registers "mlp")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ganinf_mlops.config import check_device
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.problems.schedule import Schedule
 from ganinf_mlops.registry import check_choice
 
@@ -61,7 +62,14 @@ class Problem(ABC):
     loss_names: tuple[str, ...] = ()
 
     def __init__(
-        self, cfg: Any, metric: Any, x: np.ndarray, x_eval: np.ndarray, schedule: Schedule
+        self,
+        cfg: Any,
+        metric: Any,
+        x: np.ndarray,
+        x_eval: np.ndarray,
+        schedule: Schedule,
+        y: np.ndarray | None = None,
+        y_eval: np.ndarray | None = None,
     ):
         self.cfg, self.metric, self.schedule = cfg, metric, schedule
         check_device(cfg.device, available=True)
@@ -69,6 +77,12 @@ class Problem(ABC):
         self.dtype: torch.dtype = getattr(torch, cfg.dtype)
         self.x = self.tensor(x)
         self.x_eval = self.tensor(x_eval)
+        # Class labels of x / x_eval where the version has them (what a classifier learns).
+        self.y = None if y is None else self.labels(y)
+        self.y_eval = None if y_eval is None else self.labels(y_eval)
+
+    def labels(self, arr: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.asarray(arr), dtype=torch.int64, device=self.device)
 
     @property
     def n(self) -> int:
@@ -119,6 +133,12 @@ class Problem(ABC):
     def check_version(self, version: Any) -> None:
         """Refuse a dataset version this problem cannot be trained or evaluated on."""
         return None
+
+    def instance_losses(self, state: State) -> np.ndarray:
+        """Each training instance's loss under `state` (the "loss" baseline: large = suspect)."""
+        raise ConfigError(
+            f"method 'loss' needs per-instance training losses; a {self.cfg.problem!r} run has none"
+        )
 
     def samples(self, state: State) -> np.ndarray | None:
         """Generated samples of a state for figures, or None where a problem generates none."""

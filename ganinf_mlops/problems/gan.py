@@ -86,8 +86,8 @@ class GanProblem(Problem):
     loss_names = ("d_loss", "g_loss")
     instance_ndim = 1  # dimensions of one instance: vectors here, [C, H, W] images in image_gan
 
-    def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
-        super().__init__(cfg, metric, x, x_eval, schedule)
+    def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
+        super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
         if self.x.ndim - 1 != self.instance_ndim:
             kind = "vectors [N, d]" if self.instance_ndim == 1 else "images [N, C, H, W]"
             other = "image_gan" if self.instance_ndim == 1 else "gan"

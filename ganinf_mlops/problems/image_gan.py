@@ -46,13 +46,13 @@ class ImageGanProblem(GanProblem):
         keys.CLASSIFIER_ACCURACY,
     )  # fmt: skip
 
-    def __init__(self, cfg, metric, x, x_eval, schedule) -> None:
+    def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
         if metric.classifier is None:
             raise ConfigError(
                 "metric.classifier: an image_gan run needs a feature classifier for FID and IS "
                 "(train one with `ganinf classifier --data <raw version> --out <dir>`)"
             )
-        super().__init__(cfg, metric, x, x_eval, schedule)
+        super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
         self.classifier: LoadedClassifier = load_classifier(
             Path(metric.classifier), dtype=self.dtype, device=self.device
         )

@@ -39,7 +39,7 @@ from ganinf_mlops.config import (
 )
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.io import atomic_file, read_json, write_json
-from ganinf_mlops.problems import Problem, Schedule, State, create_problem
+from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -207,9 +207,7 @@ class RunDir:
         """The run's problem on its dataset version (a `DatasetVersion`, checked by digest), with
         the recorded schedule: what the reverse pass and replays step through."""
         self.check_dataset(version.digest, f" than {version.path}")
-        problem = create_problem(
-            self.train_config, self.metric_config, version.x, version.x_eval, self.schedule
-        )
+        problem = problem_of_version(self.train_config, self.metric_config, version, self.schedule)
         if problem.provenance() != self.provenance:
             raise TrajectoryError(
                 f"run {self.path} was evaluated with {self.provenance}, now "

@@ -28,7 +28,7 @@ from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.io import atomic_dir, check_disjoint
-from ganinf_mlops.problems import Problem, Schedule, State, create_problem
+from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
 
@@ -93,11 +93,17 @@ def train(
         schedule = make_schedule(
             len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed, steps=cfg.steps
         )
-    problem = create_problem(cfg, metric, version.x, version.x_eval, schedule)
+    problem = problem_of_version(cfg, metric, version, schedule)
     problem.check_version(version)
     state = parent.load_state(0, problem.device) if parent is not None else problem.initial_state()
     n_steps = schedule.n_steps
-    ckpts = checkpoint_steps(n_steps, cfg.checkpoint_every)
+    # "final" storage keeps the initial state (leave-one-out and replays start there) and the
+    # final one (what storage-efficient influence linearises at), no history.
+    ckpts = (
+        checkpoint_steps(n_steps, cfg.checkpoint_every)
+        if cfg.storage == "checkpoints"
+        else [0, n_steps]
+    )
     losses = np.zeros((n_steps, len(problem.loss_names)))
 
     out_dir = Path(out_dir)

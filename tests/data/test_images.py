@@ -197,9 +197,38 @@ def test_one_class_with_corrupt_class_and_noise(tmp_path: Path) -> None:
     assert v.manifest.params["classes"] == [1] and v.manifest.params["corrupt_class"] == 7
 
 
+def test_label_noise_flips_labels_only_and_records_them(tmp_path: Path) -> None:
+    raw, clean = digits(label_noise=0.1, seed=3), digits(seed=3)
+    k = int(np.floor(0.1 * clean.x.shape[0] + 0.5))
+    flipped = raw.y != clean.y
+    assert int(flipped.sum()) == k and int(raw.is_anomaly.sum()) == k
+    np.testing.assert_array_equal(flipped, raw.is_anomaly)
+    np.testing.assert_array_equal(raw.x, clean.x)  # only labels change, never images
+    np.testing.assert_array_equal(raw.y_eval, clean.y_eval)  # nor held-out data
+    assert set(raw.y[flipped].tolist()) <= set(range(10))
+    assert raw.params["label_noise"] == 0.1 and "label_noise" not in clean.params
+    np.testing.assert_array_equal(digits(label_noise=0.1, seed=3).y, raw.y)  # seeded
+
+    # With one kept class plus a corrupt class, a flip goes to the other label present.
+    mixed = digits(classes=[1], corrupt_class=7, corrupt_frac=0.1, label_noise=0.2)
+    assert set(mixed.y.tolist()) == {1, 7}
+    v = create_raw_version(tmp_path / "v", "digits", label_noise=0.1, seed=3)
+    assert v.manifest.is_anomaly_ids == sorted(raw.ids[flipped].tolist())
+
+
+def test_label_noise_needs_labels(tmp_path: Path) -> None:
+    path = tmp_path / "u.npz"
+    np.savez(path, x=np.zeros((10, 4, 4), dtype=np.uint8))
+    with pytest.raises(DataError, match="no labels 'y'"):
+        images_npz(path, label_noise=0.1)
+    with pytest.raises(DataError, match="at least two classes"):
+        digits(classes=[1], label_noise=0.1)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
+        ({"label_noise": 1.0}, r"label_noise must be in \[0, 1\)"),
         ({"noise_frac": 1.0}, r"noise_frac must be in \[0, 1\)"),
         ({"noise_frac": True}, "noise_frac"),
         ({"corrupt_frac": -0.1, "classes": [1], "corrupt_class": 2}, "corrupt_frac"),

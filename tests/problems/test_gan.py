@@ -302,5 +302,5 @@ def test_generate_uses_the_fixed_latents():
 def test_unknown_problem_kind():
     x, x_eval = _data()
     cfg = dataclasses.replace(_cfg("simultaneous", OptimConfig(), OptimConfig()), problem="nope")
-    with pytest.raises(ConfigError, match="choose from: gan"):
+    with pytest.raises(ConfigError, match="choose from: classifier, gan, image_gan"):
         create_problem(cfg, METRIC, x, x_eval, make_schedule(N, B, 1, 0))

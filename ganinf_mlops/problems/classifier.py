@@ -1,0 +1,127 @@
+"""A classifier trained by SGD, momentum or Adam: the setting of SGD-influence (Hara et al. 2019).
+
+    step(state, w_batch, (x_batch, y_batch), t) -> (state', (train_loss,))
+
+`state` = {"c": the network's parameters, "c_opt": its optimizer state}. The loss of a minibatch is
+(1/B) sum_i w_i CE(f(x_i), y_i): w_j = 0 is exactly "j was left out of that minibatch" with the
+others' terms unchanged, which is Hara et al.'s counterfactual SGD. The reverse pass over these
+steps therefore gives their SGD-influence d V / d w_j exactly (not through a Hessian
+approximation), for any optimizer the step implements.
+
+The held-out split `x_eval` is cut in two by position: even rows are the validation set whose
+loss is the influence target `val_loss` (what the instances are scored against), odd rows the
+test set on which a cleansing is judged (`test_accuracy`, `test_loss`), so the judgement does not
+reuse the data the removal was chosen for.
+
+A classifier is trained like a GAN's discriminator: it uses `train.d_optim` and the
+discriminator's fields of `train.model` (`d_hidden`, `bias`, `activation`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad_and_value
+
+from ganinf_mlops import keys, optim
+from ganinf_mlops.errors import DataError
+from ganinf_mlops.models import CLASSIFIER_MODELS
+from ganinf_mlops.problems import PROBLEMS
+from ganinf_mlops.problems.base import Problem, State, Target
+from ganinf_mlops.problems.gan import params_of
+
+MAX_CLASSES = 10_000  # a label beyond this is a data error, not a 10^9-way output layer
+
+
+@PROBLEMS.register("classifier")
+class ClassifierProblem(Problem):
+    """A classifier of labelled instances (vectors or images); target `val_loss`."""
+
+    target_names = (keys.VAL_LOSS,)
+    result_names = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TEST_LOSS, keys.TEST_ACCURACY)
+    loss_names = ("train_loss",)
+
+    def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
+        super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
+        if self.y is None or self.y_eval is None:
+            raise DataError(
+                "a classifier needs class labels: this dataset version has none (y, y_eval); "
+                "use a labelled source (digits, mnist_sample, images_npz with 'y')"
+            )
+        if len(self.x_eval) < 2:
+            raise DataError("a classifier needs at least 2 held-out instances (validation, test)")
+        # Classes come from both splits: cleansing never touches x_eval, so the number of outputs
+        # (and the parameter shapes) stays the same along a version chain.
+        self.n_classes = int(max(self.y.max(), self.y_eval.max())) + 1
+        if not 2 <= self.n_classes <= MAX_CLASSES:
+            raise DataError(
+                f"class labels must lie in [0, {MAX_CLASSES}) with at least two classes; the "
+                f"largest label is {self.n_classes - 1}"
+            )
+        build = CLASSIFIER_MODELS.get(cfg.model.arch)
+        self.net = build(
+            cfg.model, tuple(self.x.shape[1:]), self.n_classes, cfg.seed, self.dtype, self.device
+        )
+        self.x_val, self.y_val = self.x_eval[0::2], self.y_eval[0::2]
+        self.x_test, self.y_test = self.x_eval[1::2], self.y_eval[1::2]
+        net, d_optim = self.net, cfg.d_optim
+
+        def batch_loss(p, w, x, y):
+            return (
+                w * F.cross_entropy(functional_call(net, p, (x,)), y, reduction="none")
+            ).sum() / (x.shape[0])
+
+        loss_grad = grad_and_value(batch_loss)
+
+        def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
+            x, y = data
+            g, loss = loss_grad(state["c"], w, x, y)
+            p, opt = optim.update(d_optim, state["c"], g, state["c_opt"], t)
+            return {"c": p, "c_opt": opt}, (loss.detach(),)
+
+        self._step = step
+
+    def step_data(self, t: int, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        assert self.y is not None
+        return self.x[idx], self.y[idx]
+
+    def step(self, state, w, data, t):
+        return self._step(state, w, data, t)
+
+    def initial_state(self) -> State:
+        p = params_of(self.net)
+        return {"c": p, "c_opt": optim.init_state(self.cfg.d_optim, p)}
+
+    def logits(self, state: State, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.net, state["c"], (x,))
+
+    def targets(self) -> dict[str, Target]:
+        x_val, y_val = self.x_val, self.y_val
+
+        def val_loss(state: State) -> torch.Tensor:
+            return F.cross_entropy(self.logits(state, x_val), y_val)
+
+        return {keys.VAL_LOSS: Target(keys.VAL_LOSS, False, val_loss)}
+
+    def evaluate(self, state: State) -> dict[str, float]:
+        out: dict[str, float] = {}
+        with torch.no_grad():
+            for split, x, y in (
+                ("val", self.x_val, self.y_val),
+                ("test", self.x_test, self.y_test),
+            ):
+                logits = self.logits(state, x)
+                out[f"{split}_loss"] = float(F.cross_entropy(logits, y))
+                out[f"{split}_accuracy"] = float((logits.argmax(1) == y).to(self.dtype).mean())
+        return out
+
+    def instance_losses(self, state: State) -> np.ndarray:
+        """Cross-entropy of every training instance under `state`."""
+        assert self.y is not None
+        with torch.no_grad():
+            losses = [
+                F.cross_entropy(self.logits(state, xb), yb, reduction="none")
+                for xb, yb in zip(self.x.split(1000), self.y.split(1000), strict=True)
+            ]
+        return torch.cat(losses).cpu().numpy()
