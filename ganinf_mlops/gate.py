@@ -5,6 +5,9 @@ a threshold. The gate fails when the fraction of harmful instances exceeds `max_
     --max-harmful-frac F         harmful = harmfulness > 0, fail if fraction > F
     --threshold X                fail if any instance has harmfulness > X
     both                         harmful = harmfulness > X, fail if fraction > F
+    --max-copying C              fail if the run's data-copying statistic C_T (Meehan et al.,
+                                 image runs) is below -C: its generator copies training images
+Any of them may be combined; the gate passes when every check given passes.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.scores import ScoreTable
 
 
-def check_gate_options(threshold: float | None, max_harmful_frac: float | None) -> None:
+def check_gate_options(
+    threshold: float | None, max_harmful_frac: float | None, max_copying: float | None = None
+) -> None:
     """The gate's limits, checked before any scoring; a fraction of 1 never fails on it."""
-    if threshold is None and max_harmful_frac is None:
-        raise ConfigError("give --max-harmful-frac and/or --threshold")
+    if threshold is None and max_harmful_frac is None and max_copying is None:
+        raise ConfigError("give --max-harmful-frac, --threshold and/or --max-copying")
+    if max_copying is not None and not np.isfinite(max_copying):
+        raise ConfigError(f"--max-copying must be finite, got {max_copying}")
     if max_harmful_frac is not None and not 0 <= max_harmful_frac <= 1:
         raise ConfigError(f"--max-harmful-frac must be in [0, 1], got {max_harmful_frac}")
     if threshold is not None and not np.isfinite(threshold):
@@ -66,3 +73,14 @@ def gate_report(
             for i in order
         ],
     }
+
+
+def copying_report(results: dict[str, Any], max_copying: float) -> dict[str, Any]:
+    """The data-copying check of a run's results: pass when C_T >= -max_copying."""
+    if keys.COPYING_CT not in results:
+        raise ConfigError(
+            f"--max-copying needs the run's {keys.COPYING_CT} (image runs with >= 40 generated "
+            "samples); this run has none"
+        )
+    ct = float(results[keys.COPYING_CT])
+    return {"passed": bool(ct >= -max_copying), keys.COPYING_CT: ct, "max_copying": max_copying}

@@ -14,6 +14,7 @@ IS = "is"  # Inception Score on the feature classifier's softmax (higher is bett
 FID_TORCH_FIDELITY = "fid_torch_fidelity"  # the same two computed by torch-fidelity, a check
 IS_TORCH_FIDELITY = "is_torch_fidelity"
 CLASSIFIER_ACCURACY = "classifier_accuracy"  # the feature classifier's held-out accuracy
+COPYING_CT = "copying_ct"  # Meehan et al.'s C_T: << 0 data copying, ~0 fresh samples, > 0 underfit
 VAL_LOSS = "val_loss"  # a classifier's cross-entropy on the validation half of x_eval (lower)
 VAL_ACCURACY = "val_accuracy"  # its accuracy there (higher is better)
 TEST_LOSS = "test_loss"  # the same on the test half, never used for scoring (lower is better)

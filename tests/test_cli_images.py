@@ -57,6 +57,24 @@ def test_image_flow(images, tmp_path, capsys):
     assert json.loads((tmp_path / "gate.json").read_text())["method"] == "fid"
 
 
+def test_gate_on_data_copying(images, tmp_path, capsys):
+    """C_T is a result of every image run; --max-copying fails a run below -C (alone: no
+    scoring)."""
+    results = json.loads((images["run"] / "metrics.json").read_text())
+    ct = results["copying_ct"]
+    assert np.isfinite(ct)
+    for limit, code in ((abs(ct) + 1.0, 0), (-ct - 0.5, 1)):
+        with pytest.raises(SystemExit) as gate:
+            ganinf(
+                "gate", "--data", images["raw"], "--run", images["run"], "--max-copying",
+                str(limit), "--report", tmp_path / f"g{code}.json",
+            )  # fmt: skip
+        assert gate.value.code == code
+        report = json.loads((tmp_path / f"g{code}.json").read_text())
+        assert report["copying"]["copying_ct"] == ct and "method" not in report
+    assert "data copying C_T" in capsys.readouterr().out
+
+
 def test_fid_of_a_vector_run_is_refused(tmp_path, capsys):
     ganinf("prepare", "--preset", "tiny", "--out", tmp_path / "raw")
     ganinf("train", "--preset", "tiny", "--data", tmp_path / "raw", "--out", tmp_path / "run")

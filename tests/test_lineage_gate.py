@@ -160,3 +160,17 @@ def test_gate_checks_its_arguments_before_scoring(chain, tmp_path, capsys):
     shutil.copytree(run, other_run)
     assert code(*args[:4], other_run, *args[5:], "--scores", scores, "--threshold", "0") == 2
     assert "were computed from run" in capsys.readouterr().err
+
+
+def test_copying_check():
+    from ganinf_mlops.errors import ConfigError
+    from ganinf_mlops.gate import check_gate_options, copying_report
+
+    assert copying_report({"copying_ct": -2.0}, 3.0)["passed"]
+    assert not copying_report({"copying_ct": -4.0}, 3.0)["passed"]
+    with pytest.raises(ConfigError, match="needs the run's copying_ct"):
+        copying_report({"all": 1.0}, 3.0)
+    with pytest.raises(ConfigError, match="--max-copying must be finite"):
+        check_gate_options(None, None, float("nan"))
+    with pytest.raises(ConfigError, match="and/or --max-copying"):
+        check_gate_options(None, None, None)

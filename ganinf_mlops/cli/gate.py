@@ -53,6 +53,12 @@ from ganinf_mlops.influence.methods import METHODS
     "fail if any instance exceeds it).",
 )
 @click.option(
+    "--max-copying",
+    type=BlankOr(click.FLOAT),
+    help="Fail if the run's data-copying statistic C_T (image runs) is below minus this "
+    "(C_T << 0: the generator copies training images; about 3 is a common limit).",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("gate-report.json"),
@@ -69,6 +75,7 @@ def gate_cmd(
     method: str | None,
     max_harmful_frac: float | None,
     threshold: float | None,
+    max_copying: float | None,
     report: Path,
     preset: str,
     params_file: Path | None,
@@ -79,29 +86,39 @@ def gate_cmd(
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.errors import ConfigError
-    from ganinf_mlops.gate import check_gate_options, gate_report
+    from ganinf_mlops.gate import check_gate_options, copying_report, gate_report
     from ganinf_mlops.influence.methods import score
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.io import write_json
     from ganinf_mlops.train.rundir import RunDir
 
     # Every argument is checked before the (long) scoring.
-    check_gate_options(threshold, max_harmful_frac)
+    check_gate_options(threshold, max_harmful_frac, max_copying)
     check_new_output(report, force)
     job = load_config(preset, params_file).job
     obs = make_observer(tracking, experiment)
     version = load_version(data)
-    RunDir(run).check_dataset(version.digest, f" than {data}")
+    traj = RunDir(run)
+    traj.check_dataset(version.digest, f" than {data}")
+    copying = None if max_copying is None else copying_report(traj.results(), max_copying)
     with obs.stage("gate", version):
-        if scores is not None:
-            table = read_scores(scores)
-            if table.dataset_digest != version.digest:
-                raise ConfigError(f"scores {scores} are not of version {data}")
-            if table.run is not None and Path(table.run).resolve() != run.resolve():
-                raise ConfigError(f"scores {scores} were computed from run {table.run}, not {run}")
-        else:
-            table = score(run, version, method or job.method, seed=job.seed, progress=progress())
-        result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
+        result: dict = {"passed": True}
+        if threshold is not None or max_harmful_frac is not None:
+            if scores is not None:
+                table = read_scores(scores)
+                if table.dataset_digest != version.digest:
+                    raise ConfigError(f"scores {scores} are not of version {data}")
+                if table.run is not None and Path(table.run).resolve() != run.resolve():
+                    raise ConfigError(
+                        f"scores {scores} were computed from run {table.run}, not {run}"
+                    )
+            else:
+                table = score(
+                    run, version, method or job.method, seed=job.seed, progress=progress()
+                )
+            result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
+        if copying is not None:
+            result.update(copying=copying, passed=result["passed"] and copying["passed"])
         result.update(data=str(data), run=str(run))
         write_json(report, result)
         obs.gated(result)

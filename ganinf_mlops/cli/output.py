@@ -153,11 +153,17 @@ def evaluate_line(out: str, summary: dict[str, Any], n_runs: int) -> str:
 
 def gate_line(result: dict[str, Any], report: str) -> str:
     verdict = "PASS" if result["passed"] else "FAIL"
-    return (
-        f"{verdict}: {result[keys.N_HARMFUL]} of {result['n_instances']} instances harmful "
-        f"({result[keys.HARMFUL_FRAC]:.2%} vs limit {result['max_harmful_frac']:.2%}, "
-        f"threshold {result['threshold']:g}); report {report}"
-    )
+    parts = []
+    if keys.N_HARMFUL in result:
+        parts.append(
+            f"{result[keys.N_HARMFUL]} of {result['n_instances']} instances harmful "
+            f"({result[keys.HARMFUL_FRAC]:.2%} vs limit {result['max_harmful_frac']:.2%}, "
+            f"threshold {result['threshold']:g})"
+        )
+    if "copying" in result:
+        c = result["copying"]
+        parts.append(f"data copying C_T {c[keys.COPYING_CT]:.2f} vs limit {-c['max_copying']:g}")
+    return f"{verdict}: {'; '.join(parts)}; report {report}"
 
 
 def lineage_lines(entries: list[dict[str, Any]], with_runs: bool) -> list[str]:

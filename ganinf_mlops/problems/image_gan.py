@@ -7,7 +7,9 @@ artifact recording the digest of the data it learnt from):
 
     FID = Fréchet distance between Gaussian fits of its 128-d features of generated images and of
           the held-out real images (lower is better);
-    IS  = exp(E_x KL(p(y|x) || p(y))) on its softmax (higher is better).
+    IS  = exp(E_x KL(p(y|x) || p(y))) on its softmax (higher is better);
+    C_T = Meehan et al.'s data-copying statistic on the same features (`copying_ct`, logged,
+          not a target: strongly negative = the generator copies training images).
 
 Both are differentiable in the generator's parameters, so they are influence targets. The
 classifier's own weights are constants: removing a training image changes the GAN, not the
@@ -16,6 +18,7 @@ yardstick.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from ganinf_mlops.features.classifier import LoadedClassifier, load_classifier
 from ganinf_mlops.features.fidelity import torch_fidelity_metrics
 from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
 from ganinf_mlops.metrics.inception import inception_score
+from ganinf_mlops.metrics.memorization import copying_ct
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import State, Target
 from ganinf_mlops.problems.gan import GanProblem
@@ -43,7 +47,7 @@ class ImageGanProblem(GanProblem):
     target_names = (keys.FID, keys.IS, keys.DISC_LOSS)
     result_names = (
         keys.FID, keys.IS, keys.DISC_LOSS, keys.FID_TORCH_FIDELITY, keys.IS_TORCH_FIDELITY,
-        keys.CLASSIFIER_ACCURACY,
+        keys.CLASSIFIER_ACCURACY, keys.COPYING_CT,
     )  # fmt: skip
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
@@ -74,6 +78,10 @@ class ImageGanProblem(GanProblem):
             ]
         return np.concatenate(out)
 
+    @cached_property
+    def train_features(self) -> np.ndarray:
+        return self.features(self.x.cpu().numpy())
+
     def provenance(self) -> dict[str, Any]:
         c = self.classifier
         return {"classifier": {"digest": c.digest, "data_digest": c.data_digest}}
@@ -102,8 +110,16 @@ class ImageGanProblem(GanProblem):
             out = {name: float(t.value(state)) for name, t in self.targets().items()}
             # The same two by torch-fidelity on the same samples and features: a cross-check
             # users can compare with other torch-fidelity numbers.
-            tf = torch_fidelity_metrics(self.classifier, self.generate(state), self.x_eval)
+            generated = self.generate(state)
+            tf = torch_fidelity_metrics(self.classifier, generated, self.x_eval)
+            # Data copying (Meehan et al.) in the same feature space as FID.
+            ct = copying_ct(
+                self.train_features, self.classifier.model.features(generated).cpu().numpy(),
+                self.features(self.x_eval.cpu().numpy()), seed=self.metric.seed,
+            )  # fmt: skip
         out[keys.FID_TORCH_FIDELITY], out[keys.IS_TORCH_FIDELITY] = tf["fid"], tf["is"]
+        if ct is not None:
+            out[keys.COPYING_CT] = ct
         out[keys.CLASSIFIER_ACCURACY] = float(self.classifier.test_accuracy)
         return out
 

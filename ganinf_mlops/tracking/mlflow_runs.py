@@ -248,8 +248,11 @@ class MlflowTracker(Observer):
 
     def gated(self, report: dict[str, Any]) -> None:
         mlflow.set_tag("ganinf.gate", "pass" if report["passed"] else "fail")
-        mlflow.set_tag(tags.METHOD, report["method"])
-        mlflow.log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
+        if "method" in report:  # the harmful-fraction check ran
+            mlflow.set_tag(tags.METHOD, report["method"])
+            mlflow.log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
+        if "copying" in report:
+            mlflow.log_metric(keys.COPYING_CT, report["copying"][keys.COPYING_CT])
         mlflow.log_dict(report, "gate/report.json")
 
     def job_done(self, summary: dict[str, Any]) -> None:
