@@ -23,6 +23,7 @@ DTYPES = ("float64", "float32")
 # What a run keeps: "checkpoints" every checkpoint_every steps (exact influence by replay), or
 # "final": the initial and final states only (Suzuki et al.'s storage-efficient influence).
 STORAGE = ("checkpoints", "final")
+EMBEDDINGS = ("pixels", "classifier")  # spaces of memorization rejection
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,20 @@ class TrainConfig:
     dtype: str = "float64"
     device: str = "cpu"
     storage: str = "checkpoints"  # see STORAGE
+    # Memorization rejection (Bai et al., GANs): generated samples whose cosine distance to the
+    # nearest training instance in `reject_embedding` space is below the threshold do not train
+    # the generator. None: off.
+    reject_threshold: float | None = None
+    reject_embedding: str = "pixels"  # "pixels" or "classifier" (image runs' feature classifier)
 
     def __post_init__(self) -> None:
         check_choice("update", self.update, UPDATES)
         check_choice("storage", self.storage, STORAGE)
+        check_choice("reject_embedding", self.reject_embedding, EMBEDDINGS)
+        if self.reject_threshold is not None and not 0 <= self.reject_threshold <= 2:
+            raise ConfigError(
+                f"reject_threshold is a cosine distance in [0, 2], got {self.reject_threshold}"
+            )
         check_choice("dtype", self.dtype, DTYPES)
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -206,6 +217,8 @@ ADDED_FIELDS = frozenset(
         ("ModelConfig", "norm"),
         ("MetricConfig", "classifier"),
         ("TrainConfig", "storage"),
+        ("TrainConfig", "reject_threshold"),
+        ("TrainConfig", "reject_embedding"),
     }
 )
 

@@ -11,6 +11,10 @@ computes. The loss is normalised by the batch size, not by sum(w), so that a wei
 Non-saturating GAN loss (Goodfellow et al. 2014), with D returning logits:
     L_D = (1/B) sum_i w_i softplus(-D(x_i)) + (1/B) sum_i softplus(D(G(z_i)))
     L_G = (1/B) sum_i softplus(-D(G(z_i)))
+With memorization rejection (Bai et al.; train.reject_threshold), L_G averages only over the
+samples whose cosine distance to their nearest training instance (pixels, or an image run's
+classifier features) is at least the threshold: the 0/1 mask is a function of G_t and z (so a
+replay recomputes it) and a constant of the derivatives, and its rate is a third aux loss.
 "simultaneous": both gradients at (D_t, G_t). "alternating": D first, then G's gradient at
 (D_{t+1}, G_t). The same latent batch z serves both updates.
 
@@ -20,6 +24,9 @@ held-out data (lower is better, the baseline of Terashita et al.).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -42,8 +49,12 @@ def params_of(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.named_parameters()}
 
 
-def create_loss_functions(gen: nn.Module, disc: nn.Module):
-    """Pure D and G losses as functions of parameter dicts."""
+Keep = Callable[[torch.Tensor], torch.Tensor]  # generated samples -> [B] 0/1, detached
+
+
+def create_loss_functions(gen: nn.Module, disc: nn.Module, keep: Keep | None = None):
+    """Pure D and G losses as functions of parameter dicts. With `keep` (memorization
+    rejection), G's loss averages over the kept samples only."""
 
     def d_loss(dp, gp, w, x, z):
         real = functional_call(disc, dp, (x,)).squeeze(-1)
@@ -51,16 +62,22 @@ def create_loss_functions(gen: nn.Module, disc: nn.Module):
         return (w * F.softplus(-real)).sum() / x.shape[0] + F.softplus(fake).mean()
 
     def g_loss(gp, dp, z):
-        fake = functional_call(disc, dp, (functional_call(gen, gp, (z,)),)).squeeze(-1)
-        return F.softplus(-fake).mean()
+        samples = functional_call(gen, gp, (z,))
+        fake = functional_call(disc, dp, (samples,)).squeeze(-1)
+        if keep is None:
+            return F.softplus(-fake).mean(), torch.zeros((), dtype=fake.dtype)
+        k = keep(samples)
+        # The mask is a function of the state and z (replayable), held constant in derivatives.
+        loss = (k * F.softplus(-fake)).sum() / k.sum().clamp(min=1)
+        return loss, 1 - k.mean()
 
     return d_loss, g_loss
 
 
-def create_step_function(gen: nn.Module, disc: nn.Module, cfg):
-    """The pure step `(state, w, (x, z), t) -> (state', (d_loss, g_loss))` of a TrainConfig."""
-    d_loss, g_loss = create_loss_functions(gen, disc)
-    d_grad, g_grad = grad_and_value(d_loss), grad_and_value(g_loss)
+def create_step_function(gen: nn.Module, disc: nn.Module, cfg, keep: Keep | None = None):
+    """The pure step `(state, w, (x, z), t) -> (state', (d_loss, g_loss[, reject_rate]))`."""
+    d_loss, g_loss = create_loss_functions(gen, disc, keep)
+    d_grad, g_grad = grad_and_value(d_loss), grad_and_value(g_loss, has_aux=True)
     alternating = cfg.update == "alternating"
 
     def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
@@ -68,10 +85,12 @@ def create_step_function(gen: nn.Module, disc: nn.Module, cfg):
         dp, gp = state["d"], state["g"]
         gd, ld = d_grad(dp, gp, w, x, z)
         dp_new, d_opt = optim.update(cfg.d_optim, dp, gd, state["d_opt"], t)
-        gg, lg = g_grad(gp, dp_new if alternating else dp, z)
+        gg, (lg, rejected) = g_grad(gp, dp_new if alternating else dp, z)
         gp_new, g_opt = optim.update(cfg.g_optim, gp, gg, state["g_opt"], t)
         new = {"d": dp_new, "g": gp_new, "d_opt": d_opt, "g_opt": g_opt}
-        return new, (ld.detach(), lg.detach())
+        if keep is None:
+            return new, (ld.detach(), lg.detach())
+        return new, (ld.detach(), lg.detach(), rejected.detach())
 
     return step
 
@@ -83,7 +102,6 @@ class GanProblem(Problem):
 
     target_names = (keys.ALL, keys.FD, keys.DISC_LOSS)
     result_names = (keys.ALL, keys.FD, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
-    loss_names = ("d_loss", "g_loss")
     instance_ndim = 1  # dimensions of one instance: vectors here, [C, H, W] images in image_gan
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
@@ -99,7 +117,6 @@ class GanProblem(Problem):
         self.gen, self.disc = build(
             cfg.model, tuple(self.x.shape[1:]), cfg.seed, self.dtype, self.device
         )
-        self._step = create_step_function(self.gen, self.disc, cfg)
         # Fixed latents of the evaluation metrics.
         self.z_eval = latent(
             metric.seed, metric.n_gen, cfg.model.latent_dim, self.dtype, self.device
@@ -112,8 +129,43 @@ class GanProblem(Problem):
         )
         return self.x[idx], z
 
+    @cached_property
+    def _step(self):
+        return create_step_function(self.gen, self.disc, self.cfg, self.rejection())
+
     def step(self, state, w, data, t):
         return self._step(state, w, data, t)
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        base = ("d_loss", "g_loss")
+        return base if self.cfg.reject_threshold is None else (*base, "reject_rate")
+
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """Instances in the space of memorization rejection: flattened pixels or coordinates."""
+        if self.cfg.reject_embedding != "pixels":
+            raise ConfigError(
+                f"reject_embedding {self.cfg.reject_embedding!r} needs an image_gan run's "
+                "feature classifier; use 'pixels'"
+            )
+        return x.flatten(1)
+
+    def rejection(self) -> Keep | None:
+        """Memorization rejection (Bai et al.): keep a generated sample when its cosine distance
+        to the nearest training instance is at least cfg.reject_threshold. The training set is
+        the version's (a replay that drops instances still compares with all of them)."""
+        threshold = self.cfg.reject_threshold
+        if threshold is None:
+            return None
+        with torch.no_grad():
+            bank = F.normalize(self.embedding(self.x), dim=1)
+
+        def keep(samples: torch.Tensor) -> torch.Tensor:
+            e = F.normalize(self.embedding(samples.detach()), dim=1)
+            distance = 1 - (e @ bank.T).max(dim=1).values
+            return (distance >= threshold).to(samples.dtype)
+
+        return keep
 
     def initial_state(self) -> State:
         dp, gp = params_of(self.disc), params_of(self.gen)

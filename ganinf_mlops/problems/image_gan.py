@@ -78,6 +78,11 @@ class ImageGanProblem(GanProblem):
             ]
         return np.concatenate(out)
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.reject_embedding == "classifier":
+            return self.classifier.model.features(x)
+        return super().embedding(x)
+
     @cached_property
     def train_features(self) -> np.ndarray:
         return self.features(self.x.cpu().numpy())
