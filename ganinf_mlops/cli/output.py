@@ -125,11 +125,16 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
         metric = row["metric"]
         se = row.get(keys.FRESH_CHANGE_SE)
         fresh = _signed(row.get(keys.FRESH_CHANGE)) + (f" ± {se:.2g}" if se is not None else "")
+        # The headline metric too when the cleanse targets another (a classifier's validation
+        # loss, judged by test accuracy).
+        also = ""
+        if headline != metric and headline in row:
+            also = f", {headline} = {row[headline]:.6g}"
         lines.append(
             f"  iteration {k}: removed {row[keys.N_REMOVED]}{anomalies}; change of {metric}: "
             f"predicted {_signed(row.get(keys.PREDICTED_CHANGE))}, "
             f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, "
-            f"fresh {fresh} -> {metric} = {row[metric]:.6g}"
+            f"fresh {fresh} -> {metric} = {row[metric]:.6g}{also}"
         )
         for c in row.get("chunks") or []:
             lines.append(
