@@ -59,3 +59,29 @@ def test_vector_preset_end_to_end(cost, tmp_path):
     result = json.loads(out.read_text())
     assert result["method"] == "all"
     assert all("error" not in m and m["classifier"] is None for m in result["memory"].values())
+
+
+def _bench(monkeypatch, name: str):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+def test_classifier_cleansing_end_to_end(monkeypatch, tmp_path, capsys):
+    bench = _bench(monkeypatch, "classifier_cleansing")
+    out = tmp_path / "c.json"
+    argv = ["--seeds", "0,1", "--loo", "4", "--retrain-seeds", "1", "--epochs", "3"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
+    s = json.loads(out.read_text())["summary"]
+    assert s["n_seeds"] == 2 and s["bytes_final_only"] < s["bytes_exact_checkpoints"]
+    assert s["val_loss"]["precision_at_k"] > s["random"]["precision_at_k"]
+    assert "Kendall tau vs leave-one-out" in capsys.readouterr().out
+
+
+def test_memorization_end_to_end(monkeypatch, tmp_path):
+    bench = _bench(monkeypatch, "memorization")
+    out = tmp_path / "m.json"
+    argv = ["--preset", "digits-tiny", "--train-size", "20", "--steps", "10", "--seeds", "0"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert 0 <= row["reject_rate_last_epoch"] <= 1 and row["threshold"] >= 0
+    assert {"copying_ct", "fid"} <= set(row["plain"]) and {"copying_ct"} <= set(row["rejected"])

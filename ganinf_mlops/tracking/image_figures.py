@@ -46,9 +46,11 @@ def harmful_and_helpful(
     anomalies: np.ndarray | None,
     method: str,
     n: int = 36,
+    labels: np.ndarray | None = None,
 ) -> Figure:
     """The n training images whose removal is predicted to help most (left) and hurt most
-    (right); injected anomalies framed in red."""
+    (right); injected anomalies framed in red; with `labels`, each image's training label in its
+    corner (a flipped label shows as a digit that does not match the image)."""
     order = np.argsort(-harmfulness, kind="stable")
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
     for ax, idx, what in (
@@ -56,8 +58,15 @@ def harmful_and_helpful(
         (axes[1], order[::-1][:n], "most helpful (removal predicted to hurt)"),
     ):
         _show(ax, x[idx], 6, what)
+        h, w = x.shape[2:]
+        if labels is not None:
+            for i, j in enumerate(idx):
+                r, k = divmod(i, 6)
+                ax.text(
+                    k * (w + 1) + 0.2, r * (h + 1) + 0.2, str(int(labels[j])), color="yellow",
+                    fontsize=7, va="top", ha="left",
+                )  # fmt: skip
         if anomalies is not None:
-            h, w = x.shape[2:]
             for i, j in enumerate(idx):
                 if anomalies[j]:
                     r, k = divmod(i, 6)
@@ -67,7 +76,7 @@ def harmful_and_helpful(
                             edgecolor="red", linewidth=1.2,
                         )
                     )  # fmt: skip
-    title = f"scored by {method}"
+    title = f"scored by {method}" + ("; yellow: training label" if labels is not None else "")
     if anomalies is not None:
         hits = int(anomalies[order[:n]].sum())
         title += f"; red frame: injected anomaly ({hits} of the {n} most harmful)"

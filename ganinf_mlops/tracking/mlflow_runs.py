@@ -200,7 +200,7 @@ class MlflowTracker(Observer):
         if image_figures.is_images(version.x):
             harm, _ = table.aligned_to(version.ids)
             fig = image_figures.harmful_and_helpful(
-                version.x, harm, version.anomaly_mask(), table.method
+                version.x, harm, version.anomaly_mask(), table.method, labels=version.y
             )
             mlflow.log_figure(fig, f"figures/{table.method}_harmful_and_helpful.png")
             figures.plt.close(fig)
