@@ -85,7 +85,7 @@ def test_dvc_yaml_agrees_with_the_configs() -> None:
     assert parents == ["raw", *list(iterations)[:-1]]  # one chain raw -> v1 -> v2 ...
     # The root params.yaml is there to be edited; the ones under pipelines/ are their presets.
     assert load_params(ROOT / "params.yaml").job.iterations == len(iterations)
-    for preset in ("tiny", "paper-2d"):
+    for preset in ("tiny", "paper-2d", "digits-labelnoise"):
         params = preset_to_params(load_params(ROOT / "pipelines" / preset / "params.yaml"))
         expected = preset_to_params(get_preset(preset))
         expected["job"]["iterations"] = len(iterations)
@@ -275,3 +275,21 @@ def test_image_pipeline_repro(tmp_path: Path) -> None:
     assert its["2"]["metric"] == "fid" and "is" in its["2"]
     classifier = read_json(tmp_path / "classifier" / "classifier.json")
     assert classifier["data_digest"] == load_version(tmp_path / "data" / "raw").digest
+
+
+def test_classifier_pipeline_repro(tmp_path: Path) -> None:
+    """The root pipeline on pipelines/digits-labelnoise (a classifier, SGD-influence on the
+    validation loss), made smaller: two cleanses that remove flipped labels."""
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    text = (ROOT / "pipelines" / "digits-labelnoise" / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("epochs: 20", "epochs: 4"))
+    run(tmp_path, "git", "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    out = dvc(tmp_path, "repro")
+    assert {"train", "retrain@v2", "evaluate"} <= ran_stages(out), out
+    its = read_json(tmp_path / "metrics" / "summary.json")["iterations"]
+    assert [its[k]["n_instances"] for k in ("0", "1")] == [1200, 1080]
+    # The second cleanse removes at most 10% more, only those predicted to help (policy positive)
+    assert 972 <= its["2"]["n_instances"] < 1080
+    assert its["1"]["metric"] == "val_loss" and "test_accuracy" in its["1"]
+    assert its["1"]["n_anomalies_removed"] > 60  # of the 120 removed, most are flipped labels
