@@ -84,6 +84,19 @@ LOWER_IS_BETTER = frozenset(
 )
 
 
+# MLflow lists metrics without context, where "all" reads as "all data" (and as the method
+# `all`): there the ALL metric is logged under this name. Files keep the key `all`.
+TRACKING_NAMES = {ALL: "avg_log_likelihood"}
+
+
+def tracking_name(key: str) -> str:
+    """The MLflow metric name of a result key (its suffixed forms too: all_raw, all_best)."""
+    for old, new in TRACKING_NAMES.items():
+        if key == old or key.startswith(old + "_"):
+            return new + key[len(old) :]
+    return key
+
+
 def primary_metric(results: dict) -> str:
     """The headline metric among a run's results: ALL for vector data, FID for images, test
     accuracy for classifiers."""

@@ -224,3 +224,42 @@ def scores_of_version(version: str | os.PathLike[str]) -> Path:
             f"scores {path} of dataset version {version}", ref["sha256"], actual
         )
     return path
+
+
+def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Did the cleansed data end better than the raw data under fresh retraining? The scored
+    metric of iteration 0 and of the last iteration (seed means where there are several seeds),
+    or None when no cleanse was made."""
+    its = summary["iterations"]
+    last = its[str(max(int(k) for k in its))]
+    if len(its) == 1:
+        return None
+    metric = last["metric"]
+    use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
+    before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
+    after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
+    return {
+        "metric": metric,
+        "before": before,
+        "after": after,
+        "improved": keys.improvement(metric, after - before) > 0,
+        "n_seeds": last[keys.N_SEEDS] if use_mean else 1,
+        keys.N_REMOVED_TOTAL: last[keys.N_REMOVED_TOTAL],
+    }
+
+
+def verdict(summary: dict[str, Any]) -> str:
+    """The job's one-line verdict (`outcome` in words)."""
+    o = outcome(summary)
+    stopped = summary["job"].get("stopped")
+    if o is None:
+        return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
+    metric = o["metric"]
+    direction = "higher" if keys.higher_is_better(metric) else "lower"
+    seeds = f", mean of {o['n_seeds']} training seeds" if o["n_seeds"] > 1 else ""
+    text = (
+        f"verdict: {metric} ({direction} is better) {'IMPROVED' if o['improved'] else 'got WORSE'}"
+        f": {o['before']:.6g} -> {o['after']:.6g} under fresh retraining{seeds}, "
+        f"{o[keys.N_REMOVED_TOTAL]} instances removed"
+    )
+    return text + (f"; stopped at {stopped}" if stopped else "")

@@ -7,6 +7,7 @@ from typing import Any
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.report import verdict
 
 SHOWN_RESULTS = (
     keys.ALL, keys.FD, keys.FID, keys.IS, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR,
@@ -78,28 +79,6 @@ def group_line(r: dict[str, Any]) -> str | None:
 def validation_lines(r: dict[str, Any]) -> list[str]:
     group = group_line(r)
     return [validation_line(r)] + ([group] if group else [])
-
-
-def verdict(summary: dict[str, Any]) -> str:
-    """Did the cleansed data end better than the raw data, under fresh retraining?"""
-    its = summary["iterations"]
-    last = its[max(its, key=int)]
-    stopped = summary["job"].get("stopped")
-    if len(its) == 1:
-        return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
-    metric = last["metric"]
-    use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
-    before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
-    after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
-    better = keys.improvement(metric, after - before) > 0
-    direction = "higher" if keys.higher_is_better(metric) else "lower"
-    seeds = f", mean of {last[keys.N_SEEDS]} training seeds" if use_mean else ""
-    text = (
-        f"verdict: {metric} ({direction} is better) {'IMPROVED' if better else 'got WORSE'}: "
-        f"{before:.6g} -> {after:.6g} under fresh retraining{seeds}, "
-        f"{last[keys.N_REMOVED_TOTAL]} instances removed"
-    )
-    return text + (f"; stopped at {stopped}" if stopped else "")
 
 
 def job_lines(summary: dict[str, Any], out: str) -> list[str]:

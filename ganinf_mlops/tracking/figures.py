@@ -16,66 +16,104 @@ from matplotlib.figure import Figure  # noqa: E402
 from ganinf_mlops import keys  # noqa: E402
 
 
+def _direction(metric: str, higher_is_better: bool | None = None) -> str:
+    """'higher is better' or 'lower is better' for `metric` (from keys unless given)."""
+    higher = keys.higher_is_better(metric) if higher_is_better is None else higher_is_better
+    return "higher is better" if higher else "lower is better"
+
+
+def _name(metric: str) -> str:
+    """A metric's display name: short acronyms (all, fd, fid) in capitals."""
+    return metric.upper() if len(metric) <= 4 else metric
+
+
 def influence_scatter(
     x: np.ndarray,
-    harmfulness: np.ndarray,
+    harmfulness: np.ndarray | None,
     generated: np.ndarray | None = None,
     removed: np.ndarray | None = None,
     title: str = "",
+    *,
+    anomalies: np.ndarray | None = None,
+    metric: str | None = None,
+    higher_is_better: bool | None = None,
 ) -> Figure:
-    """2D training set coloured by harmfulness (red = removing helps), generated samples on top."""
+    """2-D training points, coloured by harmfulness (red = removing helps) when given.
+
+    `harmfulness`: predicted improvement of the metric on removing each instance; None or all
+    zeros draws the points in one colour without a colour bar. `generated`: samples, drawn as
+    light crosses underneath. `removed`, `anomalies`: bool masks over `x`, circled and marked
+    with triangles. `metric`, `higher_is_better`: named in the colour-bar label.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    lim = float(np.abs(harmfulness).max()) or 1.0
-    sc = ax.scatter(
-        x[:, 0],
-        x[:, 1],
-        c=harmfulness,
-        cmap="coolwarm",
-        s=9,
-        norm=TwoSlopeNorm(0.0, -lim, lim),
-        linewidths=0,
-    )
-    fig.colorbar(sc, ax=ax, label="harmfulness (predicted improvement on removal)")
+    n = len(x)
+    scored = harmfulness is not None and bool(np.any(np.asarray(harmfulness) != 0))
+    if scored:
+        lim = float(np.nanmax(np.abs(harmfulness))) or 1.0
+        sc = ax.scatter(x[:, 0], x[:, 1], c=harmfulness, cmap="coolwarm", s=9, zorder=2,
+                        norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=0,
+                        label=f"training data ({n})")  # fmt: skip
+        label = "harmfulness (predicted improvement on removal)"
+        if metric is not None:
+            name = _name(metric)
+            label = (
+                f"harmfulness: predicted improvement of {name} on removal\n"
+                f"({name}: {_direction(metric, higher_is_better)})"
+            )
+        elif higher_is_better is not None:
+            label += f"\n(metric: {_direction('', higher_is_better)})"
+        fig.colorbar(sc, ax=ax, label=label)
+    else:
+        ax.scatter(x[:, 0], x[:, 1], c="tab:blue", s=9, linewidths=0, zorder=2,
+                   label=f"training data ({n})")  # fmt: skip
     if generated is not None:
-        ax.scatter(
-            generated[:, 0],
-            generated[:, 1],
-            marker="x",
-            s=7,
-            c="black",
-            alpha=0.35,
-            linewidths=0.6,
-            label="generated",
-        )
+        ax.scatter(generated[:, 0], generated[:, 1], marker="x", s=6, c="grey", alpha=0.25,
+                   linewidths=0.5, zorder=1, label=f"generated ({len(generated)})")  # fmt: skip
     if removed is not None and removed.any():
-        ax.scatter(
-            x[removed, 0],
-            x[removed, 1],
-            facecolors="none",
-            edgecolors="black",
-            s=40,
-            linewidths=0.8,
-            label="most harmful (cleansed)",
-        )
+        ax.scatter(x[removed, 0], x[removed, 1], facecolors="none", edgecolors="black", s=40,
+                   linewidths=0.8, zorder=3,
+                   label=f"removed as most harmful ({int(removed.sum())})")  # fmt: skip
+    if anomalies is not None and anomalies.any():
+        ax.scatter(x[anomalies, 0], x[anomalies, 1], marker="^", facecolors="none",
+                   edgecolors="black", s=30, linewidths=0.8, zorder=4,
+                   label=f"injected anomaly ({int(anomalies.sum())})")  # fmt: skip
+    if not title:
+        title = "training data by harmfulness" if scored else "training data"
+        title += " and generated samples" if generated is not None else ""
     ax.set(title=title, xlabel="x1", ylabel="x2")
-    ax.legend(loc="upper left", fontsize=8)
+    for handle in ax.legend(loc="upper left", fontsize=8).legend_handles:
+        handle.set_alpha(1.0)  # the faint generated crosses stay readable in the legend
     ax.set_aspect("equal", adjustable="datalim")
     fig.tight_layout()
     return fig
 
 
-def scores_histogram(harmfulness: np.ndarray, method: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(harmfulness, bins=60, color="tab:blue", alpha=0.8)
-    ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set(title=f"harmfulness by {method}", xlabel="harmfulness", ylabel="instances")
+def scores_histogram(
+    harmfulness: np.ndarray, method: str, *, cutoff: float | None = None
+) -> Figure:
+    """Histogram of the harmfulness scores of `method`, with the line at 0 and, when given, the
+    removal `cutoff` (the smallest harmfulness among the removed instances)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.hist(harmfulness, bins=60, color="tab:blue", alpha=0.8,
+            label=f"instances ({len(harmfulness)})")  # fmt: skip
+    ax.axvline(0.0, color="black", linewidth=0.8, label="0: removal predicted neutral")
+    if cutoff is not None:
+        ax.axvline(cutoff, color="tab:red", linestyle="--", linewidth=1.0,
+                   label="removal cut-off")  # fmt: skip
+    ax.set(
+        title=f"harmfulness by {method}\n(predicted improvement on removal; right of 0 = "
+        "removal helps)",
+        xlabel="harmfulness (predicted improvement on removal)",
+        ylabel="instances (log scale)",
+    )
     ax.set_yscale("log")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def estimate_vs_truth(report: dict[str, Any]) -> Figure:
-    """Estimated vs leave-one-out change of the validated instances, by group."""
+    """Estimated (influence) vs leave-one-out change of the validated instances, by group."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     colours = {"top": "tab:red", "bottom": "tab:blue", "random": "tab:gray"}
     for group, colour in colours.items():
@@ -86,14 +124,16 @@ def estimate_vs_truth(report: dict[str, Any]) -> Figure:
         ]
         if pts:
             est, true = np.array(pts).T
-            ax.scatter(est, true, s=16, c=colour, label=group)
+            ax.scatter(est, true, s=16, c=colour, label=f"{group} ({len(pts)})")
     lo = min(min(r["estimated_change"], r["true_change"]) for r in report["instances"])
     hi = max(max(r["estimated_change"], r["true_change"]) for r in report["instances"])
-    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7)
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7, label="estimate = truth")
+    metric = report["metric"]
     ax.set(
-        xlabel="estimated change (influence)",
-        ylabel="true change (leave-one-out)",
-        title=f"{report['metric']}: Kendall tau {report['kendall_tau']:.3f}",
+        xlabel=f"estimated change of {metric} (influence)",
+        ylabel=f"true change of {metric} (leave-one-out)",
+        title=f"influence estimate vs leave-one-out retraining\n"
+        f"change of {metric} per removed instance (Kendall tau {report['kendall_tau']:.3f})",
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -105,23 +145,36 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     change each iteration's scores predicted next to what replay and fresh retraining showed.
 
     `rows`: the iterations of a chain summary (`report.summarize`), iteration 0 first."""
+    direction = _direction(metric)
     removed = [r[keys.N_REMOVED_TOTAL] for r in rows]
     fresh = [r[metric] for r in rows]
     rows = rows[1:]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(removed, fresh, "o-", label="fresh retraining")
-    a.set(xlabel="instances removed (cumulative)", ylabel=metric, title=f"{metric} vs removed")
+    a.set(
+        xlabel="instances removed (cumulative)",
+        ylabel=f"{metric} ({direction})",
+        title=f"{metric} after each cleansing iteration",
+    )
     a.legend(fontsize=8)
     it = [r[keys.ITERATION] for r in rows]
 
     def col(key: str) -> list[float]:
         return [r.get(key, np.nan) for r in rows]
 
-    b.plot(it, col(keys.PREDICTED_CHANGE), "o-", label="predicted (influence)")
-    b.plot(it, col(keys.ACTUAL_CHANGE), "s-", label="replay (same schedule)")
-    b.plot(it, col(keys.FRESH_CHANGE), "^-", label="fresh retraining")
-    b.axhline(0.0, color="black", linewidth=0.7)
-    b.set(xlabel="iteration", ylabel=f"change of {metric}", title="predicted vs observed")
+    b.plot(it, col(keys.ACTUAL_CHANGE), "s-", color="tab:orange", zorder=2,
+           label="replay (same schedule)")  # fmt: skip
+    b.plot(it, col(keys.FRESH_CHANGE), "^-", color="tab:green", zorder=2,
+           label="fresh retraining")  # fmt: skip
+    b.plot(it, col(keys.PREDICTED_CHANGE), "D--", color="tab:blue", markersize=8,
+           markerfacecolor="none", markeredgewidth=1.5, linewidth=1.5, zorder=3,
+           label="predicted (influence)")  # fmt: skip
+    b.axhline(0.0, color="black", linewidth=0.7, zorder=1)
+    b.set(
+        xlabel="iteration",
+        ylabel=f"change of {metric} ({direction})",
+        title=f"change of {metric} per iteration: predicted vs observed",
+    )
     b.set_xticks(it)
     b.legend(fontsize=8)
     fig.tight_layout()
@@ -145,11 +198,11 @@ def group_predicted_vs_actual(groups: dict[str, Any], metric: str) -> Figure:
     ax.scatter(tp, ta, s=40, marker="*", c="tab:red", label="top-ranked sets " + ", ".join(top))
     pts += tp + ta
     lo, hi = min(pts), max(pts)
-    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7)
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.7, label="predicted = actual")
     ax.set(
         xlabel=f"predicted change of {metric} (sum of influences)",
         ylabel=f"actual change of {metric} (replay without the set)",
-        title="removing sets: predicted vs actual",
+        title=f"removing sets of instances: predicted vs actual change of {metric}",
     )
     ax.legend(fontsize=7)
     fig.tight_layout()

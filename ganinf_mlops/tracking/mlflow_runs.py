@@ -1,8 +1,12 @@
 """MLflow logging of ganinf steps: one run per stage, or a job run with nested iteration runs.
 
 `MlflowTracker` is the pipeline's `Observer`: the library calls it after each step, it never sits
-inside the math. Metric names are the run metrics' own keys (all, gen_mean_error, ...), the same
-in every run, so MLflow's compare view lines them up.
+inside the math. Metric names are the run metrics' own keys (gen_mean_error, fid, ...; ALL as
+`avg_log_likelihood`), the same in every run, so MLflow's compare view lines them up. An
+iteration run logs its summary metrics at step = its iteration, each (key, step) once; side
+numbers (replays, extra seeds, baselines' reference values, timings) go to `details.json`.
+Every run gets a description (`notes`), figures are top-level PNGs with the same name in every
+run (MLflow's compare view matches artifacts by path).
 """
 
 from __future__ import annotations
@@ -11,12 +15,9 @@ import contextlib
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -31,44 +32,12 @@ from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
-from ganinf_mlops.tracking import figures, image_figures, tags
-from ganinf_mlops.tracking.datasets import log_version
+from ganinf_mlops.report import outcome, verdict
+from ganinf_mlops.tracking import figures, image_figures, notes, tags
+from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
 from ganinf_mlops.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
-
-
-def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else MLflow 3's default: sqlite:///$PWD/mlflow.db."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, before any work is done or any file written."""
-    scheme = urlparse(uri).scheme
-    if scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-                pass
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
-    try:
-        MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as exc:  # MLflow raises many kinds; all mean "unusable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"cannot use MLflow tracking URI {uri}: {first[:300]}") from None
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _set_current_data(version: DatasetVersion | None) -> None:
@@ -78,32 +47,38 @@ def _set_current_data(version: DatasetVersion | None) -> None:
 
 
 def _version_tags(version: DatasetVersion) -> dict[str, str]:
-    return {
-        tags.DATASET_DIGEST: version.digest,
-        tags.PARENT_DIGEST: version.manifest.parent_digest or "",
-    }
+    """Tags of the version a run reads (no empty tags: raw data has no parent digest)."""
+    out = {tags.DATASET_DIGEST: version.digest, tags.INPUT_VERSION: notes.version_label(version)}
+    if version.manifest.parent_digest:
+        out[tags.PARENT_DIGEST] = version.manifest.parent_digest
+    return out
 
 
-class MlflowTracker(Observer):
+class MlflowTracker(RunLog, Observer):
     """Logs to MLflow; construct it before any work so a bad URI fails first."""
 
     def __init__(self, uri: str | None = None, experiment: str = "ganinf") -> None:
         self.uri = uri or default_tracking_uri()
         check_tracking_uri(self.uri)
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
+        RunLog.__init__(self, MlflowClient(self.uri))
         try:
             outer = os.environ.get("MLFLOW_RUN_ID")
             if outer:  # inside `mlflow run`: our first run resumes its run, in its experiment
-                mlflow.set_experiment(experiment_id=self.client.get_run(outer).info.experiment_id)
+                exp_id = self.client.get_run(outer).info.experiment_id
+                exp = mlflow.set_experiment(experiment_id=exp_id)
             else:
-                mlflow.set_experiment(experiment)
+                exp = mlflow.set_experiment(experiment)
         except Exception as exc:
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"
             ) from None
+        self._describe_experiment(exp)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
+        self._raw: DatasetVersion | None = None
+        self._helped = 0  # removed instances that were predicted to help (last cleanse)
+        self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
 
     # ---- runs -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -113,10 +88,16 @@ class MlflowTracker(Observer):
         """One MLflow run around a single CLI stage (or inside `mlflow run`'s own run)."""
         run_tags = {tags.STAGE: name, **(_version_tags(version) if version else {}), **extra_tags}
         _set_current_data(version)
-        with mlflow.start_run(run_name=name, tags=run_tags) as run:
+        with (
+            mlflow.start_run(run_name=name, tags=run_tags) as run,
+            self._described(
+                f"`ganinf {name}`" + (f" on {notes.version_label(version)}" if version else "")
+            ),
+        ):
             if version is not None:
                 self._log_input(version, "input")
             yield run.info.run_id
+            self._flush_details()
 
     @contextlib.contextmanager
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
@@ -124,7 +105,11 @@ class MlflowTracker(Observer):
             self._job_run = run.info.run_id
             mlflow.log_params(flatten(preset_to_params(preset)))
             mlflow.set_tag("ganinf.preset", preset.name)
-            yield
+            self._notes.append([])
+            try:
+                yield
+            finally:
+                self._notes.pop()
         self._job_run = None
 
     @contextlib.contextmanager
@@ -137,105 +122,147 @@ class MlflowTracker(Observer):
         }
         name = "iteration 0 (raw)" if index == 0 else f"iteration {index}"
         _set_current_data(version)
-        with mlflow.start_run(run_name=name, nested=True, tags=run_tags):
+        head = "**Iteration 0**: the raw data" if index == 0 else f"**Iteration {index}**"
+        with mlflow.start_run(run_name=name, nested=True, tags=run_tags), self._described(head):
+            mlflow.log_param(keys.ITERATION, index)
+            self._step, self._helped, self._cleansed = index, 0, None
             if version is not None:
                 self._log_input(version, "input")
-            yield
+            try:
+                yield
+            finally:
+                self._flush_details()
+                self._step = 0
 
     # ---- observer callbacks -----------------------------------------------------------------
     def prepared(self, version: DatasetVersion) -> None:
-        mlflow.set_tags({tags.OUTPUT_DIGEST: version.digest, **_version_tags(version)})
+        mlflow.set_tags(
+            {
+                tags.OUTPUT_DIGEST: version.digest,
+                tags.OUTPUT_VERSION: notes.version_label(version),
+                **_version_tags(version),
+            }
+        )
         self._log_input(version, "raw")
+        self._raw = version
+        anomalies = version.anomaly_mask()
+        extra = "" if anomalies is None else f", {int(anomalies.sum())} injected anomalies"
+        self._note(f"- prepared {notes.version_label(version)}: {version.n} instances{extra}")
 
     def trained(self, run: Path, version: DatasetVersion, role: str) -> None:
         rd = RunDir(run)
         metrics = rd.metrics()
         prefix = "" if role == "main" else f"{role}_"
-        if role == "main":
-            mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
-            mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
-            self._log_losses(rd)
-            self._log_input(version, "training")
-        results = {**rd.results(), keys.TRAIN_SECONDS: metrics.get(keys.TRAIN_SECONDS)}
-        mlflow.log_metrics({prefix + k: float(v) for k, v in results.items() if v is not None})
-        for k in (keys.PREDICTED_CHANGE, keys.ACTUAL_CHANGE):
-            if k in metrics and role == "main":  # a loop iteration logs its own changes
-                mlflow.log_metric(k, float(metrics[k]))
+        results = rd.results()
+        self._details.setdefault("timing", {})[f"{prefix}{keys.TRAIN_SECONDS}"] = metrics.get(
+            keys.TRAIN_SECONDS
+        )
         mlflow.log_artifacts(str(run), artifact_path=f"{prefix}trajectory")
-        samples = rd.final_samples(version) if role == "main" else None
+        if role != "main":  # a replay's or another seed's results: details, not metrics
+            self._details[role] = {k: metrics[k] for k in metrics if k != keys.TRAIN_SECONDS}
+            return
+        mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
+        mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
+        self._log_losses(rd)
+        self._log_input(version, "training")
+        self._log_metrics(results)
+        # A stage run's own changes (train --replay); a loop iteration logs its row's.
+        self._log_metrics({k: metrics[k] for k in keys.CHANGES[:2] if k in metrics})
+        headline = keys.primary_metric(results)
+        self._note(
+            f"- trained `{rd.path.name}` on {notes.version_label(version)} ({rd.n_steps} steps):"
+            f" `{keys.tracking_name(headline)}` = {results.get(headline, float('nan')):.5g}"
+        )
+        samples = rd.final_samples(version)
         if samples is not None and image_figures.is_images(samples):
             self._image_samples(samples, version)
         elif samples is not None and version.x.shape[1] == 2:
             fig = figures.influence_scatter(
-                version.x,
-                np.zeros(version.n),
-                samples,
+                version.x, None, samples, anomalies=version.anomaly_mask(),
                 title="training data and generated samples",
-            )
-            mlflow.log_figure(fig, "figures/data_and_samples.png")
-            figures.plt.close(fig)
+            )  # fmt: skip
+            self._figure(fig, "data_and_samples.png")
 
     def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None:
         mlflow.set_tag(tags.METHOD, table.method)
         mlflow.log_artifact(str(path), artifact_path="scores")
         mlflow.log_artifact(str(meta_path(path)), artifact_path="scores")
-        ranks = table.ranks()
-        mlflow.log_table(
-            {
-                keys.ID: table.ids.tolist(),
-                keys.PREDICTED_CHANGE: [
-                    None if np.isnan(v) else float(v) for v in table.predicted_change
-                ],
-                keys.HARMFULNESS: table.harmfulness.tolist(),
-                keys.RANK: ranks.tolist(),
-            },
-            artifact_file=f"scores/{table.method}_table.json",
-        )
+        mlflow.log_table(notes.score_columns(table, version), artifact_file="score_table.json")
         if "seconds" in table.extra:
-            mlflow.log_metric(keys.SCORING_SECONDS, float(table.extra["seconds"]))
+            self._details.setdefault("timing", {})[keys.SCORING_SECONDS] = table.extra["seconds"]
         fig = figures.scores_histogram(table.harmfulness, table.method)
-        mlflow.log_figure(fig, f"figures/{table.method}_histogram.png")
-        figures.plt.close(fig)
+        self._figure(fig, "harmfulness_histogram.png")
         self._last_scores = (table, version, run)
+        n_harmful = int((table.harmfulness > 0).sum())
+        self._note(
+            f"- scored {table.n} instances of {notes.version_label(version)} by "
+            f"`{table.method}`: {n_harmful} predicted harmful (removal would help)"
+        )
         if image_figures.is_images(version.x):
             harm, _ = table.aligned_to(version.ids)
             fig = image_figures.harmful_and_helpful(
                 version.x, harm, version.anomaly_mask(), table.method, labels=version.y
             )
-            mlflow.log_figure(fig, f"figures/{table.method}_harmful_and_helpful.png")
-            figures.plt.close(fig)
+            self._figure(fig, "harmful_and_helpful.png")
         elif version.x.shape[1] == 2:
             self._scatter(table, version, run, removed=None)
 
     def validated(self, report: dict[str, Any]) -> None:
-        mlflow.log_metrics({k: float(report[k]) for k in keys.VALIDATION})
+        shown = (keys.KENDALL_TAU, keys.PEARSON_R, keys.JACCARD_TOP_K)
+        self._log_metrics({k: float(report[k]) for k in shown})
+        # The random reference values are side numbers of the validation, not results.
+        self._details["validation"] = {k: report[k] for k in keys.VALIDATION if k not in shown}
         mlflow.log_dict(report, "validation/report.json")
-        fig = figures.estimate_vs_truth(report)
-        mlflow.log_figure(fig, "figures/estimate_vs_leave_one_out.png")
-        figures.plt.close(fig)
+        self._figure(figures.estimate_vs_truth(report), "estimate_vs_leave_one_out.png")
         if "groups" in report:
-            mlflow.log_metrics({k: float(v) for k, v in group_metrics(report["groups"]).items()})
+            self._log_metrics({k: float(v) for k, v in group_metrics(report["groups"]).items()})
             fig = figures.group_predicted_vs_actual(report["groups"], report["metric"])
-            mlflow.log_figure(fig, "figures/group_predicted_vs_actual.png")
-            figures.plt.close(fig)
+            self._figure(fig, "group_predicted_vs_actual.png")
+        self._note(
+            f"- validated against {report['n_instances']} leave-one-out retrainings: Kendall "
+            f"tau {report[keys.KENDALL_TAU]:.3f}"
+        )
 
     def cleansed(self, version: DatasetVersion) -> None:
         m = version.manifest
-        mlflow.set_tag(tags.OUTPUT_DIGEST, version.digest)
-        mlflow.log_metric(keys.N_REMOVED, len(m.removed_ids))
+        mlflow.set_tags(
+            {tags.OUTPUT_DIGEST: version.digest, tags.OUTPUT_VERSION: notes.version_label(version)}
+        )
+        self._log_metrics({keys.N_REMOVED: len(m.removed_ids)})
         if m.predicted_change is not None:
-            mlflow.log_metric(keys.PREDICTED_CHANGE, m.predicted_change)
+            self._log_metrics({keys.PREDICTED_CHANGE: m.predicted_change})
         mlflow.log_dict(m.to_json(), "cleansed/manifest.json")
-        self._log_input(version, "cleansed")
+        self._log_input(version, "output")
+        self._cleansed = version
+        self._note(
+            f"- removed {len(m.removed_ids)} instances into {notes.version_label(version)} "
+            f"({version.n} left)"
+        )
         if self._last_scores is not None and self._last_scores[1].digest == m.parent_digest:
             table, parent, run = self._last_scores
+            removed = np.isin(parent.ids, m.removed_ids)
+            harm, _ = table.aligned_to(parent.ids)
+            # Instances removed although predicted to help: the budget exceeded the harmful.
+            self._helped = int((harm[removed] <= 0).sum())
+            # The histogram again, now with the cut-off the cleanse applied.
+            fig = figures.scores_histogram(harm, table.method, cutoff=float(harm[removed].min()))
+            self._figure(fig, "harmfulness_histogram.png")
+            if self._helped:
+                mlflow.set_tag(
+                    tags.WARNING,
+                    f"{self._helped} removed instances were predicted to help the metric",
+                )
             if parent.x.ndim == 2 and parent.x.shape[1] == 2:
-                self._scatter(table, parent, run, removed=np.isin(parent.ids, m.removed_ids))
+                self._scatter(table, parent, run, removed=removed)
 
     def iteration_done(self, row: dict[str, Any]) -> None:
         names = (*keys.CHANGES, *keys.REMOVAL_COUNTS)
         values = {k: float(row[k]) for k in names if row.get(k) is not None}
-        mlflow.log_metrics(values)
+        self._log_metrics(values)
+        if self._last_scores is not None and self._cleansed is not None and self._notes:
+            # The iteration's description leads with the whole story of its row.
+            note = notes.iteration_note(row, self._last_scores[1], self._cleansed, self._helped)
+            self._notes[-1][:1] = [note]
         if self._job_run is not None:
             step, now = row[keys.ITERATION], int(time.time() * 1000)
             parent = {**values, keys.N_INSTANCES: row[keys.N_INSTANCES]}
@@ -243,17 +270,21 @@ class MlflowTracker(Observer):
             if headline in row:
                 parent[headline] = row[headline]
             self.client.log_batch(
-                self._job_run, metrics=[Metric(k, float(v), now, step) for k, v in parent.items()]
+                self._job_run,
+                metrics=[
+                    Metric(keys.tracking_name(k), float(v), now, step) for k, v in parent.items()
+                ],
             )
 
     def gated(self, report: dict[str, Any]) -> None:
         mlflow.set_tag("ganinf.gate", "pass" if report["passed"] else "fail")
         if "method" in report:  # the harmful-fraction check ran
             mlflow.set_tag(tags.METHOD, report["method"])
-            mlflow.log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
+            self._log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
         if "copying" in report:
-            mlflow.log_metric(keys.COPYING_CT, report["copying"][keys.COPYING_CT])
+            self._log_metrics({keys.COPYING_CT: report["copying"][keys.COPYING_CT]})
         mlflow.log_dict(report, "gate/report.json")
+        self._note(f"- gate: **{'PASS' if report['passed'] else 'FAIL'}**")
 
     def job_done(self, summary: dict[str, Any]) -> None:
         mlflow.log_dict(summary, "summary.json")
@@ -261,17 +292,25 @@ class MlflowTracker(Observer):
         rows = [its[k] for k in sorted(its, key=int)]
         headline = keys.primary_metric(rows[0])
         if headline in rows[0]:
-            mlflow.log_metric(headline, rows[0][headline], step=0)
+            self._log_metrics({headline: rows[0][headline]}, step=0)
+        if self._raw is not None:
+            self._log_input(self._raw, "raw")
+        best = notes.best_iteration(summary)
+        if best is not None:
+            metric, raw_value, best_value, best_it = best
+            values = {f"{metric}_raw": raw_value, f"{metric}_best": best_value}
+            self._log_metrics({**values, "best_iteration": best_it}, step=0)
+        o = outcome(summary)
+        if o is not None:
+            mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")
+        mlflow.set_tag(notes.NOTE, notes.job_note(summary, verdict(summary)))
         if len(rows) > 1 and all(headline in r for r in rows):
-            fig = figures.metric_vs_removed(rows, headline)
-            mlflow.log_figure(fig, "figures/metric_vs_removed.png")
-            figures.plt.close(fig)
+            self._figure(figures.metric_vs_removed(rows, headline), "metric_vs_removed.png")
 
     # ---- helpers ----------------------------------------------------------------------------
     def _image_samples(self, samples: np.ndarray, version: DatasetVersion) -> None:
         fig = image_figures.sample_grid(samples, "generated samples (fixed evaluation latents)")
-        mlflow.log_figure(fig, "figures/samples.png")
-        figures.plt.close(fig)
+        self._figure(fig, "samples.png")
         last = self._last_scores
         if last is not None and last[1].digest == version.manifest.parent_digest:
             _, parent, parent_run = last
@@ -279,35 +318,19 @@ class MlflowTracker(Observer):
             fig = image_figures.before_after(
                 before, samples, f"{parent.path.name} -> {version.path.name}"
             )
-            mlflow.log_figure(fig, "figures/samples_before_after.png")
-            figures.plt.close(fig)
-
-    def _log_input(self, version: DatasetVersion, context: str) -> None:
-        log_version(version, context=context)
-
-    def _log_losses(self, run: RunDir) -> None:
-        names, losses = run.losses()
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(name, float(value), now, step)
-            for step, row in enumerate(losses)
-            for name, value in zip(names, row, strict=True)
-        ]
-        run_id = mlflow.active_run().info.run_id
-        for i in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+            self._figure(fig, "samples_before_after.png")
 
     def _scatter(
         self, table: ScoreTable, version: DatasetVersion, run: Path, removed: np.ndarray | None
     ) -> None:
         harm, _ = table.aligned_to(version.ids)
+        target = table.metric
         fig = figures.influence_scatter(
-            version.x,
-            harm,
-            RunDir(run).final_samples(version),
-            removed,
-            title=f"{table.method}: harmfulness of training instances",
-        )
+            version.x, harm, RunDir(run).final_samples(version), removed,
+            anomalies=version.anomaly_mask(), metric=target,
+            higher_is_better=None if target is None else keys.higher_is_better(target),
+            title=f"training instances scored by {table.method}"
+            + (", removed ones circled" if removed is not None else ""),
+        )  # fmt: skip
         name = "influence_scatter_cleansed" if removed is not None else "influence_scatter"
-        mlflow.log_figure(fig, f"figures/{name}.png")
-        figures.plt.close(fig)
+        self._figure(fig, f"{name}.png")

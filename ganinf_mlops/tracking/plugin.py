@@ -77,7 +77,9 @@ def git_tags(root: Path) -> dict[str, str]:
     # Untracked files do not count (as in `git describe --dirty`): outputs such as mlflow.db or
     # ./mlruns would otherwise mark every run dirty.
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    out = {T.PREFIX + "git_commit": commit}
+    # MLflow's own git context only sees the entry point's repository (the installed `ganinf`
+    # script lives in the venv), so its Version field would stay empty: fill it from the project.
+    out = {T.PREFIX + "git_commit": commit, "mlflow.source.git.commit": commit}
     if status is not None:
         out[T.PREFIX + "git_dirty"] = "true" if status else "false"
     return out
@@ -125,10 +127,9 @@ def dataset_tags(version_dir: Path) -> dict[str, str]:
     from ganinf_mlops.data.version import load_version, read_manifest
 
     manifest = read_manifest(version_dir)
-    out = {
-        T.DATASET_DIGEST: manifest.digest,
-        T.PARENT_DIGEST: manifest.parent_digest or "",
-    }
+    out = {T.DATASET_DIGEST: manifest.digest}
+    if manifest.parent_digest:  # raw data has none: no empty tag
+        out[T.PARENT_DIGEST] = manifest.parent_digest
     try:
         depth: str = str(len(lineage(load_version(version_dir, verify=False))) - 1)
     except Exception as e:  # whatever stops the chain from verifying breaks it

@@ -5,7 +5,11 @@ from __future__ import annotations
 PREFIX = "ganinf."
 STAGE = "ganinf.stage"  # prepare, train, influence, validate, cleanse, job, iteration, gate
 DATASET_DIGEST = "ganinf.dataset_digest"  # full sha256 of the version the run read
-PARENT_DIGEST = "ganinf.parent_digest"  # that version's parent ("" for raw data)
+PARENT_DIGEST = "ganinf.input_parent_digest"  # that version's parent (absent for raw data)
+INPUT_VERSION = "ganinf.input_version"  # the version read, "v1 (07f90fab65c1)"
+OUTPUT_VERSION = "ganinf.output_version"  # the version written, "v2 (4be1...)"
+VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the scored metric)
+WARNING = "ganinf.warning"  # an iteration that removed instances predicted to help
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
 ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop
 METHOD = "ganinf.method"  # scoring method

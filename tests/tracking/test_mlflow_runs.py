@@ -40,24 +40,30 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     pid = parent[0].info.run_id
     assert all(c.data.tags["mlflow.parentRunId"] == pid for c in children)
     assert [c.data.tags[tags.ITERATION] for c in children] == ["0", "1", "2"]
+    assert [c.data.params["iteration"] for c in children] == ["0", "1", "2"]
 
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     rows = [summary["iterations"][k] for k in ("1", "2")]
     c1, c2 = children[1], children[2]
-    # lineage tags: iteration i reads v_{i-1} and writes v_i
+    # lineage tags: iteration i reads v_{i-1} and writes v_i; labels carry short digests
     assert c1.data.tags[tags.DATASET_DIGEST] == rows[0]["dataset_digest"]
     assert c1.data.tags[tags.OUTPUT_DIGEST] == rows[0]["cleansed_digest"]
-    assert c2.data.tags[tags.PARENT_DIGEST] == rows[0]["dataset_digest"]
+    assert c2.data.tags[tags.INPUT_VERSION] == f"v1 ({rows[0]['cleansed_digest'][:12]})"
+    assert c2.data.tags[tags.OUTPUT_VERSION] == f"v2 ({rows[1]['cleansed_digest'][:12]})"
+    assert tags.PARENT_DIGEST not in children[0].data.tags  # raw: no empty tag
+    assert all(v != "" for c in children for v in c.data.tags.values())
     assert c1.data.tags[tags.METHOD] == "all"
-    # the same metric names in every iteration, so the compare view lines them up
-    common = {"all", "gen_mean_error", "gen_cov_error", "disc_loss", "n_instances"}
+    # the same metric names in every iteration, so the compare view lines them up; ALL is
+    # logged as avg_log_likelihood, never as "all"
+    common = {"avg_log_likelihood", "gen_mean_error", "gen_cov_error", "disc_loss", "n_instances"}
     assert all(common <= set(c.data.metrics) for c in children)
+    assert not any("all" in c.data.metrics for c in children)
     assert {"predicted_change", "actual_change", "fresh_change", "kendall_tau"} <= set(
         c1.data.metrics
     )
-    assert c1.data.metrics["all"] == pytest.approx(rows[0]["all"])
+    assert c1.data.metrics["avg_log_likelihood"] == pytest.approx(rows[0]["all"])
     assert len(client.get_metric_history(c1.info.run_id, "d_loss")) == rows[0]["n_steps"]
-    history = client.get_metric_history(pid, "all")
+    history = client.get_metric_history(pid, "avg_log_likelihood")
     assert sorted(m.step for m in history) == [0, 1, 2]
 
     # datasets: digest prefix as MLflow digest, full sha256 as input tag
@@ -67,21 +73,67 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     assert all(len(d.dataset.digest) == 36 for d in inputs)
 
     arts = {a.path for a in client.list_artifacts(c1.info.run_id)}
-    assert {"trajectory", "scores", "figures", "validation", "cleansed"} <= arts
+    assert {"trajectory", "scores", "validation", "cleansed", "details.json"} <= arts
+    assert {
+        "influence_scatter.png", "harmfulness_histogram.png", "estimate_vs_leave_one_out.png",
+        "score_table.json",
+    } <= arts  # fmt: skip
     traj = {a.path for a in client.list_artifacts(c1.info.run_id, "trajectory")}
     assert {"trajectory/meta.json", "trajectory/schedule.safetensors"} <= traj
-    figs = {a.path for a in client.list_artifacts(c1.info.run_id, "figures")}
-    assert {
-        "figures/influence_scatter.png",
-        "figures/all_histogram.png",
-        "figures/estimate_vs_leave_one_out.png",
-    } <= figs
-    table = mlflow.load_table("scores/all_table.json", run_ids=[c1.info.run_id])
-    assert len(table) == 200 and set(table.columns) >= {"id", "harmfulness", "rank"}
-    pfigs = {a.path for a in client.list_artifacts(pid, "figures")}
-    assert "figures/metric_vs_removed.png" in pfigs
+    table = mlflow.load_table("score_table.json", run_ids=[c1.info.run_id])
+    assert len(table) == 200 and list(table["rank"]) == list(range(1, 201))
+    assert set(table.columns) >= {"id", "harmfulness", "x0", "x1", "injected_anomaly"}
+    assert table["harmfulness"].is_monotonic_decreasing
+    assert "predicted_change" not in table.columns  # the same numbers as harmfulness for ALL
+    details = mlflow.artifacts.load_dict(f"runs:/{c1.info.run_id}/details.json")
+    assert {"replay", "timing", "validation"} <= set(details)
+    assert "metric_vs_removed.png" in {a.path for a in client.list_artifacts(pid)}
 
     _key_names_agree(client, children, tmp_path / "job", summary)
+    _the_story_reads_in_the_ui(client, exp, parent[0], children, summary)
+
+
+def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
+    """Descriptions, versions that match the dataset panels, one value per metric and step,
+    iteration metrics at step = iteration, and the job's raw/best/verdict."""
+    note = "mlflow.note.content"
+    assert "avg_log_likelihood" in exp.tags[note] and "higher" in exp.tags[note]
+    for i, child in enumerate(children):
+        text = child.data.tags[note]
+        assert text.startswith(f"**Iteration {i}**"), text
+        run_id = child.info.run_id
+        for key in child.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run_id, key)]
+            assert len(steps) == len(set(steps)), (i, key, steps)  # never twice at one step
+            if key not in ("d_loss", "g_loss"):
+                assert set(steps) == {i}, (i, key, steps)
+        by_context = {
+            t.value: d.dataset.digest
+            for d in child.inputs.dataset_inputs
+            for t in d.tags
+            if t.key == "mlflow.data.context"
+        }
+        if i > 0:
+            assert (
+                child.data.tags[tags.INPUT_VERSION].split("(")[1][:12] == by_context["input"][:12]
+            )
+            assert (
+                child.data.tags[tags.OUTPUT_VERSION].split("(")[1][:12] == by_context["output"][:12]
+            )
+            assert "→" in text and "removed" in text and "under fresh retraining" in text
+    ptext = parent.data.tags[note]
+    assert ptext.startswith("**verdict: all") and "iteration 2" in ptext
+    assert parent.data.tags[tags.VERDICT] in ("improved", "worse")
+    pm = client.get_run(parent.info.run_id).data.metrics
+    assert {"avg_log_likelihood_raw", "avg_log_likelihood_best", "best_iteration"} <= set(pm)
+    assert pm["avg_log_likelihood_raw"] == pytest.approx(summary["iterations"]["0"]["all"])
+    contexts = {
+        t.value for d in client.get_run(parent.info.run_id).inputs.dataset_inputs for t in d.tags
+        if t.key == "mlflow.data.context"
+    }  # fmt: skip
+    assert "raw" in contexts
+    params = client.get_run(parent.info.run_id).data.params
+    assert params["train.model.d_hidden"] == children[0].data.params["train.model.d_hidden"]
 
 
 def _key_names_agree(client, children, job, summary) -> None:
@@ -101,12 +153,12 @@ def _key_names_agree(client, children, job, summary) -> None:
     results = RunDir(runs[1]).results()
     assert set(results) <= set(dvc["iterations"]["1"])
     logged = set(children[1].data.metrics)
-    assert set(results) <= logged
+    assert {keys.tracking_name(k) for k in results} <= logged
     # MLflow names no quantity that the summary names otherwise.
-    vocabulary = set(dvc["iterations"]["1"]) | set(keys.VALIDATION) | set(keys.TIMING)
-    vocabulary |= {f"replay_{k}" for k in dvc["iterations"]["1"]["replay"]}
-    vocabulary |= {"d_loss", "g_loss", "replay_train_seconds"}
+    vocabulary = set(dvc["iterations"]["1"]) | set(keys.VALIDATION)
+    vocabulary |= {"d_loss", "g_loss"}
     vocabulary |= set(summary["iterations"]["1"]["validation"])  # group scores, same names
+    logged = {"all" if k == "avg_log_likelihood" else k for k in logged}
     assert logged <= vocabulary, logged - vocabulary
 
 
@@ -122,8 +174,10 @@ def test_single_stages_log_runs(tracking, tmp_path):
         runs["prepare"].data.tags[tags.OUTPUT_DIGEST]
         == runs["train"].data.tags[tags.DATASET_DIGEST]
     )
-    assert "all" in runs["train"].data.metrics
+    assert "avg_log_likelihood" in runs["train"].data.metrics
     assert runs["influence"].data.tags[tags.METHOD] == "all"
+    for r in runs.values():  # every stage run has a description
+        assert r.data.tags["mlflow.note.content"].startswith("`ganinf ")
 
 
 def _free_port() -> int:
@@ -169,9 +223,6 @@ def test_image_loop_logs_fid_and_image_figures(tracking, tmp_path):
     assert {"fid", "is", "fid_torch_fidelity", "is_torch_fidelity"} <= set(children[0].data.metrics)
     assert children[1].data.tags[tags.METHOD] == "fid"
     assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, "fid")) == [0, 1]
-    figures = {a.path for a in client.list_artifacts(children[1].info.run_id, "figures")}
-    assert {
-        "figures/fid_harmful_and_helpful.png",
-        "figures/samples.png",
-        "figures/samples_before_after.png",
-    } <= figures
+    figures = {a.path for a in client.list_artifacts(children[1].info.run_id)}
+    assert {"harmful_and_helpful.png", "samples.png", "samples_before_after.png"} <= figures
+    assert "copying_ct" in children[1].data.metrics

@@ -109,6 +109,11 @@ def test_start_run_records_git_dvc_and_dataset_lineage(
 
     tags = _ganinf_tags(client)
     assert tags.pop(T.PREFIX + "git_commit") == _git(proj, "rev-parse", "HEAD")
+    # MLflow's own Version field shows the project's commit.
+    with mlflow.start_run() as run:
+        pass
+    run_tags = client.get_run(run.info.run_id).data.tags
+    assert run_tags["mlflow.source.git.commit"] == _git(proj, "rev-parse", "HEAD")
     assert tags.pop(T.PREFIX + "git_dirty") == "false"  # untracked data/ does not count
     long_key = dvc_tag_key("long", LONG_OUT)
     assert len(long_key) == plugin.MAX_TAG_KEY and long_key.startswith(T.DVC_PREFIX + "long.work/")
@@ -127,11 +132,8 @@ def test_start_run_records_git_dvc_and_dataset_lineage(
     monkeypatch.setenv(T.ENV_DATA, "data/raw")
     tags = _ganinf_tags(client)
     assert tags[T.PREFIX + "git_dirty"] == "true"
-    assert (tags[T.DATASET_DIGEST], tags[T.PARENT_DIGEST], tags[T.LINEAGE_DEPTH]) == (
-        raw.digest,
-        "",
-        "0",
-    )
+    assert (tags[T.DATASET_DIGEST], tags[T.LINEAGE_DEPTH]) == (raw.digest, "0")
+    assert T.PARENT_DIGEST not in tags  # raw data: no empty parent tag
     (proj / "data" / "raw" / "data.npz").unlink()
     monkeypatch.setenv(T.ENV_DATA, "data/v2")
     tags = _ganinf_tags(client)

@@ -1,0 +1,143 @@
+"""What the MLflow UI shows in words: run descriptions (`mlflow.note.content`, markdown), the
+experiment's glossary of metric names and directions, version labels and the score table.
+
+Pure functions of summaries, versions and score tables; `mlflow_runs` logs what they return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ganinf_mlops import keys
+from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.report import outcome
+
+NOTE = "mlflow.note.content"  # MLflow's description field, of runs and of experiments
+
+# Metric names as MLflow shows them, with their direction and meaning.
+GLOSSARY: dict[str, tuple[str, str]] = {
+    keys.tracking_name(keys.ALL): ("higher", "average log-likelihood of held-out data under a "
+                                   "KDE of generated samples (ALL, 2D data)"),
+    keys.FD: ("lower", "Fréchet distance of Gaussian fits, generated vs held-out data"),
+    keys.FID: ("lower", "FID on the feature classifier's 128-d features (images)"),
+    keys.IS: ("higher", "Inception Score on the feature classifier's softmax (images)"),
+    keys.COPYING_CT: ("near 0", "data copying C_T (Meehan et al.): << 0 = copies training images"),
+    keys.DISC_LOSS: ("lower", "discriminator loss on held-out real and fixed fake samples"),
+    keys.TEST_ACCURACY: ("higher", "a classifier's accuracy on the test half of held-out data"),
+    keys.VAL_LOSS: ("lower", "a classifier's loss on the validation half (influence target)"),
+    keys.GEN_MEAN_ERROR: ("lower", "distance of generated from held-out mean"),
+    keys.GEN_COV_ERROR: ("lower", "distance of generated from held-out covariance"),
+    keys.PREDICTED_CHANGE: ("sign", "first-order change of the metric the cleanse predicted"),
+    keys.ACTUAL_CHANGE: ("sign", "the change under counterfactual replay (same order, seeds)"),
+    keys.FRESH_CHANGE: ("sign", "the change under fresh retraining (what production gets)"),
+    keys.N_REMOVED: ("count", "instances removed by this iteration's cleanse"),
+    keys.KENDALL_TAU: ("higher", "rank agreement of the estimate with leave-one-out retraining"),
+}  # fmt: skip
+
+
+def glossary() -> str:
+    """The experiment description: how to read the runs and what each metric means."""
+    rows = "\n".join(
+        f"| `{name}` | {direction} | {meaning} |" for name, (direction, meaning) in GLOSSARY.items()
+    )
+    return (
+        "ganinf: influence-based data cleansing. A **job** run holds one nested run per "
+        "iteration: iteration 0 trains on the raw version, iteration i scores the instances of "
+        "version i-1, removes the most harmful into version i and retrains. Summary metrics of "
+        "iteration i are logged at step i; `ganinf.input_version` / `ganinf.output_version` "
+        "name the versions (short digests).\n\n"
+        "| metric | better | meaning |\n|---|---|---|\n" + rows
+    )
+
+
+def version_label(version: DatasetVersion) -> str:
+    """`v1 (07f90fab65c1)`: the directory name and a short digest, matched by eye in the UI."""
+    return f"{version.path.name} ({version.digest[:12]})"
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:+.4g}"
+
+
+def iteration_note(
+    row: dict[str, Any], before: DatasetVersion, after: DatasetVersion, helped: int
+) -> str:
+    """An iteration run's description: versions, removals, the metric's change and a verdict."""
+    metric = row["metric"]
+    direction = "higher" if keys.higher_is_better(metric) else "lower"
+    anomalies = ""
+    if keys.N_ANOMALIES in row:
+        total = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
+        anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {total} injected anomalies)"
+    fresh = row.get(keys.FRESH_CHANGE)
+    verdict = "no fresh retraining"
+    if fresh is not None:
+        verdict = "IMPROVED" if keys.improvement(metric, fresh) > 0 else "got WORSE"
+    lines = [
+        f"**Iteration {row[keys.ITERATION]}**: {version_label(before)} → {version_label(after)}",
+        f"- removed {row[keys.N_REMOVED]} of {before.n} instances{anomalies} by "
+        f"`{row.get('method', metric)}`",
+        f"- `{keys.tracking_name(metric)}` ({direction} is better): predicted "
+        f"{_fmt(row.get(keys.PREDICTED_CHANGE))}, replay {_fmt(row.get(keys.ACTUAL_CHANGE))}, "
+        f"fresh {_fmt(fresh)} → {row[metric]:.5g}: **{verdict}** under fresh retraining",
+    ]
+    if helped:
+        lines.append(
+            f"- ⚠ {helped} removed instances were predicted to *help* the metric "
+            "(harmfulness ≤ 0): the removal budget exceeded the harmful ones"
+        )
+    return "\n".join(lines)
+
+
+def job_note(summary: dict[str, Any], verdict_line: str) -> str:
+    """The job run's description: the verdict, then one line per iteration."""
+    its = summary["iterations"]
+    lines = [f"**{verdict_line}**", ""]
+    for k in sorted(its, key=int):
+        row = its[k]
+        metric = row.get("metric") or keys.primary_metric(row)
+        value = row.get(metric)
+        what = "raw data" if k == "0" else f"removed {row.get(keys.N_REMOVED, 0)}"
+        shown = "" if value is None else f", `{keys.tracking_name(metric)}` = {value:.5g}"
+        lines.append(f"- iteration {k}: {what}, {row[keys.N_INSTANCES]} instances{shown}")
+    return "\n".join(lines)
+
+
+def best_iteration(summary: dict[str, Any]) -> tuple[str, float, float, int] | None:
+    """(metric, value at iteration 0, best value, its iteration) of the scored metric."""
+    o = outcome(summary)
+    if o is None:
+        return None
+    metric, its = o["metric"], summary["iterations"]
+
+    def value(row: dict[str, Any]) -> float:
+        means = row.get(keys.SEED_MEAN)
+        return float(means[metric]) if means and metric in means else float(row[metric])
+
+    ranked = sorted(its, key=lambda k: keys.improvement(metric, value(its[k])), reverse=True)
+    return metric, value(its["0"]), value(its[ranked[0]]), int(ranked[0])
+
+
+def score_columns(table: ScoreTable, version: DatasetVersion) -> dict[str, list[Any]]:
+    """The score table as the UI shows it: sorted by rank, the instances' coordinates (vectors
+    of up to 3 dimensions) and anomaly flag, and only columns that say something new."""
+    harm, change = table.aligned_to(version.ids)
+    order = np.argsort(-harm, kind="stable")
+    cols: dict[str, list[Any]] = {
+        keys.RANK: list(range(1, len(order) + 1)),
+        keys.ID: version.ids[order].tolist(),
+        keys.HARMFULNESS: harm[order].tolist(),
+    }
+    # predicted_change is +-harmfulness for an influence method and NaN for a baseline.
+    if not (np.isnan(change).all() or np.allclose(np.abs(change), np.abs(harm))):
+        cols[keys.PREDICTED_CHANGE] = change[order].tolist()
+    if version.x.ndim == 2 and version.x.shape[1] <= 3:
+        for d in range(version.x.shape[1]):
+            cols[f"x{d}"] = version.x[order, d].tolist()
+    mask = version.anomaly_mask()
+    if mask is not None:
+        cols["injected_anomaly"] = mask[order].tolist()
+    return cols

@@ -1,0 +1,134 @@
+"""Bookkeeping of the runs `MlflowTracker` writes: metrics logged once per (key, step), at the
+step of the open iteration; side numbers collected into `details.json`; description lines
+collected into the run's `mlflow.note.content`; figures as top-level PNGs. And the tracking URI
+checks that run before any work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from ganinf_mlops import keys
+from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.errors import TrackingError
+from ganinf_mlops.tracking import figures, notes
+from ganinf_mlops.tracking.datasets import log_version
+from ganinf_mlops.train.rundir import RunDir
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else MLflow 3's default: sqlite:///$PWD/mlflow.db."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, before any work is done or any file written."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                pass
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises many kinds; all mean "unusable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"cannot use MLflow tracking URI {uri}: {first[:300]}") from None
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys; tuples as lists, so every run prints them alike."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+class RunLog:
+    """What the open runs have logged and will be described by."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+        self._step = 0  # the step summary metrics go to: the iteration index inside a job
+        self._logged: set[tuple[str, str, int]] = set()  # (run, key, step): each logged once
+        self._notes: list[list[str]] = []  # description lines of the open runs, innermost last
+        self._details: dict[str, Any] = {}  # side numbers of the open iteration or stage run
+
+    @contextlib.contextmanager
+    def _described(self, head: str) -> Iterator[None]:
+        """Collect description lines of the run opened around this block; set them at its end
+        (and on failure, with what was done so far)."""
+        self._notes.append([head])
+        try:
+            yield
+        finally:
+            lines = self._notes.pop()
+            if mlflow.active_run() is not None:
+                mlflow.set_tag(notes.NOTE, "\n".join(lines))
+
+    def _note(self, line: str) -> None:
+        if self._notes:
+            self._notes[-1].append(line)
+
+    def _log_metrics(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Log at `step` (default: the iteration's), each (run, key, step) at most once."""
+        run = mlflow.active_run()
+        if run is None:
+            return
+        step = self._step if step is None else step
+        fresh = {}
+        for k, v in values.items():
+            name = keys.tracking_name(k)
+            if v is not None and (run.info.run_id, name, step) not in self._logged:
+                self._logged.add((run.info.run_id, name, step))
+                fresh[name] = float(v)
+        if fresh:
+            mlflow.log_metrics(fresh, step=step)
+
+    def _flush_details(self) -> None:
+        if self._details and mlflow.active_run() is not None:
+            mlflow.log_dict(self._details, "details.json")
+        self._details = {}
+
+    def _figure(self, fig, name: str) -> None:
+        # Top-level, the same name in every run: MLflow's compare view matches artifacts by path.
+        mlflow.log_figure(fig, name)
+        figures.plt.close(fig)
+
+    def _describe_experiment(self, exp) -> None:
+        """The glossary as the experiment's description, unless a user wrote one."""
+        if notes.NOTE not in exp.tags:
+            self.client.set_experiment_tag(exp.experiment_id, notes.NOTE, notes.glossary())
+
+    def _log_input(self, version: DatasetVersion, context: str) -> None:
+        log_version(version, context=context)
+
+    def _log_losses(self, run: RunDir) -> None:
+        names, losses = run.losses()
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(name, float(value), now, step)
+            for step, row in enumerate(losses)
+            for name, value in zip(names, row, strict=True)
+        ]
+        run_id = mlflow.active_run().info.run_id
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
