@@ -78,6 +78,10 @@ class Observer:
 
     def job_done(self, summary: dict[str, Any]) -> None: ...
 
+    def ui_hint(self) -> str | None:
+        """Where a person can look at what was logged (None: nothing was)."""
+        return None
+
 
 @dataclass(frozen=True)
 class IterationOutputs:

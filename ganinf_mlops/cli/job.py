@@ -128,6 +128,9 @@ def _run_loop(
     summary = run_job(out, cfg, observer=obs, force=force, progress=progress())
     for line in output.job_lines(summary, str(out / "summary.json")):
         click.echo(line)
+    hint = obs.ui_hint()
+    if hint:
+        click.echo(hint)
 
 
 @cli.command("loop")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -73,12 +74,21 @@ class MlflowTracker(RunLog, Observer):
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"
             ) from None
+        self.experiment_id = exp.experiment_id
         self._describe_experiment(exp)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
         self._raw: DatasetVersion | None = None
         self._helped = 0  # removed instances that were predicted to help (last cleanse)
         self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
+
+    def ui_hint(self) -> str:
+        """Where to look: the command that serves this store and the runs table's address."""
+        server = "http://127.0.0.1:5000"
+        serve = f"mlflow ui --backend-store-uri {self.uri}"
+        if urlparse(self.uri).scheme in ("http", "https"):
+            server, serve = self.uri.rstrip("/"), "open"
+        return f"MLflow: {serve} ; then {server}{notes.ui_path(self.experiment_id)}"
 
     # ---- runs -------------------------------------------------------------------------------
     @contextlib.contextmanager

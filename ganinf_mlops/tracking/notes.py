@@ -6,6 +6,7 @@ Pure functions of summaries, versions and score tables; `mlflow_runs` logs what 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,29 @@ def glossary() -> str:
         "name the versions (short digests).\n\n"
         "| metric | better | meaning |\n|---|---|---|\n" + rows
     )
+
+
+# The runs table's default columns, as an MLflow "shared view" stored in an experiment tag:
+# open the experiment with `ui_path` to see them (MLflow has no other server-side default).
+VIEW_KEY = "ganinf"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+VIEW_METRICS = (
+    keys.tracking_name(keys.ALL), keys.FD, keys.FID, keys.IS, keys.TEST_ACCURACY, keys.N_INSTANCES,
+    keys.N_REMOVED, keys.FRESH_CHANGE, keys.KENDALL_TAU,
+)  # fmt: skip
+
+
+def view_state() -> str:
+    """The shared view: the dataset column and the headline metrics of every problem kind."""
+    columns = ["attributes.`Dataset`", *(f"metrics.`{m}`" for m in VIEW_METRICS)]
+    return json.dumps({"selectedColumns": columns})
+
+
+def ui_path(experiment_id: str, shared_view: bool = True) -> str:
+    """The UI route of an experiment's runs table (not MLflow 3's GenAI overview), with our
+    default columns; append it to the server's address."""
+    view = f"&viewStateShareKey={VIEW_KEY}" if shared_view else ""
+    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning{view}"
 
 
 def version_label(version: DatasetVersion) -> str:

@@ -114,9 +114,12 @@ class RunLog:
         figures.plt.close(fig)
 
     def _describe_experiment(self, exp) -> None:
-        """The glossary as the experiment's description, unless a user wrote one."""
+        """The glossary as the experiment's description and our default runs-table columns as a
+        shared view (`notes.ui_path`), unless a user set them."""
         if notes.NOTE not in exp.tags:
             self.client.set_experiment_tag(exp.experiment_id, notes.NOTE, notes.glossary())
+        if notes.VIEW_TAG not in exp.tags:
+            self.client.set_experiment_tag(exp.experiment_id, notes.VIEW_TAG, notes.view_state())
 
     def _log_input(self, version: DatasetVersion, context: str) -> None:
         log_version(version, context=context)

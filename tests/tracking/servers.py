@@ -103,9 +103,19 @@ def postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend: str, artifacts: Path, timeout: float = 90.0) -> Iterator[str]:
-    """Start `mlflow server` on a free loopback port; yield its http URI once /health answers."""
+def mlflow_server(
+    backend: str, artifacts: Path, timeout: float = 90.0, ui_host: str | None = None
+) -> Iterator[str]:
+    """Start `mlflow server` on a free loopback port; yield its http URI once /health answers.
+
+    `ui_host`: another name for 127.0.0.1 that the server accepts (Host and CORS origin), for a
+    browser: on a loopback name MLflow's UI opens its assistant panel over the page."""
     port = free_port()
+    hosts = [f"127.0.0.1:{port}", f"localhost:{port}"] + ([f"{ui_host}:{port}"] if ui_host else [])
+    ui_flags = [
+        "--allowed-hosts", ",".join(hosts),
+        "--cors-allowed-origins", ",".join(f"http://{h}" for h in hosts),
+    ] if ui_host else []  # fmt: skip
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -123,6 +133,7 @@ def mlflow_server(backend: str, artifacts: Path, timeout: float = 90.0) -> Itera
             str(port),
             "--workers",
             "1",
+            *ui_flags,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
