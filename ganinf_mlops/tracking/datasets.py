@@ -61,7 +61,8 @@ class GaninfVersionDataset(Dataset):
             "n_instances": m.n_instances,
             "shape": list(m.shape),
             "n_eval": m.n_eval,
-            "parent_digest": m.parent_digest,
+            # As long as the digest shown next to it, so the two can be matched by eye.
+            "parent_digest": m.parent_digest[:MAX_DIGEST] if m.parent_digest else None,
         }
 
     @property

@@ -71,6 +71,8 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     full = {t.value for d in inputs for t in d.tags if t.key == tags.DATASET_SHA256}
     assert {rows[0]["dataset_digest"], rows[0]["cleansed_digest"]} <= full
     assert all(len(d.dataset.digest) == 36 for d in inputs)
+    output = [d for d in inputs if json.loads(d.dataset.profile)["parent_digest"]]
+    assert json.loads(output[0].dataset.profile)["parent_digest"] == rows[0]["dataset_digest"][:36]
 
     arts = {a.path for a in client.list_artifacts(c1.info.run_id)}
     assert {"trajectory", "scores", "validation", "cleansed", "details.json"} <= arts
