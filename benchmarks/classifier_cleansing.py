@@ -36,13 +36,13 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau, ttest_rel, wilcoxon
+from seeds import per_seed
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import cleanse
@@ -55,13 +55,6 @@ from ganinf_mlops.train.rundir import CHECKPOINTS, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
 
 METHODS = ("val_loss", "val_loss_se", "loss", "random")
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def bytes_of(run: Path) -> int:
@@ -208,13 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args(argv)
     rows = []
-    for seed in parse_seeds(args.seeds):
-        with tempfile.TemporaryDirectory() as tmp:
-            row = run_seed(args, seed, Path(tmp))
+    for row in per_seed(args.seeds, lambda seed, work: run_seed(args, seed, work)):
         rows.append(row)
         m = row["methods"]
         print(
-            f"seed {seed}: k={row['k']}  base acc {row['base'][keys.TEST_ACCURACY]:.4f}  "
+            f"seed {row['seed']}: k={row['k']}  base acc {row['base'][keys.TEST_ACCURACY]:.4f}  "
             + "  ".join(
                 f"{name}: P@k {m[name]['precision_at_k']:.2f} acc {m[name][keys.TEST_ACCURACY]:.4f}"
                 for name in METHODS

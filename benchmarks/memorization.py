@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import ttest_rel, wilcoxon
+from seeds import per_seed
 
 from ganinf_mlops import keys
 from ganinf_mlops.config import get_preset
@@ -40,13 +40,6 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.features.artifact import fit_classifier
 from ganinf_mlops.train.rundir import LOSSES, RunDir
 from ganinf_mlops.train.trainer import train
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def rejection_threshold(problem: Any, quantile: float) -> float:
@@ -99,12 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     rows = []
-    for seed in parse_seeds(args.seeds):
-        with tempfile.TemporaryDirectory() as tmp:
-            row = run_seed(args, seed, Path(tmp))
+    for row in per_seed(args.seeds, lambda seed, work: run_seed(args, seed, work)):
         rows.append(row)
         print(
-            f"seed {seed}: threshold {row['threshold']:.4f}  C_T plain "
+            f"seed {row['seed']}: threshold {row['threshold']:.4f}  C_T plain "
             f"{row['plain'][keys.COPYING_CT]:+.2f} rejected {row['rejected'][keys.COPYING_CT]:+.2f}"
             f"  FID {row['plain'][keys.FID]:.3f} -> {row['rejected'][keys.FID]:.3f}  "
             f"rejection rate (last epoch) {row['reject_rate_last_epoch']:.2f}",
