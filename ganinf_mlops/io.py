@@ -73,11 +73,16 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def dump_json(obj: Any, fh: Any) -> None:
+    """Strict JSON (NaN/inf written as null) to an open text file."""
+    json.dump(_finite(obj), fh, indent=2, sort_keys=True, allow_nan=False)
+    fh.write("\n")
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Strict JSON (NaN/inf written as null), atomically."""
     with atomic_file(path) as fh:
-        json.dump(_finite(obj), fh, indent=2, sort_keys=True, allow_nan=False)
-        fh.write("\n")
+        dump_json(obj, fh)
 
 
 @contextlib.contextmanager

@@ -16,13 +16,13 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "tracking")]  # the tests' server and browser
 
+from browser import UI_HOST, screenshot  # noqa: E402
 from PIL import Image  # noqa: E402  (matplotlib's dependency)
+from servers import mlflow_server  # noqa: E402
 
 from ganinf_mlops.tracking import notes  # noqa: E402
-from tests.tracking.browser import UI_HOST, screenshot  # noqa: E402
-from tests.tracking.servers import mlflow_server  # noqa: E402
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops.errors import DataError, DigestMismatchError
-from ganinf_mlops.io import atomic_file, read_json, write_json
+from ganinf_mlops.io import atomic_file, dump_json, read_json
 
 HEADER = "id,predicted_change,harmfulness,rank"
 META_SUFFIX = ".meta.json"
@@ -121,7 +121,8 @@ def _fmt(value: float) -> str:
 
 
 def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> None:
-    """Write the CSV and its sidecar, each atomically (CSV first, so the sidecar hash is valid)."""
+    """Write the CSV and its sidecar as one unit: both are complete in temp files before either
+    replaces anything, so a failure (a full disk) leaves the old pair, or nothing, behind."""
     path = Path(path)
     try:
         json.dumps(table.extra, allow_nan=False)
@@ -133,8 +134,6 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> None:
         pc, harm = table.predicted_change[i], table.harmfulness[i]
         lines.append(f"{int(table.ids[i])},{_fmt(pc)},{_fmt(harm)},{int(ranks[i])}")
     data = ("\n".join(lines) + "\n").encode("ascii")
-    with atomic_file(path, "wb") as fh:
-        fh.write(data)
     meta = {
         "format_version": META_FORMAT_VERSION,
         "method": table.method,
@@ -145,7 +144,12 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> None:
         "extra": table.extra,
         "csv_sha256": hashlib.sha256(data).hexdigest(),
     }
-    write_json(meta_path(path), meta)
+    with atomic_file(path, "wb") as csv_fh:
+        csv_fh.write(data)
+        csv_fh.flush()
+        os.fsync(csv_fh.fileno())  # on disk before the sidecar is written
+        with atomic_file(meta_path(path)) as meta_fh:
+            dump_json(meta, meta_fh)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

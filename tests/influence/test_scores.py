@@ -139,3 +139,27 @@ def test_read_rejects_missing_files_and_bad_sidecar(tmp_path: Path) -> None:
     meta_path(path).unlink()
     with pytest.raises(DataError, match="sidecar s.csv.meta.json is missing"):
         read_scores(path)
+
+
+def test_csv_and_sidecar_are_written_as_one_unit(tmp_path: Path, monkeypatch) -> None:
+    """A failure while writing the sidecar (a full disk) replaces neither file."""
+    import errno
+
+    from ganinf_mlops.influence import scores
+
+    path = tmp_path / "scores.csv"
+    write_scores(path, _table())
+    before = (path.read_bytes(), meta_path(path).read_bytes())
+
+    def full_disk(obj, fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(scores, "dump_json", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_scores(path, _table(method="random", metric=None))
+    assert (path.read_bytes(), meta_path(path).read_bytes()) == before
+    with pytest.raises(OSError):
+        write_scores(tmp_path / "new.csv", _table())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.csv.meta.json"]
+    monkeypatch.undo()
+    assert read_scores(path).method == "all"
