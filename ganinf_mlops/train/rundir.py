@@ -208,6 +208,12 @@ class RunDir:
         the recorded schedule: what the reverse pass and replays step through."""
         self.check_dataset(version.digest, f" than {version.path}")
         problem = problem_of_version(self.train_config, self.metric_config, version, self.schedule)
+        expected = {k: tuple(v.shape) for k, v in flatten_state(problem.initial_state()).items()}
+        if expected != self._shapes:
+            raise TrajectoryError(
+                f"run {self.path}: its checkpoints do not fit the model its meta.json describes "
+                "(an edited config or checkpoint?)"
+            )
         if problem.provenance() != self.provenance:
             raise TrajectoryError(
                 f"run {self.path} was evaluated with {self.provenance}, now "
@@ -280,10 +286,23 @@ class RunDir:
             raise TrajectoryError(f"{self.path}: instance_ids do not match n_instances")
         return ids
 
+    @cached_property
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        """Tensor shapes of the initial checkpoint: every checkpoint of the run has them."""
+        flat = _load(self.path / CHECKPOINTS / checkpoint_name(0))
+        return {k: tuple(v.shape) for k, v in flat.items()}
+
     def load_state(self, step: int, device: torch.device | str = "cpu") -> State:
         if step not in self.checkpoint_steps:
             raise TrajectoryError(f"{self.path}: no checkpoint at step {step}")
         flat = _load(self.path / CHECKPOINTS / checkpoint_name(step))
+        shapes = {k: tuple(v.shape) for k, v in flat.items()}
+        if shapes != self._shapes:
+            k = min(k for k in {*shapes, *self._shapes} if shapes.get(k) != self._shapes.get(k))
+            raise TrajectoryError(
+                f"{self.path}: checkpoint {step} tensor {k} has shape {shapes.get(k)}, "
+                f"the run's initial state {self._shapes.get(k)}"
+            )
         dtype = getattr(torch, self.train_config.dtype)
         for k, v in flat.items():
             if v.dtype != dtype or not torch.isfinite(v).all():

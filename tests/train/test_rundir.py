@@ -206,6 +206,28 @@ def test_checkpoint_with_wrong_dtype_is_refused(run):
         RunDir(run).load_state(4)
 
 
+def test_checkpoint_of_another_shape_is_refused(run):
+    path = run / "checkpoints" / checkpoint_name(4)
+    flat = load_file(str(path))
+    key = sorted(flat)[0]
+    flat[key] = torch.zeros(3, 3, dtype=flat[key].dtype)
+    save_file(flat, str(path))
+    with pytest.raises(TrajectoryError, match=f"checkpoint 4 tensor {key} has shape"):
+        RunDir(run).load_state(4)
+
+
+def test_edited_model_config_is_refused(run, tiny_version):
+    """meta.json's model no longer fits the recorded checkpoints (wider hidden layers)."""
+
+    def wider(meta):
+        meta["train"]["model"]["d_hidden"] = [w + 1 for w in meta["train"]["model"]["d_hidden"]]
+        return meta
+
+    _tamper(run, wider)
+    with pytest.raises(TrajectoryError, match="do not fit the model its meta.json describes"):
+        RunDir(run).problem(tiny_version)
+
+
 def _tamper(run: Path, edit: Any) -> None:
     path = run / "meta.json"
     meta = json.loads(path.read_text())
