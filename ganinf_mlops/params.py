@@ -63,13 +63,27 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
     )
 
 
+MAX_PARAMS_BYTES = 1_000_000  # a params file is a page of settings, not data
+
+
+def _safe_yaml(text: str, where: str) -> Any:
+    """YAML without aliases: a params file needs none, and nested aliases ("billion laughs")
+    expand to gigabytes from a few lines."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"params file {where}: YAML aliases (*{event.anchor}) not allowed")
+    return yaml.safe_load(text)
+
+
 def load_params(path: str | Path) -> Preset:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_PARAMS_BYTES:
+            raise ConfigError(f"params file {path} is larger than {MAX_PARAMS_BYTES:,} bytes")
+        raw = _safe_yaml(path.read_text(), str(path))
     except FileNotFoundError:
         raise ConfigError(f"params file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read params file {path}: {exc}") from None
     return params_to_preset(raw, str(path))
 

@@ -212,3 +212,19 @@ def test_yaml_1_1_exponent_strings_are_numbers():
     preset = params_to_preset(yaml.safe_load(text.replace("lr: 0.05", "lr: 5e-2", 1)))
     assert preset.train.d_optim.eps == 1e-8 and isinstance(preset.train.d_optim.eps, float)
     assert preset.train.d_optim.lr == get_preset("default").train.d_optim.lr
+
+
+def test_yaml_alias_bomb_and_huge_files_are_refused(tmp_path):
+    """Nested aliases expand to gigabytes ("billion laughs"): refused before expanding."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)
+    ]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"YAML aliases \(\*a\) not allowed"):
+        load_params(bomb)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 1_000_001 + "\n")
+    with pytest.raises(ConfigError, match="larger than 1,000,000 bytes"):
+        load_params(big)

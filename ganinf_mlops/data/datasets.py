@@ -182,6 +182,7 @@ def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{what} is missing (not found)")
     try:
+        _check_npz_headers(path, what)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise DataError(f"{what} is corrupt: not an .npz archive")
@@ -189,6 +190,31 @@ def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"{what} is corrupt or unreadable: {e}") from None
+
+
+def _check_npz_headers(path: Path, what: str) -> None:
+    """Refuse an archive whose .npy headers declare more data than its members hold, before
+    numpy allocates it (a 2-line header can ask for terabytes)."""
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what it is
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if major == 1
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(fh)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > info.file_size:
+                raise DataError(
+                    f"{what} is corrupt: array {info.filename[:-4]!r} declares shape {shape} "
+                    f"({declared:,} bytes) but holds {info.file_size:,} bytes"
+                )
 
 
 @DATASETS.register("npz")

@@ -136,3 +136,23 @@ def test_npz_rejects_bad_eval_frac(tmp_path: Path) -> None:
     np.savez(path, x=np.ones((1, 2)))
     with pytest.raises(DataError, match="too few"):
         npz(path)
+
+
+def test_npz_whose_header_declares_more_than_it_holds(tmp_path: Path) -> None:
+    """A two-line .npy header can ask numpy for terabytes: refused before allocating."""
+    import io
+    import zipfile
+
+    from ganinf_mlops.data.datasets import load_npz
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2)}
+    )
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(DataError, match=r"declares shape \(1000000000000, 2\)"):
+        load_npz(path, "bomb")
+    np.savez_compressed(tmp_path / "fine.npz", x=np.zeros((3, 2)))
+    assert load_npz(tmp_path / "fine.npz", "fine")["x"].shape == (3, 2)
