@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,13 @@ class Manifest:
             values = obj[key] or []
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
                 raise DataError(f"{where}: '{key}' must be a list of integers")
+        parent_path = obj["parent_path"]
+        if parent_path is not None and (
+            os.path.isabs(parent_path) or "\0" in parent_path or parent_path.startswith("~")
+        ):
+            # Written relative to the version (versions move together); an absolute hint would
+            # send lineage walks anywhere on the machine.
+            raise DataError(f"{where}: 'parent_path' must be relative, got {parent_path!r}")
         if obj["format_version"] != FORMAT_VERSION:
             raise DataError(
                 f"{where}: unsupported format_version {obj['format_version']} "

@@ -301,3 +301,30 @@ def test_write_rejects_inconsistent_removed_ids(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=match):
             write_version(tmp_path / "c", x, ids, xe, dataset="cleanse", params={}, **kwargs)
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("hint", ["/etc", "~/data", "raw\0x"])
+def test_absolute_parent_path_is_refused(tmp_path: Path, hint: str) -> None:
+    """A manifest pointing its lineage anywhere on the machine is not followed."""
+    import json
+
+    raw = _raw(tmp_path)
+    child = _child(tmp_path, raw, "c1", [0])
+    path = child.path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["parent_path"] = hint
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="'parent_path' must be relative"):
+        load_version(child.path)
+
+
+def test_find_manifests_skips_a_fifo_named_manifest(tmp_path: Path) -> None:
+    """Opening a FIFO would block forever: only regular files are read."""
+    import os
+
+    from ganinf_mlops.data.version import find_manifests
+
+    raw = _raw(tmp_path)
+    (tmp_path / "trap").mkdir()
+    os.mkfifo(tmp_path / "trap" / "manifest.json")
+    assert [d for d, _ in find_manifests(tmp_path)] == [raw.path]
