@@ -54,10 +54,17 @@ def find_project(cwd: Path | None = None) -> Path | None:
     return next((p for p in (start, *start.parents) if _is_project(p)), None)
 
 
+# A repository's config can name commands that git runs on `status` (core.fsmonitor); the plugin
+# runs inside every MLflow user's start_run, so it never lets a repository run one, and never
+# takes git's index lock.
+_SAFE_GIT = ("-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false")
+
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args],
+            ["git", *_SAFE_GIT, *args],
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
             cwd=root,
             capture_output=True,
             text=True,

@@ -202,3 +202,19 @@ def test_dvc_tag_keys_are_valid_mlflow_keys(tmp_path: Path, client: MlflowClient
         for key in keys:
             client.set_tag(run.info.run_id, key, "v")  # validates the key
     assert set(keys) <= set(client.get_run(run.info.run_id).data.tags)
+
+
+def test_repository_config_cannot_make_the_plugin_run_a_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: MlflowClient
+) -> None:
+    """core.fsmonitor names a command git runs on `status`: the plugin turns it off."""
+    proj = _project(tmp_path / "proj")
+    marker = tmp_path / "fsmonitor-ran"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    _git(proj, "config", "core.fsmonitor", str(hook))
+    monkeypatch.chdir(proj)
+    tags = _ganinf_tags(client)
+    assert tags[T.PREFIX + "git_dirty"] == "false"
+    assert not marker.exists()
