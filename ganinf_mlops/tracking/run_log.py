@@ -44,10 +44,49 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             reason = getattr(exc, "reason", exc)
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        with _quick_requests(), _store_init_lock(uri):
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many kinds; all mean "unusable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"cannot use MLflow tracking URI {uri}: {first[:300]}") from None
+
+
+# The check's requests: a server whose /health answers but whose API fails would otherwise be
+# retried for minutes (MLflow's defaults: 7 retries, 120 s timeout) before anything is said.
+_CHECK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+@contextlib.contextmanager
+def _quick_requests() -> Iterator[None]:
+    """The check's HTTP limits, unless the user set them; restored after the check."""
+    saved = {k: os.environ.get(k) for k in _CHECK_HTTP}
+    os.environ.update({k: v for k, v in _CHECK_HTTP.items() if saved[k] is None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+@contextlib.contextmanager
+def _store_init_lock(uri: str) -> Iterator[None]:
+    """Two first commands on a new sqlite store would both create its tables, and one fail
+    ("table ... already exists"): the first connection is made under a file lock."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or not parsed.path or parsed.path in ("/", "/:memory:"):
+        yield
+        return
+    import hashlib
+    import tempfile
+
+    from filelock import FileLock
+
+    db = Path(parsed.path[1:]).resolve()  # sqlite:///rel.db is relative, sqlite:////abs absolute
+    # In the temp dir, keyed by the database's path: no lock file next to the user's store.
+    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"ganinf-store-{key}.lock"), timeout=120):
+        yield
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
