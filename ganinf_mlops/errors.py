@@ -43,3 +43,7 @@ class TrackingError(GaninfError):
 
 class NothingToRemoveError(GaninfError):
     """A cleanse whose selection policy keeps no instance (none is predicted to help)."""
+
+
+class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt: not an Exception)
+    """SIGTERM arrived: unwind cleanly (temp files removed, MLflow runs marked KILLED)."""

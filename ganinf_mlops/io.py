@@ -101,22 +101,29 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     try:
         _default_mode(tmp, 0o777)
         yield tmp
-        if path.exists() and not force:
-            raise OutputExistsError(path)  # another writer finished first
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:  # a non-empty directory appeared since the check
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not force:
-                    raise OutputExistsError(path) from None
-                raise
+        publish_dir(tmp, path, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def publish_dir(tmp: Path, path: Path, force: bool) -> None:
+    """Rename the finished directory `tmp` to `path` (same file system): refused when `path`
+    exists without `force` (checked again at the rename, so a racing writer's output stays);
+    with `force` the old directory goes only once the new one is in place."""
+    if path.exists() and not force:
+        raise OutputExistsError(path)  # another writer finished first
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.replace(path, old / "x")
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:  # a non-empty directory appeared since the check
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not force:
+            raise OutputExistsError(path) from None
         raise
 
 

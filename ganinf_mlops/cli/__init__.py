@@ -5,7 +5,9 @@ Errors from bad input (our GaninfError types) print one line and exit with statu
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -21,10 +23,18 @@ from ganinf_mlops.cli import (  # noqa: F401
     train,
 )
 from ganinf_mlops.cli.common import cli
-from ganinf_mlops.errors import GaninfError
+from ganinf_mlops.errors import GaninfError, Terminated
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> None:
+    # SIGTERM unwinds like Ctrl-C: temp outputs removed, a training run kept for --resume,
+    # MLflow runs marked KILLED.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="ganinf", standalone_mode=False)
     except GaninfError as exc:
@@ -45,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("error: terminated (SIGTERM); `ganinf train --resume` continues a training run",
+                   err=True)  # fmt: skip
+        sys.exit(143)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ from ganinf_mlops.optim import OPTIMIZERS
 )
 @click.option("--dtype", type=click.Choice(DTYPES), help="Floating point type.")
 @click.option("--device", help="Torch device, e.g. cpu or cuda.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run of --out (killed, SIGTERM, Ctrl-C) from its last "
+    "checkpoint, with the same arguments; it ends bit-identical to an uninterrupted run.",
+)
 @tracking_options
 @FORCE_OPTION
 def train_cmd(
@@ -68,6 +74,7 @@ def train_cmd(
     params_file: Path | None,
     replay: Path | None,
     retrain_of: Path | None,
+    resume: bool,
     tracking: bool,
     experiment: str,
     force: bool,
@@ -92,8 +99,9 @@ def train_cmd(
     version = load_version(data)
     with obs.stage("train", version):
         run = train(
-            version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress()
-        )
+            version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress(),
+            resume=resume,
+        )  # fmt: skip
         obs.trained(run, version, "main")
     rd = RunDir(run)
     metric = (rd.replay_info or {}).get("metric")

@@ -115,12 +115,11 @@ class MlflowTracker(RunLog, Observer):
             self._job_run = run.info.run_id
             mlflow.log_params(flatten(preset_to_params(preset)))
             mlflow.set_tag("ganinf.preset", preset.name)
-            self._notes.append([])
             try:
-                yield
+                with self._described(None):  # job_done writes the job's description
+                    yield
             finally:
-                self._notes.pop()
-        self._job_run = None
+                self._job_run = None
 
     @contextlib.contextmanager
     def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
@@ -313,7 +312,7 @@ class MlflowTracker(RunLog, Observer):
         o = outcome(summary)
         if o is not None:
             mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")
-        mlflow.set_tag(notes.NOTE, notes.job_note(summary, verdict(summary)))
+        self._notes[-1][:] = [notes.job_note(summary, verdict(summary))]  # set at the run's end
         if len(rows) > 1 and all(headline in r for r in rows):
             self._figure(figures.metric_vs_removed(rows, headline), "metric_vs_removed.png")
 

@@ -22,7 +22,7 @@ from mlflow.entities import Metric
 
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.errors import TrackingError
+from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.tracking import figures, notes
 from ganinf_mlops.tracking.datasets import log_version
 from ganinf_mlops.train.rundir import RunDir
@@ -112,16 +112,28 @@ class RunLog:
         self._details: dict[str, Any] = {}  # side numbers of the open iteration or stage run
 
     @contextlib.contextmanager
-    def _described(self, head: str) -> Iterator[None]:
-        """Collect description lines of the run opened around this block; set them at its end
-        (and on failure, with what was done so far)."""
-        self._notes.append([head])
+    def _described(self, head: str | None) -> Iterator[None]:
+        """Around the active run: collect its description lines and set them at its end (on
+        failure with what was done so far; `head` None: the run sets its own). A run stopped by
+        SIGTERM or Ctrl-C ends KILLED, not FAILED."""
+        run_id = mlflow.active_run().info.run_id
+        self._notes.append([] if head is None else [head])
         try:
             yield
+        except (Terminated, KeyboardInterrupt):
+            self._end_killed(run_id)
+            raise
         finally:
             lines = self._notes.pop()
-            if mlflow.active_run() is not None:
-                mlflow.set_tag(notes.NOTE, "\n".join(lines))
+            if lines:
+                self.client.set_tag(run_id, notes.NOTE, "\n".join(lines))
+
+    def _end_killed(self, run_id: str) -> None:
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run("KILLED")  # MLflow's own __exit__ then finds it ended
+        else:
+            self.client.set_terminated(run_id, "KILLED")
 
     def _note(self, line: str) -> None:
         if self._notes:

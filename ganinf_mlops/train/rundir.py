@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -106,7 +107,7 @@ class RunWriter:
 
     def __init__(self, root: Path, schedule: Schedule, instance_ids: np.ndarray) -> None:
         self.root = root
-        (root / CHECKPOINTS).mkdir()
+        (root / CHECKPOINTS).mkdir(exist_ok=True)  # exists when a run resumes
         tensors = {
             "indices": schedule.indices,
             "noise_seeds": schedule.noise_seeds,
@@ -116,7 +117,11 @@ class RunWriter:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(root / SCHEDULE))
 
     def checkpoint(self, step: int, state: State) -> None:
-        save_file(flatten_state(state), str(self.root / CHECKPOINTS / checkpoint_name(step)))
+        # Atomic: a run killed while writing leaves the previous checkpoints complete, and a
+        # resumed run starts from the last one (train/partial.py).
+        data = safetensors.torch.save(flatten_state(state))
+        with atomic_file(self.root / CHECKPOINTS / checkpoint_name(step), "wb") as fh:
+            fh.write(data)
 
     def finish(
         self,

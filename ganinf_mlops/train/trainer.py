@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +27,20 @@ import ganinf_mlops
 from ganinf_mlops import keys
 from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.errors import DataError, DigestMismatchError, TrajectoryError
-from ganinf_mlops.io import atomic_dir, check_disjoint
+from ganinf_mlops.errors import (
+    DataError,
+    DigestMismatchError,
+    OutputExistsError,
+    Terminated,
+    TrajectoryError,
+)
+from ganinf_mlops.io import check_disjoint, publish_dir
 from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
+from ganinf_mlops.train import partial
 from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
+
+log = logging.getLogger(__name__)
 
 
 def replay_schedule(parent: RunDir, version: DatasetVersion) -> Schedule:
@@ -82,9 +92,14 @@ def train(
     replay: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> Path:
-    """Train, record the run directory `out_dir` (atomically) and return it."""
+    """Train, record the run directory `out_dir` (renamed into place when complete) and return
+    it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py)."""
     check_disjoint(out_dir, version.path, replay, metric.classifier)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise OutputExistsError(out_dir)
     parent = RunDir(replay) if replay is not None else None
     if parent is not None:
         cfg, metric = parent.train_config, parent.metric_config
@@ -105,19 +120,31 @@ def train(
         else [0, n_steps]
     )
     losses = np.zeros((n_steps, len(problem.loss_names)))
-
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir, force=force) as tmp:
+    identity = {
+        "train": to_dict(cfg), "metric": to_dict(metric), "dataset_digest": version.digest,
+        "replay": None if replay is None else str(Path(replay).resolve()), "n_steps": n_steps,
+        "state_keys": list(state),
+    }  # fmt: skip
+    resumed = partial.prepare(out_dir, identity, ckpts, resume=resume, force=force)
+    first = 0
+    if resumed is not None:
+        first, state = resumed.step, partial.to_device(resumed.state, problem.device)
+        losses[:first] = resumed.losses
+        log.info("resuming %s at step %d of %d", out_dir, first, n_steps)
+    tmp = partial.partial_dir(out_dir)
+    try:
         writer = RunWriter(tmp, schedule, version.ids)
-        ckpt_set = set(ckpts)
+        # A resumed run has its checkpoints up to `first` already.
+        ckpt_set = {s for s in ckpts if resumed is None or s > first}
 
         def on_step(t: int, s: State, step_losses: tuple[torch.Tensor, ...]) -> None:
-            if t in ckpt_set:
+            if t in ckpt_set:  # losses first: a checkpoint on disk always has its losses
+                partial.record_losses(out_dir, losses[:t])
                 writer.checkpoint(t, s)
             losses[t] = [float(v) for v in step_losses]
 
         start = time.perf_counter()
-        state = run_steps(problem, state, 0, n_steps, on_step, progress)
+        state = run_steps(problem, state, first, n_steps, on_step, progress)
         seconds = time.perf_counter() - start
         if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
@@ -159,7 +186,15 @@ def train(
             "schedule": {"kind": "fresh" if parent is None else "replay", "replay_of": replay_info},
         }
         writer.finish(meta, metrics, losses, problem.loss_names)
-    logging.getLogger(__name__).info("trained %d steps in %.1fs -> %s", n_steps, seconds, out_dir)
+        publish_dir(partial.finish(out_dir), out_dir, force)
+    except (Terminated, KeyboardInterrupt):
+        # Kept for `train --resume`: the checkpoints written so far are complete.
+        log.warning("interrupted: `ganinf train ... --resume` continues %s", out_dir)
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("trained %d steps in %.1fs -> %s", n_steps - first, seconds, out_dir)
     return out_dir
 
 
