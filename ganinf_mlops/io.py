@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
+import logging
 import math
 import os
 import shutil
@@ -16,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops.errors import ConfigError, DataError, GaninfError, OutputExistsError
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -29,12 +33,47 @@ def _default_mode(path: Path, base: int) -> None:
     os.chmod(path, base & ~_umask())
 
 
+def _temp_prefix(path: Path) -> str:
+    # The writer's pid in the name: a temp left by a killed process can be told from one that
+    # another live process is still writing.
+    return f".{path.name}.pid{os.getpid()}."
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files and directories of `path` left by writers that no longer run
+    (killed by SIGKILL or a power cut); return what was removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.pid*.tmp"):
+        pid = tmp.name[len(path.name) + 5 :].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    if removed:
+        log.warning("removed %d temp file(s) of %s left by killed writers", len(removed), path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
     """Open a temp file next to `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         _default_mode(Path(tmp), 0o666)
         with os.fdopen(fd, mode) as fh:
@@ -97,7 +136,8 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     if path.exists() and not force:
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         _default_mode(tmp, 0o777)
         yield tmp

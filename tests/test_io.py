@@ -69,3 +69,28 @@ def test_write_json_is_strict_json(tmp_path):
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"tau": None, "xs": [1.0, None], "n": 3, "p": None, "k": 4}
+
+
+def test_temps_of_killed_writers_are_removed_live_ones_kept(tmp_path):
+    """A SIGKILLed writer leaves `.<name>.pid<PID>.*.tmp`; the next write of that output
+    removes it when that process is gone, and never touches a live writer's temp."""
+    import os
+    import subprocess
+    import sys
+
+    from ganinf_mlops.io import atomic_dir, atomic_file
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid, live_pid = int(dead.stdout), os.getpid()
+    out = tmp_path / "out"
+    (tmp_path / f".out.pid{dead_pid}.abc.tmp").mkdir()
+    (tmp_path / f".out.pid{dead_pid}.abc.tmp" / "half").write_text("x")
+    (tmp_path / f".out.pid{live_pid}.def.tmp").mkdir()
+    (tmp_path / f".f.json.pid{dead_pid}.ghi.tmp").write_text("half")
+    with atomic_dir(out) as tmp:
+        (tmp / "done").write_text("ok")
+    with atomic_file(tmp_path / "f.json") as fh:
+        fh.write("{}")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [f".out.pid{live_pid}.def.tmp", "f.json", "out"]
