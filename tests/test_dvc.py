@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,36 @@ def test_classifier_pipeline_repro(tmp_path: Path) -> None:
     assert 972 <= its["2"]["n_instances"] < 1080
     assert its["1"]["metric"] == "val_loss" and "test_accuracy" in its["1"]
     assert its["1"]["n_anomalies_removed"] > 60  # of the 120 removed, most are flipped labels
+
+
+def test_seed_sweep_on_the_experiment_queue(project: Path) -> None:
+    """A sweep as DVC runs it: one queued experiment per training seed, run two at a time, each
+    in its own workspace, compared with `dvc exp show`."""
+    d = project
+    for seed in (11, 12):
+        dvc(d, "exp", "run", "--queue", "-S", f"train.seed={seed}", "--name", f"seed{seed}")
+    dvc(d, "queue", "start", "--jobs", "2")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc(d, "queue", "status")
+        if status.count("Success") >= 2 or "Failed" in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    shown = json.loads(dvc(d, "exp", "show", "--json"))
+    exps = {
+        e["name"]: e
+        for commit in shown
+        for e in (commit.get("experiments") or [])
+        if e.get("name") in ("seed11", "seed12")
+    }
+    assert set(exps) == {"seed11", "seed12"}, shown
+    summaries = []
+    for name in ("seed11", "seed12"):
+        (rev,) = exps[name]["revs"]
+        data = rev["data"]
+        assert data["params"]["params.yaml"]["data"]["train"]["seed"] == int(name[4:])
+        summaries.append(data["metrics"]["metrics/summary.json"]["data"]["iterations"]["2"])
+    # Other training seeds: other runs, so other numbers; the workspace itself is untouched.
+    assert summaries[0]["all"] != summaries[1]["all"]
+    assert "Data and pipelines are up to date" in dvc(d, "status")
