@@ -9,6 +9,7 @@ stored run and checks it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,16 @@ def version_dataset(
 
     MLflow identifies a dataset within an experiment by (name, digest) and keeps the source of
     the first one logged, so the default name, ``<directory name>@<source type>`` (e.g.
-    "v1@dvc"), keeps a DVC-backed input from silently showing an earlier run's local path.
+    "v1@dvc"), keeps a DVC-backed input from silently showing an earlier run's local path, and a
+    local one adds a short hash of its directory ("v1@local:3fa2b1c9").
     """
     source = source if source is not None else local_source(version.path)
     default = f"{version.path.resolve().name}@{source._get_source_type()}"
+    if source._get_source_type() == "local":
+        # Copies of one version in two directories (two jobs, two users) would otherwise share
+        # one (name, digest) entry and show the first one's path: the directory is in the name.
+        where = hashlib.sha256(str(version.path.resolve()).encode()).hexdigest()[:8]
+        default = f"{default}:{where}"
     return GaninfVersionDataset(version.manifest, source, name=name or default)
 
 

@@ -171,3 +171,20 @@ def test_local_source_for_versions_without_dvc(tmp_path: Path, client: MlflowCli
     other.path.rename(version.path)  # the directory now holds another version
     with pytest.raises(DigestMismatchError):
         restore_input(dataset_input, str(tmp_path / "out2"))
+
+
+def test_copies_of_one_version_keep_their_own_sources(tmp_path: Path, client: MlflowClient) -> None:
+    """Two jobs with the same data in two directories: MLflow keys datasets by (name, digest),
+    so without the directory in the name the second run's input would show the first's path."""
+    paths = [tmp_path / job / "data" / "v0" for job in ("job-a", "job-b")]
+    versions = [create_raw_version(p, "gaussian2d", n=50, n_eval=20, seed=4) for p in paths]
+    assert versions[0].digest == versions[1].digest
+    runs = []
+    for v in versions:
+        with mlflow.start_run() as run:
+            log_version(v)
+        runs.append(run.info.run_id)
+    for run_id, path in zip(runs, paths, strict=True):
+        (dataset_input,) = client.get_run(run_id).inputs.dataset_inputs
+        assert get_source(dataset_input).to_dict() == {"uri": str(path.resolve())}
+        assert dataset_input.dataset.name.startswith("v0@local:")
