@@ -55,6 +55,16 @@ def _version_tags(version: DatasetVersion) -> dict[str, str]:
     return out
 
 
+def _set_experiment(name: str):
+    """`mlflow.set_experiment`, once more if another process created it at the same moment."""
+    try:
+        return mlflow.set_experiment(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if "already exists" not in str(exc):
+            raise
+        return mlflow.set_experiment(name)
+
+
 class MlflowTracker(RunLog, Observer):
     """Logs to MLflow; construct it before any work so a bad URI fails first."""
 
@@ -69,7 +79,7 @@ class MlflowTracker(RunLog, Observer):
                 exp_id = self.client.get_run(outer).info.experiment_id
                 exp = mlflow.set_experiment(experiment_id=exp_id)
             else:
-                exp = mlflow.set_experiment(experiment)
+                exp = _set_experiment(experiment)
         except Exception as exc:
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"

@@ -1,0 +1,104 @@
+"""Load: N cleanse loops at once against one MLflow tracking server on PostgreSQL.
+
+Starts a throwaway PostgreSQL cluster and `mlflow server` on loopback (tests/tracking/servers.py),
+runs N `ganinf loop` processes concurrently (tiny preset by default), each in its own directory,
+then reads the server back: every run FINISHED, every iteration run with its trajectory artifacts
+and dataset inputs, and each input's source naming that loop's own directory. Prints runs
+finished / expected and the wall time.
+
+Usage: python benchmarks/load.py [--loops 4] [--preset tiny] [--iterations 1] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "tracking"))
+
+from servers import mlflow_server, postgres  # noqa: E402
+
+GANINF = str(Path(sys.executable).parent / "ganinf")
+
+
+def run_loops(uri: str, work: Path, loops: int, preset: str, iterations: int) -> dict[str, Any]:
+    """Start the loops together, wait for all; return what the server holds about them."""
+    env = {**os.environ, "GANINF_TRACKING": "1", "MLFLOW_TRACKING_URI": uri}
+    start = time.monotonic()
+    procs = []
+    for i in range(loops):
+        d = work / f"loop{i}"
+        d.mkdir(parents=True)
+        cmd = [GANINF, "-q", "loop", "--preset", preset, "--iterations", str(iterations),
+               "--loo", "0", "--out", "job", "--experiment", "load"]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, cwd=d, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True))  # fmt: skip
+    errors = [p.communicate()[1] for p in procs]
+    errors = [e for p, e in zip(procs, errors, strict=True) if p.returncode]
+    wall = time.monotonic() - start
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("load")
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    expected = loops * (1 + 1 + iterations)  # job, iteration 0, iterations
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    problems = []
+    for r in runs:
+        if r.data.tags.get("ganinf.stage") != "iteration":
+            continue
+        arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        if "trajectory" not in arts:
+            problems.append(f"{r.info.run_name}: no trajectory artifacts")
+        sources = [json.loads(d.dataset.source)["uri"] for d in r.inputs.dataset_inputs]
+        owners = {Path(s).parts[len(work.parts)] for s in sources if s.startswith(str(work))}
+        if len(owners) != 1:
+            problems.append(f"{r.info.run_name}: inputs from loops {sorted(owners)}")
+    return {
+        "loops": loops,
+        "exit_codes": [p.returncode for p in procs],
+        "errors": [e.strip().splitlines()[-1] for e in errors if e.strip()],
+        "runs_expected": expected,
+        "runs_finished": len(finished),
+        "runs_total": len(runs),
+        "problems": problems,
+        "wall_seconds": wall,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--loops", type=int, default=4)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--iterations", type=int, default=1)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp).resolve()
+        with postgres() as backend, mlflow_server(backend, work / "artifacts") as uri:
+            result = run_loops(uri, work / "loops", args.loops, args.preset, args.iterations)
+    print(
+        f"{result['loops']} concurrent loops ({args.preset}, {args.iterations} iteration(s)) "
+        f"against MLflow on PostgreSQL: runs finished {result['runs_finished']} / expected "
+        f"{result['runs_expected']}, exit codes {result['exit_codes']}, wall time "
+        f"{result['wall_seconds']:.1f} s"
+    )
+    for p in result["problems"] + result["errors"]:
+        print("  problem:", p)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    ok = result["runs_finished"] == result["runs_expected"] and not result["problems"]
+    return 0 if ok and not any(result["exit_codes"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
