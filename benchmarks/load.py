@@ -50,6 +50,11 @@ def run_loops(uri: str, work: Path, loops: int, preset: str, iterations: int) ->
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("load")
     runs = client.search_runs([exp.experiment_id]) if exp else []
+    others = {
+        e.name: len(client.search_runs([e.experiment_id]))
+        for e in client.search_experiments()
+        if e.name != "load"
+    }
     expected = loops * (1 + 1 + iterations)  # job, iteration 0, iterations
     finished = [r for r in runs if r.info.status == "FINISHED"]
     problems = []
@@ -66,11 +71,13 @@ def run_loops(uri: str, work: Path, loops: int, preset: str, iterations: int) ->
     return {
         "loops": loops,
         "exit_codes": [p.returncode for p in procs],
-        "errors": [e.strip().splitlines()[-1] for e in errors if e.strip()],
+        "errors": ["\n".join(e.strip().splitlines()[-12:]) for e in errors if e.strip()],
         "runs_expected": expected,
         "runs_finished": len(finished),
         "runs_total": len(runs),
         "problems": problems,
+        "statuses": sorted(r.info.status for r in runs),
+        "runs_in_other_experiments": {k: v for k, v in others.items() if v},
         "wall_seconds": wall,
     }
 
@@ -94,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for p in result["problems"] + result["errors"]:
         print("  problem:", p)
+    if result["runs_finished"] != result["runs_expected"]:
+        print("  statuses:", result["statuses"], "elsewhere:", result["runs_in_other_experiments"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     ok = result["runs_finished"] == result["runs_expected"] and not result["problems"]

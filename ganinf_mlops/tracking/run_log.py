@@ -167,10 +167,16 @@ class RunLog:
     def _describe_experiment(self, exp) -> None:
         """The glossary as the experiment's description and our default runs-table columns as a
         shared view (`notes.ui_path`), unless a user set them."""
-        if notes.NOTE not in exp.tags:
-            self.client.set_experiment_tag(exp.experiment_id, notes.NOTE, notes.glossary())
-        if notes.VIEW_TAG not in exp.tags:
-            self.client.set_experiment_tag(exp.experiment_id, notes.VIEW_TAG, notes.view_state())
+        for key, value in ((notes.NOTE, notes.glossary), (notes.VIEW_TAG, notes.view_state)):
+            if key in exp.tags:
+                continue
+            try:
+                self.client.set_experiment_tag(exp.experiment_id, key, value())
+            except mlflow.exceptions.MlflowException:
+                # Several first commands at once: one of them set it (a server on PostgreSQL
+                # refuses the second insert); anything else is for the user to see.
+                if key not in self.client.get_experiment(exp.experiment_id).tags:
+                    raise
 
     def _log_input(self, version: DatasetVersion, context: str) -> None:
         log_version(version, context=context)
