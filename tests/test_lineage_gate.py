@@ -54,88 +54,19 @@ def test_lineage_errors(chain, tmp_path, capsys):
 def test_gate_pass_fail_and_usage(chain, tmp_path, capsys):
     data, run = chain / "data" / "v1", chain / "runs" / "r1"
     report = tmp_path / "gate.json"
-    assert (
-        code(
-            "gate",
-            "--data",
-            data,
-            "--run",
-            run,
-            "--max-harmful-frac",
-            "0.99",
-            "--report",
-            report,
-            "--force",
-        )
-        == 0
-    )
+    args = ("gate", "--data", data, "--run", run, "--report", report, "--force")
+    assert code(*args, "--max-harmful-frac", "0.99") == 0
     result = json.loads(report.read_text())
     assert result["passed"] and result["n_instances"] == 190
     assert 0 < result["n_harmful"] < 190 and len(result["top_offending"]) == 10
-    assert (
-        code(
-            "gate",
-            "--data",
-            data,
-            "--run",
-            run,
-            "--max-harmful-frac",
-            "0.01",
-            "--report",
-            report,
-            "--force",
-        )
-        == 1
-    )
+    assert code(*args, "--max-harmful-frac", "0.01") == 1
     assert not json.loads(report.read_text())["passed"]
     top = result["top_offending"][0]["harmfulness"]
-    assert (
-        code(
-            "gate",
-            "--data",
-            data,
-            "--run",
-            run,
-            "--threshold",
-            str(top * 2),
-            "--report",
-            report,
-            "--force",
-        )
-        == 0
-    )
-    assert (
-        code(
-            "gate",
-            "--data",
-            data,
-            "--run",
-            run,
-            "--threshold",
-            str(top / 2),
-            "--report",
-            report,
-            "--force",
-        )
-        == 1
-    )
+    assert code(*args, "--threshold", str(top * 2)) == 0
+    assert code(*args, "--threshold", str(top / 2)) == 1
     # usage and input errors: exit 2
     assert code("gate", "--data", data, "--run", run, "--report", report) == 2
-    assert (
-        code(
-            "gate",
-            "--data",
-            chain / "data" / "v0",
-            "--run",
-            run,
-            "--threshold",
-            "0",
-            "--report",
-            report,
-            "--force",
-        )
-        == 2
-    )
+    assert code(*args[:2], chain / "data" / "v0", *args[3:], "--threshold", "0") == 2
     assert "digest mismatch" in capsys.readouterr().err
     assert code("gate", "--data", data, "--run", run, "--method", "nope", "--threshold", "0") == 2
 
