@@ -22,7 +22,7 @@ import torch
 
 from ganinf_mlops.errors import ConfigError, GaninfError
 from ganinf_mlops.io import atomic_file, read_json, write_json
-from ganinf_mlops.train.rundir import CHECKPOINTS, _load, checkpoint_name, unflatten_state
+from ganinf_mlops.train.rundir import CHECKPOINTS, _load, checkpoint_name, state_from_checkpoint
 
 PARTIAL_META = "partial.json"
 PARTIAL_LOSSES = "losses.partial.npy"
@@ -40,7 +40,13 @@ class Resumed:
 
 
 def prepare(
-    out_dir: Path, identity: dict[str, Any], ckpts: list[int], *, resume: bool, force: bool
+    out_dir: Path,
+    identity: dict[str, Any],
+    ckpts: list[int],
+    device: torch.device,
+    *,
+    resume: bool,
+    force: bool,
 ) -> Resumed | None:
     """Make the work directory of `out_dir` ready: fresh, or (with `resume`) the interrupted
     run of the same `identity`, whose last complete checkpoint is returned."""
@@ -59,7 +65,7 @@ def prepare(
                 "--force starts over"
             )
         shutil.rmtree(work)
-        return prepare(out_dir, identity, ckpts, resume=False, force=False)
+        return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
     recorded = read_json(work / PARTIAL_META, f"interrupted run {work}:")
     if recorded != identity:
         changed = sorted(k for k in {*identity, *recorded} if identity.get(k) != recorded.get(k))
@@ -70,11 +76,10 @@ def prepare(
     done = [s for s in ckpts if (work / CHECKPOINTS / checkpoint_name(s)).is_file()]
     if not done:
         shutil.rmtree(work)
-        return prepare(out_dir, identity, ckpts, resume=False, force=False)
+        return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
     step = max(done)
     flat = _load(work / CHECKPOINTS / checkpoint_name(step))
-    # Fresh storage, as training had: a view into the file buffer may round differently.
-    state = unflatten_state({k: v.clone() for k, v in flat.items()}, tuple(identity["state_keys"]))
+    state = state_from_checkpoint(flat, tuple(identity["state_keys"]), device)
     losses = np.zeros((0, 0))
     if step > 0:
         losses = np.load(work / PARTIAL_LOSSES, allow_pickle=False)
@@ -95,9 +100,3 @@ def finish(out_dir: Path) -> Path:
     for name in (PARTIAL_META, PARTIAL_LOSSES):
         (work / name).unlink(missing_ok=True)
     return work
-
-
-def to_device(state: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: to_device(v, device) if isinstance(v, dict) else v.to(device) for k, v in state.items()
-    }

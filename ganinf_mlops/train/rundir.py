@@ -93,6 +93,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def state_from_checkpoint(
+    flat: dict[str, torch.Tensor], top: tuple[str, ...], device: torch.device | str = "cpu"
+) -> State:
+    """A loaded checkpoint as a state on `device`. Cloned: fresh (aligned) storage, as training
+    had; a view into the file buffer can take other vectorised code paths and round differently,
+    which would break bitwise replays and resumes."""
+    return unflatten_state({k: v.to(device).clone() for k, v in flat.items()}, top)
+
+
 def _load(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
@@ -314,6 +323,4 @@ class RunDir:
                 raise TrajectoryError(
                     f"{self.path}: checkpoint {step} tensor {k} is {v.dtype} or not finite"
                 )
-        # clone: fresh (aligned) storage, as training had; a view into the loaded file buffer
-        # can take other vectorised code paths and round differently.
-        return unflatten_state({k: v.to(device).clone() for k, v in flat.items()}, self.state_keys)
+        return state_from_checkpoint(flat, self.state_keys, device)

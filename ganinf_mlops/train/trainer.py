@@ -125,10 +125,10 @@ def train(
         "replay": None if replay is None else str(Path(replay).resolve()), "n_steps": n_steps,
         "state_keys": list(state),
     }  # fmt: skip
-    resumed = partial.prepare(out_dir, identity, ckpts, resume=resume, force=force)
+    resumed = partial.prepare(out_dir, identity, ckpts, problem.device, resume=resume, force=force)
     first = 0
     if resumed is not None:
-        first, state = resumed.step, partial.to_device(resumed.state, problem.device)
+        first, state = resumed.step, resumed.state
         losses[:first] = resumed.losses
         log.info("resuming %s at step %d of %d", out_dir, first, n_steps)
     tmp = partial.partial_dir(out_dir)
