@@ -49,10 +49,10 @@ def _set_current_data(version: DatasetVersion | None) -> None:
 
 def _version_tags(version: DatasetVersion) -> dict[str, str]:
     """Tags of the version a run reads (no empty tags: raw data has no parent digest)."""
-    out = {tags.DATASET_DIGEST: version.digest, tags.INPUT_VERSION: notes.version_label(version)}
-    if version.manifest.parent_digest:
-        out[tags.PARENT_DIGEST] = version.manifest.parent_digest
-    return out
+    return {
+        **tags.input_tags(version.digest, version.manifest.parent_digest),
+        tags.INPUT_VERSION: notes.version_label(version),
+    }
 
 
 def _set_experiment(name: str):

@@ -134,9 +134,7 @@ def dataset_tags(version_dir: Path) -> dict[str, str]:
     from ganinf_mlops.data.version import load_version, read_manifest
 
     manifest = read_manifest(version_dir)
-    out = {T.DATASET_DIGEST: manifest.digest}
-    if manifest.parent_digest:  # raw data has none: no empty tag
-        out[T.PARENT_DIGEST] = manifest.parent_digest
+    out = T.input_tags(manifest.digest, manifest.parent_digest)
     try:
         depth: str = str(len(lineage(load_version(version_dir, verify=False))) - 1)
     except Exception as e:  # whatever stops the chain from verifying breaks it

@@ -18,5 +18,15 @@ LINEAGE_DEPTH = "ganinf.lineage_depth"  # cleanse generations from the raw versi
 DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
 DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
 
+
+def input_tags(digest: str, parent_digest: str | None) -> dict[str, str]:
+    """The tags of the version a run reads: its digest, and its parent's when it has one (no
+    empty tags). Shared by our runs and the run-context plugin."""
+    out = {DATASET_DIGEST: digest}
+    if parent_digest:
+        out[PARENT_DIGEST] = parent_digest
+    return out
+
+
 ENV_DATA = "GANINF_DATA"  # dataset version directory the current command works on
 ENV_PROJECT = "GANINF_PROJECT"  # marks a directory as a ganinf project for the plugin
