@@ -1,12 +1,14 @@
-"""Load: N cleanse loops at once against one MLflow tracking server on PostgreSQL.
+"""Load: N cleanse loops at once against one MLflow tracking server on PostgreSQL and S3.
 
-Starts a throwaway PostgreSQL cluster and `mlflow server` on loopback (tests/tracking/servers.py),
+Starts a throwaway PostgreSQL cluster, an S3 API (moto_server) for the artifacts and
+`mlflow server` on loopback (tests/tracking/servers.py),
 runs N `ganinf loop` processes concurrently (tiny preset by default), each in its own directory,
 then reads the server back: every run FINISHED, every iteration run with its trajectory artifacts
 and dataset inputs, and each input's source naming that loop's own directory. Prints runs
 finished / expected and the wall time.
 
-Usage: python benchmarks/load.py [--loops 4] [--preset tiny] [--iterations 1] [--json OUT]
+Usage: python benchmarks/load.py [--loops 4] [--preset tiny] [--iterations 1]
+                                 [--artifacts s3|local] [--json OUT]
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tracking"))
 
-from servers import mlflow_server, postgres  # noqa: E402
+import contextlib  # noqa: E402
+
+from servers import mlflow_server, moto_s3, postgres  # noqa: E402
 
 GANINF = str(Path(sys.executable).parent / "ganinf")
 
@@ -87,15 +91,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loops", type=int, default=4)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--iterations", type=int, default=1)
+    ap.add_argument(
+        "--artifacts", choices=["s3", "local"], default="s3",
+        help="where the server keeps artifacts: S3 (moto on loopback) or a local directory",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp).resolve()
-        with postgres() as backend, mlflow_server(backend, work / "artifacts") as uri:
-            result = run_loops(uri, work / "loops", args.loops, args.preset, args.iterations)
+        backend = stack.enter_context(postgres())
+        if args.artifacts == "s3":
+            endpoint = stack.enter_context(moto_s3())
+            server = mlflow_server(backend, "s3://mlflow/load", s3_endpoint=endpoint, log_dir=work)
+        else:
+            server = mlflow_server(backend, work / "artifacts")
+        uri = stack.enter_context(server)
+        result = run_loops(uri, work / "loops", args.loops, args.preset, args.iterations)
+    store = "PostgreSQL + S3" if args.artifacts == "s3" else "PostgreSQL"
     print(
         f"{result['loops']} concurrent loops ({args.preset}, {args.iterations} iteration(s)) "
-        f"against MLflow on PostgreSQL: runs finished {result['runs_finished']} / expected "
+        f"against MLflow on {store}: runs finished {result['runs_finished']} / expected "
         f"{result['runs_expected']}, exit codes {result['exit_codes']}, wall time "
         f"{result['wall_seconds']:.1f} s"
     )

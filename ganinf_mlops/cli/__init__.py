@@ -20,6 +20,7 @@ from ganinf_mlops.cli import (  # noqa: F401
     influence,
     job,
     lineage,
+    push,
     train,
 )
 from ganinf_mlops.cli.common import cli

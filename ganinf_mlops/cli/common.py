@@ -13,6 +13,19 @@ from ganinf_mlops.config import PRESETS, Preset, get_preset
 from ganinf_mlops.errors import ConfigError
 
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+class RunRef(click.ParamType):
+    """A run directory, or `runs:/<run_id>[/<artifact path>]` on the MLflow tracking server."""
+
+    name = "RUN"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("runs:/"):
+            return value
+        return EXISTING_DIR.convert(value, param, ctx)
+
+
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
     FORCE_OPTION,
+    RunRef,
     check_new_output,
     cli,
     config_options,
@@ -31,6 +33,22 @@ def _version(run: Path, data: Path | None):
     return load_version(data if data is not None else RunDir(run).dataset_path)
 
 
+def _fetch(uri: str, dst: Path | None, out: Path):
+    from ganinf_mlops.tracking.remote import fetch_run, parse_run_uri
+    from ganinf_mlops.tracking.run_log import reading_client
+
+    dst = dst or out.parent / f"run-{parse_run_uri(uri)[0]}"
+    if not progress():
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    reused = dst.exists()
+    fetched = fetch_run(uri, dst, reading_client())
+    what = "reusing" if reused else "fetched"
+    if progress():
+        click.echo(f"{what} {uri} in {dst} (dataset {fetched.version.path.name}, "
+                   f"{fetched.version.digest[:12]})", err=True)  # fmt: skip
+    return fetched
+
+
 def _method(method: str | None, metric: str | None, default: str) -> str:
     """--method, or the deprecated --metric (one release), or the config's job.method."""
     if metric is not None:
@@ -49,7 +67,19 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
 
 
 @cli.command()
-@click.option("--run", required=True, type=EXISTING_DIR, help="Run directory (trajectory).")
+@click.option(
+    "--run",
+    required=True,
+    type=RunRef(),
+    help="Run directory (trajectory), or runs:/<run_id> on the MLflow tracking server: its "
+    "trajectory artifacts and dataset version are fetched (see --fetch-dir) and its own scoring "
+    "settings are the defaults.",
+)
+@click.option(
+    "--fetch-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where a runs:/ run is fetched to, and reused from (default: run-<run_id> beside --out).",
+)
 @click.option("--method", type=click.Choice(METHODS.names()), help=METHOD_HELP)
 @click.option(
     "--metric",
@@ -86,7 +116,8 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
 @tracking_options
 @FORCE_OPTION
 def influence(
-    run: Path,
+    run: Path | str,
+    fetch_dir: Path | None,
     method: str | None,
     metric: str | None,
     out: Path,
@@ -111,10 +142,23 @@ def influence(
     from ganinf_mlops.influence.scores import write_scores
 
     job = load_config(preset, params_file).job
-    method = _method(method, metric, job.method)
     check_new_output(out, force)
+    if isinstance(run, str):  # runs:/<id>: recompute what the run logged, unless told otherwise
+        fetched = _fetch(run, fetch_dir, out)
+        run, scoring = fetched.run_dir, fetched.scoring or {}
+        extra = scoring.get("extra", {})
+        method = method or (metric is None and scoring.get("method")) or None
+        last_epochs = last_epochs or extra.get("last_epochs")
+        storage_efficient = storage_efficient or bool(extra.get("storage_efficient"))
+        no_checkpointing = no_checkpointing or extra.get("checkpointed") is False
+        seed = extra.get("seed") if seed is None else seed
+        if ensemble is None and isinstance(extra.get("ensemble"), list):
+            ensemble = len(extra["ensemble"])
+        version = fetched.version if data is None else _version(run, data)
+    else:
+        version = _version(run, data)
+    method = _method(method, metric, job.method)
     obs = make_observer(tracking, experiment)
-    version = _version(run, data)
     with obs.stage("influence", version):
         table = score_run(
             run,

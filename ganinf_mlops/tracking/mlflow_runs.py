@@ -177,6 +177,8 @@ class MlflowTracker(RunLog, Observer):
             keys.TRAIN_SECONDS
         )
         mlflow.log_artifacts(str(run), artifact_path=f"{prefix}trajectory")
+        run_id = mlflow.active_run().info.run_id
+        self._trajectory_uris[Path(run).resolve()] = f"runs:/{run_id}/{prefix}trajectory"
         if role != "main":  # a replay's or another seed's results: details, not metrics
             self._details[role] = {k: metrics[k] for k in metrics if k != keys.TRAIN_SECONDS}
             return
@@ -204,6 +206,9 @@ class MlflowTracker(RunLog, Observer):
 
     def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None:
         mlflow.set_tag(tags.METHOD, table.method)
+        source = self._trajectory_uris.get(Path(run).resolve())
+        if source is not None:  # in a loop, the previous iteration's run holds the trajectory
+            mlflow.set_tag(tags.SCORED_TRAJECTORY, source)
         mlflow.log_artifact(str(path), artifact_path="scores")
         mlflow.log_artifact(str(meta_path(path)), artifact_path="scores")
         mlflow.log_table(notes.score_columns(table, version), artifact_file="score_table.json")

@@ -33,6 +33,13 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def reading_client() -> MlflowClient:
+    """A client of the configured store, checked usable first (for commands that read runs)."""
+    uri = default_tracking_uri()
+    check_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the URI, before any work is done or any file written."""
     scheme = urlparse(uri).scheme
@@ -110,6 +117,8 @@ class RunLog:
         self._logged: set[tuple[str, str, int]] = set()  # (run, key, step): each logged once
         self._notes: list[list[str]] = []  # description lines of the open runs, innermost last
         self._details: dict[str, Any] = {}  # side numbers of the open iteration or stage run
+        # Local run directory -> runs:/<id>/<artifact path> it was logged to (by this process).
+        self._trajectory_uris: dict[Path, str] = {}
 
     @contextlib.contextmanager
     def _described(self, head: str | None) -> Iterator[None]:

@@ -16,6 +16,7 @@ METHOD = "ganinf.method"  # scoring method
 SCHEDULE = "ganinf.schedule"  # fresh | replay
 LINEAGE_DEPTH = "ganinf.lineage_depth"  # cleanse generations from the raw version
 DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
+SCORED_TRAJECTORY = "ganinf.scored_trajectory"  # runs:/<id>/<path> of the trajectory scored
 DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
 
 

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster and MLflow tracking server on loopback, for tests.
+"""A throwaway PostgreSQL cluster, S3 API (moto) and MLflow tracking server on loopback, for tests.
 
 PostgreSQL's initdb/pg_ctl refuse to run as root, so as root they run as the `postgres` user
 (CI runs as root). Binaries come from Debian's `postgresql` package (.ci/run installs it).
@@ -102,12 +102,86 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+# moto accepts any credentials; boto3, s3fs (DVC) and MLflow's server read these.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def moto_available() -> bool:
+    return shutil.which("moto_server", path=str(Path(sys.executable).parent)) is not None
+
+
+def _wait_http(proc: subprocess.Popen, url: str, log: Path, timeout: float, what: str) -> None:
+    """Poll `url` until it answers, failing early if the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not answering at {url} after {timeout}s")
+        time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def moto_s3(buckets: tuple[str, ...] = ("mlflow", "dvc"), timeout: float = 60.0) -> Iterator[str]:
+    """Serve an S3 API on a free loopback port (`moto_server`, in memory) with `buckets`
+    created; yield its endpoint URL. Clients need `S3_ENV` in their environment."""
+    import boto3
+
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if exe is None:
+        raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="ganinf-moto-")) / "moto.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(proc, endpoint + "/moto-api/", log, timeout, "moto_server")
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="test",
+            aws_secret_access_key="test", region_name="us-east-1",
+        )  # fmt: skip
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket)
+        yield endpoint
+    finally:
+        _stop(proc)
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def mlflow_server(
-    backend: str, artifacts: Path, timeout: float = 90.0, ui_host: str | None = None
+    backend: str,
+    artifacts: Path | str,
+    timeout: float = 90.0,
+    ui_host: str | None = None,
+    s3_endpoint: str | None = None,
+    log_dir: Path | None = None,
 ) -> Iterator[str]:
     """Start `mlflow server` on a free loopback port; yield its http URI once /health answers.
 
+    `artifacts`: a directory, or an `s3://bucket/prefix` served at `s3_endpoint` (the server
+    proxies artifacts: clients log through it and need no S3 settings).
     `ui_host`: another name for 127.0.0.1 that the server accepts (Host and CORS origin), for a
     browser: on a loopback name MLflow's UI opens its assistant panel over the page."""
     port = free_port()
@@ -116,7 +190,13 @@ def mlflow_server(
         "--allowed-hosts", ",".join(hosts),
         "--cors-allowed-origins", ",".join(f"http://{h}" for h in hosts),
     ] if ui_host else []  # fmt: skip
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
+    if log_dir is None:
+        local = isinstance(artifacts, Path)
+        log_dir = artifacts.parent if local else Path(tempfile.gettempdir())
+    env = dict(os.environ)
+    if s3_endpoint is not None:
+        env.update(S3_ENV, MLFLOW_S3_ENDPOINT_URL=s3_endpoint)
+    log = open(log_dir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -138,25 +218,12 @@ def mlflow_server(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env=env,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {Path(log.name).read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(uri + "/health", timeout=2):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server not healthy after {timeout}s")
-            time.sleep(0.5)
+        _wait_http(proc, uri + "/health", Path(log.name), timeout, "mlflow server")
         yield uri
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=20)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
         log.close()

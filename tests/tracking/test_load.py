@@ -1,5 +1,6 @@
-"""Load: four tiny loops at once against MLflow on PostgreSQL (benchmarks/load.py): all finish,
-every run FINISHED with its artifacts, each input's source its own loop's directory."""
+"""Load: four tiny loops at once against MLflow on PostgreSQL with artifacts in S3
+(benchmarks/load.py): all finish, every run FINISHED with its artifacts, each input's source
+its own loop's directory."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .servers import postgres_bin
+from .servers import moto_available, postgres_bin
 
 REQUIRED = os.environ.get("GANINF_REQUIRE_POSTGRES") == "1"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-@pytest.mark.skipif(postgres_bin() is None and not REQUIRED, reason="PostgreSQL not installed")
+@pytest.mark.skipif(
+    (postgres_bin() is None or not moto_available()) and not REQUIRED,
+    reason="PostgreSQL or moto not installed",
+)
 def test_four_concurrent_loops(tmp_path, monkeypatch, capsys):
     pytest.importorskip("psycopg2")
     monkeypatch.syspath_prepend(str(BENCHMARKS))

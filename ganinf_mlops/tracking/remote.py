@@ -1,0 +1,169 @@
+"""A run on a tracking server, made local again: `runs:/<run_id>` -> trajectory + dataset version.
+
+`fetch_run` downloads the run's trajectory artifacts (through the server, wherever it keeps them:
+a directory, S3, ...) and re-materialises the dataset version it was trained on from the run's
+logged inputs, preferring a DVC source (`ganinf push` records one) over a local path. Both are
+checked: the version's content digest must be the one the trajectory was recorded on. The run's
+own score table settings come along, so `influence --run runs:/ID` recomputes what the run logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ganinf_mlops.data.version import DatasetVersion, load_version
+from ganinf_mlops.errors import DataError, TrackingError
+from ganinf_mlops.io import publish_dir
+from ganinf_mlops.tracking import tags as T
+
+SCHEME = "runs:/"
+TRAJECTORY = "trajectory"  # artifact path of a run's main trajectory (RunLog.trained)
+_RUN_URI = re.compile(r"^runs:/([0-9A-Za-z_-]+)(?:/(.+?))?/?$")
+# Where a dataset input can be fetched from, best first: a DVC source works on any machine that
+# reaches the git repo and the DVC remote; a local path only where it still exists.
+_SOURCE_PREFERENCE = ("dvc", "local")
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedRun:
+    run_id: str
+    run_dir: Path  # the trajectory, as a run directory
+    version: DatasetVersion  # the dataset version it was trained on, digest-checked
+    scoring: dict[str, Any] | None  # the sidecar of the score table the run logged, if one
+
+
+def is_run_uri(value: str) -> bool:
+    return value.startswith(SCHEME)
+
+
+def parse_run_uri(uri: str) -> tuple[str, str]:
+    """`runs:/<run_id>[/<artifact path>]` -> (run_id, artifact path, default "trajectory")."""
+    m = _RUN_URI.match(uri)
+    if m is None:
+        raise DataError(f"{uri!r}: expected runs:/<run_id>[/<artifact path>]")
+    return m.group(1), m.group(2) or TRAJECTORY
+
+
+def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
+    """Fetch `uri` into `dst` (`dst/trajectory`, `dst/data/<version>`), or reuse what an earlier
+    fetch left there: `dst` appears only once complete, and both parts are re-checked on load.
+
+    `runs:/ID` alone names a run's scoring when it scored a trajectory that another run logged
+    (a loop iteration scores the previous iteration's run: tag ganinf.scored_trajectory); then
+    that trajectory is fetched, and ID's score table supplies the settings.
+    """
+    from mlflow import MlflowClient
+
+    from ganinf_mlops.train.rundir import RunDir
+
+    run_id, artifact_path = parse_run_uri(uri)
+    client = client or MlflowClient()
+    run = _get_run(client, run_id, uri)
+    traj_run = run
+    scored = run.data.tags.get(T.SCORED_TRAJECTORY)
+    if artifact_path == TRAJECTORY and uri.rstrip("/").count("/") == 1 and scored:
+        traj_id, artifact_path = parse_run_uri(scored)
+        traj_run = _get_run(client, traj_id, scored)
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+        try:
+            traj = _download(client, traj_run.info.run_id, artifact_path, tmp, uri)
+            digest = RunDir(traj).dataset_digest
+            inputs = [*traj_run.inputs.dataset_inputs, *run.inputs.dataset_inputs]
+            _fetch_version(inputs, digest, tmp / "data", uri)
+            scoring = _score_sidecar(client, run, digest, tmp)
+            (tmp / "scoring.json").write_text(json.dumps(scoring, indent=2, sort_keys=True))
+            publish_dir(tmp, dst, force=False)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    run_dir = dst / TRAJECTORY
+    traj = RunDir(run_dir)
+    (version_dir,) = [p for p in (dst / "data").iterdir() if p.is_dir()]
+    version = load_version(version_dir)
+    traj.check_dataset(version.digest, f" than {version_dir}")
+    scoring = json.loads((dst / "scoring.json").read_text())
+    return FetchedRun(run_id, run_dir, version, scoring)
+
+
+def _get_run(client: Any, run_id: str, uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as e:
+        raise TrackingError(f"{uri}: {e.message}") from None
+
+
+def _download(client: Any, run_id: str, artifact_path: str, tmp: Path, uri: str) -> Path:
+    if not client.list_artifacts(run_id, artifact_path):
+        raise DataError(f"{uri}: the run has no artifacts under {artifact_path!r}")
+    try:
+        local = Path(client.download_artifacts(run_id, artifact_path, str(tmp)))
+    except Exception as e:  # the artifact store's own errors (HTTP, S3, file system)
+        raise TrackingError(f"{uri}: cannot download {artifact_path!r}: {e}") from None
+    traj = tmp / TRAJECTORY
+    if local != traj:
+        local.rename(traj)
+    return traj
+
+
+def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:
+    """Restore the logged input with `digest` from the best source that works."""
+    from mlflow.data import get_source
+
+    from ganinf_mlops.tracking.datasets import restore_input
+
+    candidates = []
+    for d in inputs:
+        tags = {t.key: t.value for t in d.tags}
+        full = tags.get(T.DATASET_SHA256) or ""
+        if full == digest or (not full and digest.startswith(d.dataset.digest)):
+            kind = d.dataset.source_type
+            if kind in _SOURCE_PREFERENCE:
+                candidates.append((_SOURCE_PREFERENCE.index(kind), d))
+    if not candidates:
+        raise DataError(
+            f"{uri}: the run logged no fetchable input with the trajectory's dataset digest "
+            f"{digest[:12]} (record a DVC source with `ganinf push`)"
+        )
+    failures = []
+    for _, d in sorted(candidates, key=lambda c: c[0]):
+        if d.dataset.source_type == "local" and not Path(get_source(d).uri).is_dir():
+            failures.append(f"{get_source(d).uri}: not on this machine")
+            continue
+        try:
+            dst.mkdir(exist_ok=True)
+            return restore_input(d, str(dst))
+        except DataError as e:
+            failures.append(str(e))
+    raise DataError(
+        f"{uri}: cannot fetch the dataset version: {'; '.join(dict.fromkeys(failures))} "
+        "(record a DVC source with `ganinf push`)"
+    )
+
+
+def _score_sidecar(client: Any, run: Any, digest: str, tmp: Path) -> dict[str, Any] | None:
+    """The sidecar of the score table the run logged for this trajectory's data, if exactly one
+    (several: the one of the run's method tag)."""
+    from ganinf_mlops.influence.scores import META_SUFFIX
+
+    run_id = run.info.run_id
+    sidecars = [a.path for a in client.list_artifacts(run_id, "scores") if
+                a.path.endswith(META_SUFFIX)]  # fmt: skip
+    found = []
+    for path in sidecars:
+        local = Path(client.download_artifacts(run_id, path, str(tmp / "scores")))
+        meta = json.loads(local.read_text())
+        if isinstance(meta, dict) and meta.get("dataset_digest") == digest:
+            found.append(meta)
+    if len(found) > 1:
+        found = [m for m in found if m.get("method") == run.data.tags.get(T.METHOD)]
+    return found[0] if len(found) == 1 else None
