@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,14 +30,22 @@ from ganinf_mlops import keys
 from ganinf_mlops.chunks import chunked_cleanse
 from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, with_train_options
-from ganinf_mlops.data.version import DatasetVersion, create_raw_version
-from ganinf_mlops.errors import NothingToRemoveError, OutputExistsError
+from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
+from ganinf_mlops.errors import (
+    ConfigError,
+    DataError,
+    GaninfError,
+    NothingToRemoveError,
+    OutputExistsError,
+)
 from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
-from ganinf_mlops.influence.scores import ScoreTable, write_scores
+from ganinf_mlops.influence.scores import ScoreTable, read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
-from ganinf_mlops.io import write_json
+from ganinf_mlops.io import read_json, write_json
+from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.report import summarize
+from ganinf_mlops.train.partial import partial_dir
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
 
@@ -104,6 +113,7 @@ def fresh_runs(
     observer: Observer | None = None,
     force: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> list[Path]:
     """Fresh trainings on `version`, one per retraining seed (train.seed, +1, ...): <name>,
     <name>-seed1, ...; `steps` fixes the step budget (None: the config's epochs)."""
@@ -112,9 +122,33 @@ def fresh_runs(
     for r in range(preset.job.retrain_seeds):
         cfg = with_train_options(preset.train, seed=preset.train.seed + r, steps=steps)
         path = sibling_path(runs_dir / name, r)
-        out.append(train(version, cfg, preset.metric, path, force=force, progress=progress))
+        out.append(_train(version, cfg, preset, path, force=force, progress=progress,
+                          resume=resume))  # fmt: skip
         obs.trained(out[-1], version, "main" if r == 0 else f"seed{r}")
     return out
+
+
+def _train(
+    version: DatasetVersion,
+    cfg: Any,
+    preset: Preset,
+    path: Path,
+    *,
+    replay: Path | None = None,
+    force: bool,
+    progress: bool,
+    resume: bool,
+) -> Path:
+    """`train`; when resuming a job, a finished `path` is kept (checked to be a run on
+    `version`) and an interrupted one continues from its last checkpoint."""
+    if resume and path.exists():
+        RunDir(path).check_dataset(version.digest, f" than {version.path} (resuming the job)")
+        log.info("resume: keeping %s", path)
+        return path
+    return train(
+        version, cfg, preset.metric, path, replay=replay, force=force, progress=progress,
+        resume=resume and partial_dir(path).exists(),
+    )  # fmt: skip
 
 
 def run_iteration(
@@ -127,57 +161,82 @@ def run_iteration(
     observer: Observer | None = None,
     force: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> IterationOutputs:
-    """Score run's instances, validate, cleanse `version` into v<i>, replay and retrain on it."""
+    """Score run's instances, validate, cleanse `version` into v<i>, replay and retrain on it.
+
+    With `resume`, each output already on disk (all are written atomically) is read back and
+    checked instead of being recomputed: an interrupted job continues where it stopped."""
     job, obs = preset.job, observer or Observer()
-    table = score_run(
-        run, version, job.method, ensemble=job.ensemble, last_epochs=job.last_epochs,
-        seed=job.seed + i, progress=progress,
-    )  # fmt: skip
     scores_path = workdir / "scores" / f"it{i}_{job.method}.csv"
-    write_scores(scores_path, table)
+    if resume and scores_path.exists():
+        table = read_scores(scores_path)
+        if table.dataset_digest != version.digest or table.method != job.method:
+            raise DataError(f"{scores_path} scores another version or method: cannot resume")
+    else:
+        table = score_run(
+            run, version, job.method, ensemble=job.ensemble, last_epochs=job.last_epochs,
+            seed=job.seed + i, progress=progress,
+        )  # fmt: skip
+        write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)
     report = None
+    report_path = workdir / "reports" / f"validate_it{i}.json"
     if job.loo and METHODS.get(job.method).predicts_change:
-        report = validate(
-            run,
-            version,
-            table,
-            k=min(job.loo, version.n),
-            seed=job.seed,
-            group_subsets=job.group_subsets,
-            progress=progress,
-        )
-        write_json(workdir / "reports" / f"validate_it{i}.json", report)
+        if resume and report_path.exists():
+            report = read_json(report_path, "validation report")
+        else:
+            report = validate(
+                run,
+                version,
+                table,
+                k=min(job.loo, version.n),
+                seed=job.seed,
+                group_subsets=job.group_subsets,
+                progress=progress,
+            )
+            write_json(report_path, report)
         obs.validated(report)
     chunks = None
+    new_path = workdir / "data" / f"v{i}"
+    chunks_path = workdir / "reports" / f"chunks_it{i}.json"
     if job.chunks > 1:
-        new, chunks = chunked_cleanse(
-            i, workdir, preset, version, run, table, scores_path, force=force, progress=progress
-        )
+        if resume and new_path.exists() and chunks_path.exists():
+            new, chunks = load_version(new_path), read_json(chunks_path, "chunk report")
+        else:  # chunk by chunk again (deterministic), replacing what a crash left
+            new, chunks = chunked_cleanse(
+                i, workdir, preset, version, run, table, scores_path, force=force or resume,
+                progress=progress,
+            )  # fmt: skip
+            write_json(chunks_path, chunks)
+    elif resume and new_path.exists():
+        new = load_version(new_path)
     else:
         new = cleanse(
             version,
             scores_path,
-            workdir / "data" / f"v{i}",
+            new_path,
             remove_frac=job.remove_frac,
             policy=job.policy,
             threshold=job.threshold,
             force=force,
         )
+    if new.manifest.parent_digest != version.digest:
+        raise DataError(f"{new.path} was not cleansed from {version.path}: cannot resume")
     obs.cleansed(new)
     runs = workdir / "runs"
-    replay = train(
-        new, preset.train, preset.metric, runs / f"replay{i}", replay=run, force=force,
-        progress=progress,
+    replay = _train(
+        new, preset.train, preset, runs / f"replay{i}", replay=run, force=force,
+        progress=progress, resume=resume,
     )  # fmt: skip
     obs.trained(replay, new, "replay")
     # Production retrains from scratch: by default with the parent run's number of steps, so
     # less data is not also less training.
     steps = RunDir(run).n_steps if job.retrain_budget == "steps" else None
     fresh = fresh_runs(
-        new, preset, runs, f"r{i}", steps=steps, observer=obs, force=force, progress=progress
-    )
+        new, preset, runs, f"r{i}", steps=steps, observer=obs, force=force, progress=progress,
+        resume=resume,
+    )  # fmt: skip
     return IterationOutputs(
         scores_path, new, replay, fresh, report, float(table.extra.get("seconds", 0.0)), chunks
     )
@@ -196,6 +255,39 @@ def with_classifier(
     return dataclasses.replace(preset, metric=dataclasses.replace(preset.metric, classifier=path))
 
 
+CONFIG_FILE = "config.json"  # the job's configuration, what --resume must match
+
+
+def _check_start(workdir: Path, preset: Preset, *, force: bool, resume: bool) -> None:
+    """Refuse a finished job (unless --force), or a resume with another configuration; record
+    the configuration of a new job."""
+    config = json.loads(json.dumps(preset_to_params(preset)))  # as JSON reads it back
+    if resume:
+        if force:
+            raise ConfigError("--resume continues a job, --force starts it over: give one")
+        if (workdir / "summary.json").exists():
+            raise ConfigError(f"{workdir} finished already (summary.json): nothing to resume")
+        recorded = read_json(workdir / CONFIG_FILE, f"job {workdir}:", ConfigError) if (
+            workdir / CONFIG_FILE).is_file() else None  # fmt: skip
+        if recorded is None:
+            raise ConfigError(f"nothing to resume: {workdir} holds no started job ({CONFIG_FILE})")
+        if recorded != config:
+            changed = sorted(k for k in {*config, *recorded} if config.get(k) != recorded.get(k))
+            raise ConfigError(
+                f"the job in {workdir} was started with other settings ({', '.join(changed)}): "
+                "resume it with the same configuration, or start over with --force"
+            )
+        return
+    if (workdir / "summary.json").exists() and not force:
+        raise OutputExistsError(workdir)
+    if (workdir / CONFIG_FILE).exists() and not force:
+        raise GaninfError(
+            f"an interrupted job is in {workdir}: --resume continues it, --force starts over"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json(workdir / CONFIG_FILE, config)
+
+
 def run_job(
     workdir: str | Path,
     preset: Preset,
@@ -203,23 +295,32 @@ def run_job(
     observer: Observer | None = None,
     force: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run the job (preset.job's method and iterations); return and write its summary."""
+    """Run the job (preset.job's method and iterations); return and write its summary.
+
+    `resume` continues an interrupted job in `workdir` with the same configuration (recorded in
+    `workdir/config.json`): what is on disk is checked and kept, the first unfinished step runs.
+    """
     workdir, job, obs = Path(workdir), preset.job, observer or Observer()
     METHODS.check(job.method)
-    if (workdir / "summary.json").exists() and not force:
-        raise OutputExistsError(workdir)
+    _check_start(workdir, preset, force=force, resume=resume)
     with obs.job(preset, workdir):
         # Iteration 0 prepares the raw version and trains the first run on it.
         with obs.iteration(0, None, job.method):
-            raw = create_raw_version(
-                workdir / "data" / "v0", preset.dataset, force=force, **preset.data_params
-            )
+            raw_path = workdir / "data" / "v0"
+            if resume and raw_path.exists():
+                raw = load_version(raw_path)
+            else:
+                raw = create_raw_version(
+                    raw_path, preset.dataset, force=force, **preset.data_params
+                )
             obs.prepared(raw)
             preset = with_classifier(preset, raw, workdir, force=force, progress=progress)
             runs = fresh_runs(
-                raw, preset, workdir / "runs", "r0", observer=obs, force=force, progress=progress
-            )
+                raw, preset, workdir / "runs", "r0", observer=obs, force=force, progress=progress,
+                resume=resume,
+            )  # fmt: skip
         version, run, replays = raw, runs[0], []
         extras: dict[str, dict[str, Any]] = {}
         stopped = None
@@ -228,7 +329,7 @@ def run_job(
                 try:
                     out = run_iteration(
                         i, workdir, preset, version, run, observer=obs, force=force,
-                        progress=progress,
+                        progress=progress, resume=resume,
                     )  # fmt: skip
                 except NothingToRemoveError as exc:
                     stopped = f"iteration {i}: {exc}"

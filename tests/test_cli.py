@@ -268,6 +268,12 @@ def test_run_job_tiny(tmp_path, capsys):
     for r in rows:
         assert r["predicted_change"] == pytest.approx(r["actual_change"], rel=0.5)
     assert (tmp_path / "job" / "data" / "v2" / "manifest.json").exists()
+    # Finished: a resume has nothing to do; a second run needs --force.
+    fails(capsys, "loop", "--preset", "tiny", "--out", tmp_path / "job", "--resume",
+          match="finished already")  # fmt: skip
+    fails(capsys, "loop", "--preset", "tiny", "--out", tmp_path / "new", "--resume",
+          match="holds no started job")  # fmt: skip
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("out", ["raw", ".", "raw/run"])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import load_version
@@ -44,18 +45,19 @@ def _env() -> dict[str, str]:
     }
 
 
-def run(cwd: Path, *args: str) -> str:
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a command in `cwd`; return stdout + stderr, failing the test with them on error."""
     proc = subprocess.run(
-        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300, check=False
-    )
+        args, cwd=cwd, env={**_env(), **(env or {})}, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{out}"
     return out
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    return run(cwd, str(Path(sys.executable).parent / "dvc"), *args)
+def dvc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    return run(cwd, str(Path(sys.executable).parent / "dvc"), *args, env=env)
 
 
 def ran_stages(output: str) -> set[str]:
@@ -298,11 +300,14 @@ def test_classifier_pipeline_repro(tmp_path: Path) -> None:
 
 def test_seed_sweep_on_the_experiment_queue(project: Path) -> None:
     """A sweep as DVC runs it: one queued experiment per training seed, run two at a time, each
-    in its own workspace, compared with `dvc exp show`."""
+    in its own workspace, compared with `dvc exp show` and in MLflow, where each experiment is
+    one parent run over its stages' runs (in the default store at the repository's root)."""
     d = project
+    tracked = {"GANINF_TRACKING": "1"}
     for seed in (11, 12):
-        dvc(d, "exp", "run", "--queue", "-S", f"train.seed={seed}", "--name", f"seed{seed}")
-    dvc(d, "queue", "start", "--jobs", "2")
+        dvc(d, "exp", "run", "--queue", "-S", f"train.seed={seed}", "--name", f"seed{seed}",
+            env=tracked)  # fmt: skip
+    dvc(d, "queue", "start", "--jobs", "2", env=tracked)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         status = dvc(d, "queue", "status")
@@ -327,3 +332,26 @@ def test_seed_sweep_on_the_experiment_queue(project: Path) -> None:
     # Other training seeds: other runs, so other numbers; the workspace itself is untouched.
     assert summaries[0]["all"] != summaries[1]["all"]
     assert "Data and pipelines are up to date" in dvc(d, "status")
+
+    client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
+    eid = client.get_experiment_by_name("ganinf").experiment_id
+    parents = {
+        r.data.tags["ganinf.dvc_experiment"]: r
+        for r in client.search_runs([eid], "tags.`ganinf.stage` = 'dvc-experiment'")
+    }
+    assert set(parents) == {"seed11", "seed12"}
+    for name, parent in parents.items():
+        assert parent.info.status == "FINISHED" and parent.data.params["train.seed"] == name[4:]
+        pid = parent.info.run_id
+        stages = client.search_runs([eid], f"tags.`mlflow.parentRunId` = '{pid}'")
+        # Every stage that ran and logs a run: prepare reads no train.seed (DVC restores it
+        # from its run cache), evaluate writes DVC metrics only.
+        assert sorted(s.data.tags["ganinf.dvc_stage"] for s in stages) == sorted(
+            ["train", *(f"{s}@{v}" for s in ("influence", "cleanse", "replay", "retrain")
+                        for v in RUNS[1:])]
+        )  # fmt: skip
+        assert {s.info.status for s in stages} == {"FINISHED"}
+        assert parent.data.metrics["retrain.v2/avg_log_likelihood"] == pytest.approx(
+            exps[name]["revs"][0]["data"]["metrics"]["metrics/summary.json"]["data"]
+            ["iterations"]["2"]["all"]
+        )  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from ganinf_mlops import keys, pipeline
 from ganinf_mlops.config import Preset, get_preset
 from ganinf_mlops.data.version import DatasetVersion, load_version
-from ganinf_mlops.errors import ConfigError, OutputExistsError
+from ganinf_mlops.errors import ConfigError, GaninfError, OutputExistsError
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.problems.gan import GanProblem
 from ganinf_mlops.report import summarize
@@ -339,3 +341,77 @@ def test_retraining_seeds_and_step_budget(tmp_path):
     assert it1["fresh_change"] == pytest.approx(it1["seed_mean"][metric] - it0["seed_mean"][metric])
     diffs = [a.results()[metric] - b.results()[metric] for a, b in zip(fresh, base, strict=True)]
     assert it1["fresh_change_se"] == pytest.approx(statistics.stdev(diffs) / 2**0.5)
+
+
+# ---- loop --resume: an interrupted job continues at its first unfinished step -----------------
+
+
+def _comparable(summary: dict[str, Any], workdir: Path) -> str:
+    """The summary without wall-clock times, with the working directory's name removed."""
+    text = json.dumps(summary, sort_keys=True).replace(str(workdir), "W")
+    return re.sub(r'"(scoring_seconds|seconds|loo_seconds)": [0-9.e+-]+', "", text)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    w = tmp_path_factory.mktemp("ref") / "work"
+    return w, pipeline.run_job(w, _preset(), progress=False)
+
+
+def test_resume_after_a_crash_in_iteration_2(reference, tmp_path, monkeypatch):
+    ref_dir, ref = reference
+    w = tmp_path / "work"
+    real_cleanse = pipeline.cleanse
+
+    def crash_in_iteration_2(version, *args, **kwargs):
+        if version.manifest.parent_digest is not None:  # cleansing v1 into v2
+            raise RuntimeError("simulated crash")
+        return real_cleanse(version, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "cleanse", crash_in_iteration_2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pipeline.run_job(w, _preset(), progress=False)
+    assert not (w / "summary.json").exists() and (w / "runs" / "r1").is_dir()
+    assert (w / "scores" / "it2_all.csv").is_file() and not (w / "data" / "v2").exists()
+    kept = {p: os.stat(w / p).st_mtime_ns for p in ("data/v1", "runs/r1", "scores/it2_all.csv")}
+
+    monkeypatch.setattr(pipeline, "cleanse", real_cleanse)
+    with pytest.raises(GaninfError, match="--resume continues it"):
+        pipeline.run_job(w, _preset(), progress=False)
+    trained, scored = [], []
+    real_train, real_score = pipeline.train, pipeline.score_run
+    monkeypatch.setattr(pipeline, "train", lambda v, c, m, out, **k: trained.append(Path(out))
+                        or real_train(v, c, m, out, **k))  # fmt: skip
+    monkeypatch.setattr(pipeline, "score_run", lambda *a, **k: scored.append(a[0])
+                        or real_score(*a, **k))  # fmt: skip
+    rec = Recorder(w)
+    summary = pipeline.run_job(w, _preset(), observer=rec, progress=False, resume=True)
+
+    assert trained == [w / "runs" / "replay2", w / "runs" / "r2"]  # only what was missing
+    assert scored == []  # it2's scores were on disk
+    assert {p: os.stat(w / p).st_mtime_ns for p in kept} == kept
+    assert _comparable(summary, w) == _comparable(ref, ref_dir)
+    # The resumed job still reports every step (to MLflow, in a tracked job).
+    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == [1, 2]
+    assert sum(e[0] == "trained" for e in rec.events) == 5  # r0, (replay, r) x 2
+
+
+def test_resume_refusals(reference, tmp_path):
+    ref_dir, _ = reference
+    with pytest.raises(ConfigError, match="finished already"):
+        pipeline.run_job(ref_dir, _preset(), progress=False, resume=True)
+    with pytest.raises(ConfigError, match="give one"):
+        pipeline.run_job(ref_dir, _preset(), progress=False, resume=True, force=True)
+    with pytest.raises(ConfigError, match="holds no started job"):
+        pipeline.run_job(tmp_path / "new", _preset(), progress=False, resume=True)
+
+    w = tmp_path / "w"
+    (w).mkdir()
+    (w / pipeline.CONFIG_FILE).write_text(json.dumps({"job": {}}))
+    with pytest.raises(ConfigError, match=r"other settings \(.*job.*\)"):
+        pipeline.run_job(w, _preset(), progress=False, resume=True)
+    other = _preset()
+    other = dataclasses.replace(other, job=dataclasses.replace(other.job, remove_frac=0.2))
+    pipeline._check_start(tmp_path / "w2", _preset(), force=False, resume=False)
+    with pytest.raises(ConfigError, match=r"other settings \(job\)"):
+        pipeline.run_job(tmp_path / "w2", other, progress=False, resume=True)

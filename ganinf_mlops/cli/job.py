@@ -102,6 +102,12 @@ _JOB_OPTIONS = [
     ),
     tracking_options,
     FORCE_OPTION,
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue an interrupted job in --out with the same settings: finished steps are "
+        "checked and kept, an interrupted training continues from its last checkpoint.",
+    ),
 ]
 
 
@@ -118,6 +124,7 @@ def _run_loop(
     tracking: bool,
     experiment: str,
     force: bool,
+    resume: bool,
     **job: Any,
 ) -> None:
     from ganinf_mlops.params import with_job
@@ -125,7 +132,7 @@ def _run_loop(
 
     cfg = with_job(load_config(preset, params_file), **job)
     obs = make_observer(tracking, experiment)
-    summary = run_job(out, cfg, observer=obs, force=force, progress=progress())
+    summary = run_job(out, cfg, observer=obs, force=force, progress=progress(), resume=resume)
     for line in output.job_lines(summary, str(out / "summary.json")):
         click.echo(line)
     hint = obs.ui_hint()

@@ -28,13 +28,13 @@ from mlflow.entities import Metric
 from ganinf_mlops import keys
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.errors import TrackingError
+from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.report import outcome, verdict
-from ganinf_mlops.tracking import figures, image_figures, notes, tags
+from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
 from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
 from ganinf_mlops.train.rundir import RunDir
 
@@ -105,19 +105,41 @@ class MlflowTracker(RunLog, Observer):
     def stage(
         self, name: str, version: DatasetVersion | None = None, **extra_tags: str
     ) -> Iterator[str]:
-        """One MLflow run around a single CLI stage (or inside `mlflow run`'s own run)."""
+        """One MLflow run around a single CLI stage (or inside `mlflow run`'s own run); in a DVC
+        experiment, nested under the experiment's parent run (tracking/dvc_exp.py)."""
         run_tags = {tags.STAGE: name, **(_version_tags(version) if version else {}), **extra_tags}
+        parent = None
+        if dvc_exp.experiment() is not None and not os.environ.get("MLFLOW_RUN_ID"):
+            # The stage runs in the experiment's workspace, whose params.yaml has its -S values.
+            params = dvc_exp.params_of(Path.cwd())
+            parent = dvc_exp.parent_run(self.client, self.experiment_id, params)
+            name_, base = dvc_exp.experiment() or ("", "")
+            run_tags.update(
+                {"mlflow.parentRunId": parent, tags.DVC_EXPERIMENT: name_, tags.DVC_BASELINE: base}
+            )
+            if os.environ.get(dvc_exp.STAGE):
+                run_tags[tags.DVC_STAGE] = os.environ[dvc_exp.STAGE]
         _set_current_data(version)
-        with (
-            mlflow.start_run(run_name=name, tags=run_tags) as run,
-            self._described(
-                f"`ganinf {name}`" + (f" on {notes.version_label(version)}" if version else "")
-            ),
-        ):
-            if version is not None:
-                self._log_input(version, "input")
-            yield run.info.run_id
-            self._flush_details()
+        status, run_id = "FAILED", None
+        try:
+            with (
+                mlflow.start_run(run_name=name, tags=run_tags) as run,
+                self._described(
+                    f"`ganinf {name}`" + (f" on {notes.version_label(version)}" if version else "")
+                ),
+            ):
+                run_id = run.info.run_id
+                if version is not None:
+                    self._log_input(version, "input")
+                yield run.info.run_id
+                self._flush_details()
+            status = "FINISHED"
+        except (Terminated, KeyboardInterrupt):
+            status = "KILLED"
+            raise
+        finally:
+            if parent is not None and run_id is not None:
+                dvc_exp.stage_done(self.client, parent, run_id, status)
 
     @contextlib.contextmanager
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:

@@ -29,8 +29,11 @@ from ganinf_mlops.train.rundir import RunDir
 
 
 def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else MLflow 3's default: sqlite:///$PWD/mlflow.db."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI if set, else MLflow 3's default, sqlite:///$PWD/mlflow.db, except in
+    a DVC stage: at the repository's root ($DVC_ROOT), where `dvc exp run --queue` points it
+    too, rather than in the experiment's temporary workspace that DVC deletes afterwards."""
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
 
 
 def reading_client() -> MlflowClient:
