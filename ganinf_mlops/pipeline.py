@@ -7,7 +7,8 @@ them into one working directory and tells an observer (MLflow tracking, or nothi
     WORKDIR/runs/r0, r1, ...          training runs: r0 on v0, r_i fresh retraining on v_i
     WORKDIR/runs/replay1, ...         counterfactual retraining: r_{i-1}'s schedule on v_i
     WORKDIR/scores/it<i>_<method>.csv scores of r_{i-1} used to cleanse v_{i-1} into v_i
-    WORKDIR/reports/validate_it<i>.json
+    WORKDIR/reports/validate_it<i>.json, chunks_it<i>.json (with job.chunks > 1)
+    WORKDIR/config.json               the job's configuration (what --resume must match)
     WORKDIR/summary.json              `report.summarize` of the chain, plus the job's settings
 
 Every iteration records the change of the metric its scores predicted for the removal next to

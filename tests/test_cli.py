@@ -342,3 +342,36 @@ def test_disk_full_leaves_nothing(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """`tmp_path/ro`: a read-only bind mount of `tmp_path/src` (needs root and mount rights)."""
+    import subprocess
+
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    mount = ["mount", "--bind", str(src), str(ro)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot bind-mount here (needs root and CAP_SYS_ADMIN)")
+    try:
+        remount = ["mount", "-o", "remount,bind,ro", str(ro)]
+        if subprocess.run(remount, capture_output=True, check=False).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True, check=False)
+
+
+def test_read_only_file_system(flow, read_only_dir, capsys):
+    """Every writer on a read-only file system: one line naming the path, exit 2, nothing left."""
+    ro = read_only_dir
+    fails(capsys, "prepare", "--preset", "tiny", "--out", ro / "v", match="Read-only file system")
+    fails(capsys, "train", "--preset", "tiny", "--data", flow["raw"], "--out", ro / "run",
+          match="Read-only file system")  # fmt: skip
+    fails(capsys, "influence", "--preset", "tiny", "--run", flow["run"], "--method", "all",
+          "--out", ro / "s.csv", match="Read-only file system")  # fmt: skip
+    fails(capsys, "cleanse", "--data", flow["raw"], "--scores", flow["scores"], "--out", ro / "v1",
+          match="Read-only file system")  # fmt: skip
+    assert list(ro.iterdir()) == []
