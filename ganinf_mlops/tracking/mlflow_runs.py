@@ -35,6 +35,7 @@ from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.report import outcome, verdict
 from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
+from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
 from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
 from ganinf_mlops.train.rundir import RunDir
 
@@ -204,6 +205,8 @@ class MlflowTracker(RunLog, Observer):
         if role != "main":  # a replay's or another seed's results: details, not metrics
             self._details[role] = {k: metrics[k] for k in metrics if k != keys.TRAIN_SECONDS}
             return
+        if rd.metric_config.classifier is not None:  # what FID/IS are measured with: fetchable
+            mlflow.log_artifacts(rd.metric_config.classifier, artifact_path=CLASSIFIER_ARTIFACT)
         mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
         mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
         self._log_losses(rd)

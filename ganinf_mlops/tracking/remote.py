@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -19,11 +20,12 @@ from typing import Any
 
 from ganinf_mlops.data.version import DatasetVersion, load_version
 from ganinf_mlops.errors import DataError, TrackingError
-from ganinf_mlops.io import publish_dir
+from ganinf_mlops.io import publish_dir, write_json
 from ganinf_mlops.tracking import tags as T
 
 SCHEME = "runs:/"
 TRAJECTORY = "trajectory"  # artifact path of a run's main trajectory (RunLog.trained)
+CLASSIFIER_ARTIFACT = "classifier"  # an image run's feature classifier (FID/IS), beside it
 _RUN_URI = re.compile(r"^runs:/([0-9A-Za-z_-]+)(?:/(.+?))?/?$")
 # Where a dataset input can be fetched from, best first: a DVC source works on any machine that
 # reaches the git repo and the DVC remote; a local path only where it still exists.
@@ -75,6 +77,8 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
         try:
             traj = _download(client, traj_run.info.run_id, artifact_path, tmp, uri)
+            if RunDir(traj).meta.get("classifier_path") is not None:
+                _fetch_classifier(client, traj_run.info.run_id, traj, tmp, uri)
             digest = RunDir(traj).dataset_digest
             inputs = [*traj_run.inputs.dataset_inputs, *run.inputs.dataset_inputs]
             _fetch_version(inputs, digest, tmp / "data", uri)
@@ -113,6 +117,17 @@ def _download(client: Any, run_id: str, artifact_path: str, tmp: Path, uri: str)
     if local != traj:
         local.rename(traj)
     return traj
+
+
+def _fetch_classifier(client: Any, run_id: str, traj: Path, tmp: Path, uri: str) -> None:
+    """Download the run's feature classifier and point the fetched copy's meta.json at it
+    (`RunDir.problem` still checks its digest against the one the run recorded)."""
+    if not client.list_artifacts(run_id, CLASSIFIER_ARTIFACT):
+        raise DataError(f"{uri}: an image run whose feature classifier was not logged with it")
+    local = Path(client.download_artifacts(run_id, CLASSIFIER_ARTIFACT, str(tmp)))
+    meta = json.loads((traj / "meta.json").read_text())
+    meta["classifier_path"] = os.path.relpath(local, traj)
+    write_json(traj / "meta.json", meta)
 
 
 def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:

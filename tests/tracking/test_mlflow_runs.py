@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import mlflow
@@ -11,6 +12,7 @@ from mlflow import MlflowClient
 
 from ganinf_mlops import keys
 from ganinf_mlops.cli import main
+from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags
 from ganinf_mlops.train.rundir import RunDir
 
@@ -228,3 +230,9 @@ def test_image_loop_logs_fid_and_image_figures(tracking, tmp_path):
     figures = {a.path for a in client.list_artifacts(children[1].info.run_id)}
     assert {"harmful_and_helpful.png", "samples.png", "samples_before_after.png"} <= figures
     assert "copying_ct" in children[1].data.metrics
+    # Reproduced from the server alone: trajectory, feature classifier and version are fetched.
+    logged = client.download_artifacts(children[1].info.run_id, "scores", str(tmp_path / "dl"))
+    (csv,) = [f for f in os.listdir(logged) if f.endswith(".csv")]
+    ganinf("influence", "--run", f"runs:/{children[1].info.run_id}", "--out", tmp_path / "s.csv",
+           "--no-tracking")  # fmt: skip
+    assert sha256_file(tmp_path / "s.csv") == sha256_file(os.path.join(logged, csv))
