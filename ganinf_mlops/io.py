@@ -87,6 +87,14 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
         raise
 
 
+def changed_keys(expected: dict[str, Any], recorded: Any) -> list[str]:
+    """Top-level keys whose values differ between `expected` and a recorded JSON value (all of
+    them when it is not an object): what a resume names when its settings do not match."""
+    if not isinstance(recorded, dict):
+        return sorted(expected)
+    return sorted(k for k in {*expected, *recorded} if expected.get(k) != recorded.get(k))
+
+
 def read_json(path: str | os.PathLike[str], what: str, error: type[GaninfError] = DataError) -> Any:
     """Parsed JSON of `path`; `what` prefixes the file's name in the one-line error."""
     path = Path(path)

@@ -43,7 +43,7 @@ from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
 from ganinf_mlops.influence.scores import ScoreTable, read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
-from ganinf_mlops.io import read_json, write_json
+from ganinf_mlops.io import changed_keys, read_json, write_json
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
@@ -268,12 +268,11 @@ def _check_start(workdir: Path, preset: Preset, *, force: bool, resume: bool) ->
             raise ConfigError("--resume continues a job, --force starts it over: give one")
         if (workdir / "summary.json").exists():
             raise ConfigError(f"{workdir} finished already (summary.json): nothing to resume")
-        recorded = read_json(workdir / CONFIG_FILE, f"job {workdir}:", ConfigError) if (
-            workdir / CONFIG_FILE).is_file() else None  # fmt: skip
-        if recorded is None:
+        if not (workdir / CONFIG_FILE).is_file():
             raise ConfigError(f"nothing to resume: {workdir} holds no started job ({CONFIG_FILE})")
+        recorded = read_json(workdir / CONFIG_FILE, f"job {workdir}:", ConfigError)
         if recorded != config:
-            changed = sorted(k for k in {*config, *recorded} if config.get(k) != recorded.get(k))
+            changed = changed_keys(config, recorded)
             raise ConfigError(
                 f"the job in {workdir} was started with other settings ({', '.join(changed)}): "
                 "resume it with the same configuration, or start over with --force"

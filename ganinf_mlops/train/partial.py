@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ganinf_mlops.errors import ConfigError, GaninfError
-from ganinf_mlops.io import atomic_file, read_json, write_json
+from ganinf_mlops.io import atomic_file, changed_keys, read_json, write_json
 from ganinf_mlops.train.rundir import CHECKPOINTS, _load, checkpoint_name, state_from_checkpoint
 
 PARTIAL_META = "partial.json"
@@ -68,7 +68,7 @@ def prepare(
         return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
     recorded = read_json(work / PARTIAL_META, f"interrupted run {work}:")
     if recorded != identity:
-        changed = sorted(k for k in {*identity, *recorded} if identity.get(k) != recorded.get(k))
+        changed = changed_keys(identity, recorded)
         raise ConfigError(
             f"the interrupted run in {work} was started with other {', '.join(changed)}: "
             "resume it with the same arguments, or start over with --force"
