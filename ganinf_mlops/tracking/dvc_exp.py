@@ -31,13 +31,26 @@ def experiment() -> tuple[str, str] | None:
     return (name, base or "") if name else None
 
 
-def parent_run(client: MlflowClient, experiment_id: str, params: dict[str, Any]) -> str | None:
-    """The run id of this DVC experiment's parent run (created by its first stage), or None
-    outside an experiment."""
+def nest(client: MlflowClient, experiment_id: str) -> tuple[str | None, dict[str, str]]:
+    """(parent run id, tags for the stage's run) in a DVC experiment; (None, {}) outside one, or
+    inside `mlflow run`, whose own run is the parent."""
     exp = experiment()
-    if exp is None:
-        return None
+    if exp is None or os.environ.get("MLFLOW_RUN_ID"):
+        return None, {}
     name, base = exp
+    # The stage runs in the experiment's workspace, whose params.yaml has its -S values.
+    parent = parent_run(client, experiment_id, name, base, params_of(Path.cwd()))
+    child = {"mlflow.parentRunId": parent, T.DVC_EXPERIMENT: name, T.DVC_BASELINE: base}
+    if os.environ.get(STAGE):
+        child[T.DVC_STAGE] = os.environ[STAGE]
+    return parent, child
+
+
+def parent_run(
+    client: MlflowClient, experiment_id: str, name: str, base: str, params: dict[str, Any]
+) -> str:
+    """The run id of the parent run of DVC experiment `name` started from `base`, created with
+    `params` by its first stage."""
     found = client.search_runs(
         [experiment_id],
         f"tags.`{T.DVC_EXPERIMENT}` = '{_quote(name)}' and "

@@ -109,17 +109,8 @@ class MlflowTracker(RunLog, Observer):
         """One MLflow run around a single CLI stage (or inside `mlflow run`'s own run); in a DVC
         experiment, nested under the experiment's parent run (tracking/dvc_exp.py)."""
         run_tags = {tags.STAGE: name, **(_version_tags(version) if version else {}), **extra_tags}
-        parent = None
-        if dvc_exp.experiment() is not None and not os.environ.get("MLFLOW_RUN_ID"):
-            # The stage runs in the experiment's workspace, whose params.yaml has its -S values.
-            params = dvc_exp.params_of(Path.cwd())
-            parent = dvc_exp.parent_run(self.client, self.experiment_id, params)
-            name_, base = dvc_exp.experiment() or ("", "")
-            run_tags.update(
-                {"mlflow.parentRunId": parent, tags.DVC_EXPERIMENT: name_, tags.DVC_BASELINE: base}
-            )
-            if os.environ.get(dvc_exp.STAGE):
-                run_tags[tags.DVC_STAGE] = os.environ[dvc_exp.STAGE]
+        parent, nested = dvc_exp.nest(self.client, self.experiment_id)
+        run_tags.update(nested)
         _set_current_data(version)
         status, run_id = "FAILED", None
         try:
