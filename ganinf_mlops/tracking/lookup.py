@@ -8,9 +8,14 @@ from mlflow.entities import ViewType
 from ganinf_mlops.tracking import tags
 
 
+def experiment_ids(client: MlflowClient) -> list[str]:
+    """Every experiment of the store, deleted ones included (their runs still hold lineage)."""
+    return [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+
+
 def runs_for_digest(client: MlflowClient, digest: str) -> dict[str, list[str]]:
     """{"produced_by": run ids that wrote the version, "used_by": run ids that read it}."""
-    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    experiments = experiment_ids(client)
     if not experiments:
         return {"produced_by": [], "used_by": []}
 

@@ -113,12 +113,13 @@ def dvc_push(root: Path, targets: list[str], remote: str | None) -> str:
 
 def link_runs(client: Any, version: DatasetVersion, source: Any) -> tuple[str, ...]:
     """Add `source` as an input of every run that logged `version`, with the same context."""
-    from mlflow.entities import DatasetInput, InputTag, ViewType
+    from mlflow.entities import DatasetInput, InputTag
 
     from ganinf_mlops.tracking.datasets import MAX_DIGEST, version_dataset
+    from ganinf_mlops.tracking.lookup import experiment_ids
 
     dataset = version_dataset(version, source)._to_mlflow_entity()
-    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    experiments = experiment_ids(client)
     runs = client.search_runs(
         experiments, f"datasets.digest = '{version.digest[:MAX_DIGEST]}'", max_results=10000
     ) if experiments else []  # fmt: skip

@@ -69,7 +69,8 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
     run = _get_run(client, run_id, uri)
     traj_run = run
     scored = run.data.tags.get(T.SCORED_TRAJECTORY)
-    if artifact_path == TRAJECTORY and uri.rstrip("/").count("/") == 1 and scored:
+    named_path = uri.rstrip("/") != f"{SCHEME}{run_id}"
+    if scored and not named_path:
         traj_id, artifact_path = parse_run_uri(scored)
         traj_run = _get_run(client, traj_id, scored)
     if not dst.exists():
@@ -77,9 +78,10 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
         try:
             traj = _download(client, traj_run.info.run_id, artifact_path, tmp, uri)
-            if RunDir(traj).meta.get("classifier_path") is not None:
-                _fetch_classifier(client, traj_run.info.run_id, traj, tmp, uri)
-            digest = RunDir(traj).dataset_digest
+            recorded = RunDir(traj)
+            if recorded.meta.get("classifier_path") is not None:
+                _fetch_classifier(client, traj_run.info.run_id, recorded.meta, traj, tmp, uri)
+            digest = recorded.dataset_digest
             inputs = [*traj_run.inputs.dataset_inputs, *run.inputs.dataset_inputs]
             _fetch_version(inputs, digest, tmp / "data", uri)
             scoring = _score_sidecar(client, run, digest, tmp)
@@ -119,15 +121,15 @@ def _download(client: Any, run_id: str, artifact_path: str, tmp: Path, uri: str)
     return traj
 
 
-def _fetch_classifier(client: Any, run_id: str, traj: Path, tmp: Path, uri: str) -> None:
+def _fetch_classifier(
+    client: Any, run_id: str, meta: dict[str, Any], traj: Path, tmp: Path, uri: str
+) -> None:
     """Download the run's feature classifier and point the fetched copy's meta.json at it
     (`RunDir.problem` still checks its digest against the one the run recorded)."""
     if not client.list_artifacts(run_id, CLASSIFIER_ARTIFACT):
         raise DataError(f"{uri}: an image run whose feature classifier was not logged with it")
     local = Path(client.download_artifacts(run_id, CLASSIFIER_ARTIFACT, str(tmp)))
-    meta = json.loads((traj / "meta.json").read_text())
-    meta["classifier_path"] = os.path.relpath(local, traj)
-    write_json(traj / "meta.json", meta)
+    write_json(traj / "meta.json", {**meta, "classifier_path": os.path.relpath(local, traj)})
 
 
 def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:
