@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,18 +15,7 @@ from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags as T
 from ganinf_mlops.tracking.remote import parse_run_uri
 
-
-def _run(cwd, *cmd):
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, f"{cmd}: {done.stdout}{done.stderr}"
-
-
-def _git(cwd, *args):
-    _run(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@t", *args)
-
-
-def _dvc(cwd, *args):
-    _run(cwd, sys.executable, "-m", "dvc", *args)
+from .repos import commit_versions, git, init_project
 
 
 def fails(capsys, args, match):
@@ -44,14 +31,11 @@ def project(tmp_path_factory, tracking_uri):
     """A git+DVC project (local remote) where a tiny loop ran, logged to a sqlite store."""
     root = tmp_path_factory.mktemp("remote")
     proj = root / "proj"
-    proj.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         mp.setenv("GANINF_TRACKING", "1")
         mp.setenv("DVC_NO_ANALYTICS", "1")
-        _git(proj, "init", "-q", "-b", "main")
-        _dvc(proj, "init", "-q")
-        _dvc(proj, "remote", "add", "-d", "store", str(root / "dvc-remote"))
+        init_project(proj, str(root / "dvc-remote"))
         mp.chdir(proj)
         main(["-q", "loop", "--preset", "tiny", "--iterations", "1", "--loo", "0",
               "--out", "job", "--experiment", "remote"])  # fmt: skip
@@ -81,12 +65,10 @@ def test_push_links_runs_and_influence_reproduces(env, tmp_path, monkeypatch, ca
     monkeypatch.chdir(proj)
     # Not committed yet: refused, and nothing pushed.
     fails(capsys, ["push", "job/data/v0"], "has no commit yet")
-    _git(proj, "add", ".dvc")
-    _git(proj, "commit", "-q", "-m", "dvc")
+    git(proj, "add", ".dvc")
+    git(proj, "commit", "-q", "-m", "dvc")
     fails(capsys, ["push", "job/data/v0"], "is not tracked at commit")
-    _dvc(proj, "add", "-q", "job/data/v0", "job/data/v1")
-    _git(proj, "add", ".dvc", "job/data/v0.dvc", "job/data/v1.dvc", "job/data/.gitignore")
-    _git(proj, "commit", "-q", "-m", "versions")
+    commit_versions(proj, "v0", "v1")
     main(["push", "job/data/v0", "job/data/v1"])
     assert "run(s) linked" in capsys.readouterr().out
     assert len(os.listdir(env["root"] / "dvc-remote" / "files" / "md5")) > 0

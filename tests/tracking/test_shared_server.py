@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 
 import boto3
 import pytest
@@ -19,26 +17,13 @@ from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags as T
 
+from .repos import commit_versions, git, init_project
 from .servers import S3_ENV, mlflow_server, moto_available, moto_s3, postgres, postgres_bin
 
 # In CI a missing PostgreSQL or moto is a failure, not a skip.
 REQUIRED = os.environ.get("GANINF_REQUIRE_POSTGRES") == "1"
 AVAILABLE = postgres_bin() is not None and moto_available()
 HAS_DVC_S3 = importlib.util.find_spec("dvc_s3") is not None
-
-
-def _run(cwd, *cmd):
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, f"{cmd}: {done.stdout}{done.stderr}"
-    return done.stdout.strip()
-
-
-def _git(cwd, *args):
-    return _run(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@t", *args)
-
-
-def _dvc(cwd, *args):
-    return _run(cwd, sys.executable, "-m", "dvc", *args)
 
 
 @pytest.mark.skipif(not (AVAILABLE and HAS_DVC_S3) and not REQUIRED, reason="no PostgreSQL/moto")
@@ -54,13 +39,8 @@ def test_iteration_reproduced_from_a_fresh_directory(tmp_path, monkeypatch, caps
         as uri,
     ):  # fmt: skip
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        _git(tmp_path, "init", "-q", "--bare", str(origin))
-        proj.mkdir()
-        _git(proj, "init", "-q", "-b", "main")
-        _git(proj, "remote", "add", "origin", origin.as_uri())
-        _dvc(proj, "init", "-q")
-        _dvc(proj, "remote", "add", "-d", "store", "s3://dvc/store")
-        _dvc(proj, "remote", "modify", "store", "endpointurl", endpoint)
+        git(tmp_path, "init", "-q", "--bare", str(origin))
+        init_project(proj, "s3://dvc/store", endpoint=endpoint, origin=origin)
         monkeypatch.chdir(proj)
         main(["-q", "loop", "--preset", "tiny", "--iterations", "1", "--loo", "0",
               "--out", "job", "--experiment", "shared"])  # fmt: skip
@@ -70,10 +50,8 @@ def test_iteration_reproduced_from_a_fresh_directory(tmp_path, monkeypatch, caps
         exp = client.get_experiment_by_name("shared")
         (it1,) = client.search_runs([exp.experiment_id], f"tags.`{T.ITERATION}` = '1'")
         assert it1.data.tags[T.SCORED_TRAJECTORY].endswith("/trajectory")
-        _dvc(proj, "add", "-q", "job/data/v0", "job/data/v1")
-        _git(proj, "add", ".dvc", "job/data/v0.dvc", "job/data/v1.dvc", "job/data/.gitignore")
-        _git(proj, "commit", "-q", "-m", "loop's dataset versions")
-        _git(proj, "push", "-q", "origin", "main")
+        commit_versions(proj, "v0", "v1")
+        git(proj, "push", "-q", "origin", "main")
         capsys.readouterr()
         main(["push", "job/data/v0", "job/data/v1"])
         out = capsys.readouterr().out
