@@ -12,6 +12,9 @@ For each optimizer variant of a preset and each seed s (data and training seed s
   group score     Spearman over random removal sets (5%, 20% of N) between the summed estimate
                   and the replayed change, for one trajectory and for an ensemble of K runs that
                   differ in the training seed, each against replays averaged over the same runs.
+  ceiling         with an ensemble: Spearman between the replays averaged over one half of the K
+                  runs and over the other half. Where it is low, the seed-averaged change of a set
+                  is itself mostly seed noise, and no estimate can score high against it.
 
 Usage: python benchmarks/fidelity.py --preset default --seeds 10 --first-seed 100
        python benchmarks/fidelity.py --variants adam,momentum,alternating --seeds 5 --ensemble 4
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import tempfile
@@ -73,8 +77,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--train-size", type=int, default=None, help="images datasets: training images kept"
     )
+    p.add_argument(
+        "--train-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training field of the preset (VALUE as JSON), e.g. r1=1 or lr=0.02",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    pairs = [kv.split("=", 1) for kv in args.train_param]
+    if any(len(kv) != 2 for kv in pairs):
+        p.error("--train-param takes KEY=VALUE")
+    args.train_param = {k: json.loads(v) for k, v in pairs}
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if bad := [v for v in args.variants if v not in VARIANTS]:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
@@ -93,8 +108,10 @@ def variant_preset(preset: Preset, name: str, seed: int) -> Preset:
 
 
 def with_overrides(preset: Preset, args: argparse.Namespace) -> Preset:
-    """--dtype, --epochs and --train-size applied to the preset."""
-    train_cfg = with_train_options(preset.train, dtype=args.dtype, epochs=args.epochs)
+    """--dtype, --epochs, --train-size and --train-param applied to the preset."""
+    train_cfg = with_train_options(
+        preset.train, dtype=args.dtype, epochs=args.epochs, **args.train_param
+    )
     data = dict(preset.data_params)
     if args.train_size is not None:
         data["train_size"] = args.train_size
@@ -174,6 +191,20 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
         avg = actual.mean(0)
         out.update(group_scores(single, avg, sets, "single_vs_avg"))
         out.update(group_scores(mean_est, avg, sets, "ensemble_vs_avg"))
+        out.update(ceiling(actual, sets))
+    return out
+
+
+def ceiling(actual: np.ndarray, sets) -> dict[str, float]:
+    """Split-half reliability of the seed-averaged replays: Spearman between the mean over the
+    first and the second half of the runs. No estimate can agree with the seed average better
+    than the seed average agrees with itself, so this bounds the ensemble's group score."""
+    half = len(actual) // 2
+    a, b = actual[:half].mean(0), actual[half : 2 * half].mean(0)
+    out = {}
+    for f in GROUP_FRACS:
+        rows = [i for i, (g, _) in enumerate(sets) if g == f]
+        out[f"ceiling_{f * 100:g}pct"] = float(spearmanr(a[rows], b[rows])[0])
     return out
 
 

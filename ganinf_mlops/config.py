@@ -92,6 +92,9 @@ class TrainConfig:
     # the generator. None: off.
     reject_threshold: float | None = None
     reject_embedding: str = "pixels"  # "pixels" or "classifier" (image runs' feature classifier)
+    # R1 gradient penalty (Mescheder et al. 2018) on the discriminator's real instances: makes
+    # GAN training locally convergent, so a removal's effect does not grow chaotically. 0: off.
+    r1: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("update", self.update, UPDATES)
@@ -102,6 +105,8 @@ class TrainConfig:
                 f"reject_threshold is a cosine distance in [0, 2], got {self.reject_threshold}"
             )
         check_choice("dtype", self.dtype, DTYPES)
+        if not (self.r1 >= 0 and math.isfinite(self.r1)):
+            raise ConfigError(f"r1 must be >= 0, got {self.r1}")
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -219,6 +224,7 @@ ADDED_FIELDS = frozenset(
         ("TrainConfig", "storage"),
         ("TrainConfig", "reject_threshold"),
         ("TrainConfig", "reject_embedding"),
+        ("TrainConfig", "r1"),
     }
 )
 

@@ -130,6 +130,8 @@ def test_missing_section(section):
         (lambda p: _add(p, [1, 2], "train", "model"), "train.model: expected a mapping"),
         (lambda p: _add(p, 0.0, "train", "d_optim", "lr"), "learning rate must be positive"),
         (lambda p: _add(p, "sideways", "train", "update"), "unknown update 'sideways'"),
+        (lambda p: _add(p, -1.0, "train", "r1"), "r1 must be >= 0"),
+        (lambda p: _add(p, float("nan"), "train", "r1"), "r1 must be a finite number"),
         (lambda p: _add(p, 0, "job", "iterations"), "iterations must be >= 1"),
     ],
 )

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
-from ganinf_mlops.errors import DataError
+from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
@@ -44,6 +44,11 @@ class ClassifierProblem(Problem):
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
         super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
+        if cfg.r1 or cfg.reject_threshold is not None:
+            raise ConfigError(
+                "train.r1 and train.reject_threshold act on a GAN's discriminator and generator; "
+                "a classifier has neither (set r1: 0 and reject_threshold: null)"
+            )
         if self.y is None or self.y_eval is None:
             raise DataError(
                 "a classifier needs class labels: this dataset version has none (y, y_eval); "

@@ -52,14 +52,31 @@ def params_of(module: nn.Module) -> dict[str, torch.Tensor]:
 Keep = Callable[[torch.Tensor], torch.Tensor]  # generated samples -> [B] 0/1, detached
 
 
-def create_loss_functions(gen: nn.Module, disc: nn.Module, keep: Keep | None = None):
+def create_loss_functions(
+    gen: nn.Module, disc: nn.Module, keep: Keep | None = None, r1: float = 0.0
+):
     """Pure D and G losses as functions of parameter dicts. With `keep` (memorization
-    rejection), G's loss averages over the kept samples only."""
+    rejection), G's loss averages over the kept samples only. With `r1` > 0, D's loss adds the
+    R1 penalty (r1/2) ||grad_x D(x_i)||^2 on each real instance, weighted by w_i like its term."""
+
+    def real_logits(dp, x):
+        return functional_call(disc, dp, (x,)).squeeze(-1)
+
+    def logit_sum(dp, x):  # the sum, and the logits as aux
+        logits = real_logits(dp, x)
+        return logits.sum(), logits
+
+    input_grad = grad_and_value(logit_sum, argnums=1, has_aux=True)
 
     def d_loss(dp, gp, w, x, z):
-        real = functional_call(disc, dp, (x,)).squeeze(-1)
+        if r1:
+            # D acts on each row alone, so the gradient of the sum is each instance's gradient.
+            gx, (_, real) = input_grad(dp, x)
+            penalty = (0.5 * r1) * (w * gx.pow(2).flatten(1).sum(1)).sum() / x.shape[0]
+        else:
+            real, penalty = real_logits(dp, x), 0.0
         fake = functional_call(disc, dp, (functional_call(gen, gp, (z,)),)).squeeze(-1)
-        return (w * F.softplus(-real)).sum() / x.shape[0] + F.softplus(fake).mean()
+        return (w * F.softplus(-real)).sum() / x.shape[0] + F.softplus(fake).mean() + penalty
 
     def g_loss(gp, dp, z):
         samples = functional_call(gen, gp, (z,))
@@ -76,7 +93,7 @@ def create_loss_functions(gen: nn.Module, disc: nn.Module, keep: Keep | None = N
 
 def create_step_function(gen: nn.Module, disc: nn.Module, cfg, keep: Keep | None = None):
     """The pure step `(state, w, (x, z), t) -> (state', (d_loss, g_loss[, reject_rate]))`."""
-    d_loss, g_loss = create_loss_functions(gen, disc, keep)
+    d_loss, g_loss = create_loss_functions(gen, disc, keep, cfg.r1)
     d_grad, g_grad = grad_and_value(d_loss), grad_and_value(g_loss, has_aux=True)
     alternating = cfg.update == "alternating"
 

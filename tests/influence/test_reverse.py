@@ -21,9 +21,10 @@ TINY_MODEL = ModelConfig(latent_dim=3, g_hidden=(5, 4), d_hidden=(6, 5), bias=Tr
 METRIC = MetricConfig(bandwidth=0.7, n_gen=17, seed=3)
 
 
-def _cfg(opt: str, update: str, lr: float) -> TrainConfig:
+def _cfg(opt: str, update: str, lr: float, r1: float = 0.0) -> TrainConfig:
     o = OptimConfig(name=opt, lr=lr, momentum=0.8, beta1=0.5, beta2=0.9)
     return TrainConfig(
+        r1=r1,
         model=TINY_MODEL,
         d_optim=o,
         g_optim=o,
@@ -86,6 +87,11 @@ def naive_grad_w(
         ld = (wt[idx] * mask * F.softplus(-disc_logit(dc, xb))).sum() / len(idx) + F.softplus(
             disc_logit(dc, fake)
         ).mean()
+        if cfg.r1:
+            xr = xb.clone().requires_grad_()
+            (gx,) = torch.autograd.grad(disc_logit(dc, xr).sum(), xr, create_graph=True)
+            sq_norm = gx.pow(2).sum(1)
+            ld = ld + cfg.r1 / 2 * (wt[idx] * mask * sq_norm).sum() / len(idx)
         gd = dict(
             zip(dc, torch.autograd.grad(ld, list(dc.values()), create_graph=True), strict=True)
         )
@@ -121,7 +127,17 @@ def naive_grad_w(
     ],
 )
 def test_reverse_pass_equals_naive_autograd(tiny_version, tmp_path, opt, update, lr):
-    run = train(tiny_version, _cfg(opt, update, lr), METRIC, tmp_path / "run", progress=False)
+    _check_exact(tiny_version, tmp_path, _cfg(opt, update, lr))
+
+
+@pytest.mark.parametrize("opt,update", [("sgd", "alternating"), ("adam", "simultaneous")])
+def test_reverse_pass_is_exact_with_the_r1_penalty(tiny_version, tmp_path, opt, update):
+    # Third derivatives of D: the penalty's gradient holds grad_x D, and the pass differentiates it.
+    _check_exact(tiny_version, tmp_path, _cfg(opt, update, 0.05 if opt == "sgd" else 0.01, r1=2.0))
+
+
+def _check_exact(tiny_version, tmp_path, cfg: TrainConfig) -> None:
+    run = train(tiny_version, cfg, METRIC, tmp_path / "run", progress=False)
     traj = RunDir(run)
     problem = traj.problem(tiny_version)
     x_eval = torch.tensor(tiny_version.x_eval)

@@ -4,6 +4,8 @@ against real leave-one-out retraining."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 
 import numpy as np
@@ -182,6 +184,10 @@ def test_gan_methods_and_archs_are_refused_for_classifiers(labelled, tmp_path):
         train(labelled, _cfg(arch="dcgan"), METRIC, tmp_path / "r2", progress=False)
     with pytest.raises(ConfigError, match="takes images"):
         CLASSIFIER_MODELS.get("cnn")(ModelConfig(), (4,), 3, 0, torch.float64, "cpu")
+    for gan_only in ({"r1": 1.0}, {"reject_threshold": 0.1}):
+        cfg = dataclasses.replace(_cfg(), **gan_only)
+        with pytest.raises(ConfigError, match="a classifier has neither"):
+            train(labelled, cfg, METRIC, tmp_path / "r3", progress=False)
 
 
 def test_gan_runs_have_no_per_instance_losses(tiny_version, tmp_path):
