@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", default="fd", choices=METHODS.names())
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=100, help="seeds first..first+seeds-1")
-    p.add_argument("--loo", type=int, default=40, help="leave-one-out replays per seed")
+    p.add_argument("--loo", type=int, default=40, help="leave-one-out replays per seed (0: skip)")
     p.add_argument("--group", type=int, default=20, help="random sets per fraction (0: skip)")
     p.add_argument("--ensemble", type=int, default=1, help="runs per ensemble (1: skip)")
     p.add_argument("--chaos", type=int, default=8, help="instances perturbed by eps (0: skip)")
@@ -171,8 +171,9 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
     table = score(run, version, args.method, progress=False)
     out[args.method] = RunDir(run).metrics()[METHODS.get(args.method).target]
-    rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
-    out["tau"] = rep["kendall_tau"]
+    if args.loo:
+        rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
+        out["tau"] = rep["kendall_tau"]
     if args.chaos:
         out["chaos"] = chaos_ratio(run, version, args.method, table, args.chaos, args.eps, seed)
     if not args.group:

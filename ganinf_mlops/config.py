@@ -161,7 +161,7 @@ class JobOptions:
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
-        if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss"):
+        if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss", "injected"):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.chunks < 1:
             raise ConfigError(f"chunks must be >= 1, got {self.chunks}")

@@ -7,11 +7,19 @@ import numpy as np
 import pytest
 
 from ganinf_mlops.cleanse import cleanse, removal_count
+from ganinf_mlops.config import get_preset
 from ganinf_mlops.data.lineage import lineage
-from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
+from ganinf_mlops.data.version import (
+    DatasetVersion,
+    create_raw_version,
+    load_version,
+    write_version,
+)
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
 from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.influence.methods import score
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
+from ganinf_mlops.train.trainer import train
 
 
 def _raw(tmp_path: Path, n: int = 20) -> DatasetVersion:
@@ -138,3 +146,20 @@ def test_two_generations_lineage_and_broken_parent(tmp_path: Path) -> None:
     shutil.rmtree(c1.path)
     with pytest.raises(DataError, match="broken lineage: parent .*c1 .*missing"):
         lineage(c2)
+
+
+def test_injected_reference_removes_exactly_the_injected_instances(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)  # 4 of 20 injected
+    preset = get_preset("tiny")
+    run = train(raw, preset.train, preset.metric, tmp_path / "run", progress=False)
+    table = score(run, raw, "injected", progress=False)
+    write_scores(path := tmp_path / "inj.csv", table)
+    child = cleanse(raw, path, tmp_path / "c", remove_count=10)  # policy positive: only those 4
+    assert len(raw.manifest.is_anomaly_ids) == 4
+    assert child.manifest.removed_ids == sorted(raw.manifest.is_anomaly_ids)
+    assert child.manifest.is_anomaly_ids == []
+
+    clean = write_version(tmp_path / "clean", raw.x, raw.ids, raw.x_eval, dataset="t", params={})
+    run = train(clean, preset.train, preset.metric, tmp_path / "run2", progress=False)
+    with pytest.raises(ConfigError, match="recorded the instances it injected"):
+        score(run, clean, "injected", progress=False)

@@ -11,6 +11,9 @@ loss              each instance's training loss under the final model (classifie
 isolation_forest  anomaly score of the training instances in the metrics' feature space
                   (coordinates of vectors, classifier features of images; no trajectory needed)
 random            uniform random scores
+injected          1 for the instances the dataset source injected (manifest), else 0: what a
+                  perfect detector of the injected corruption removes, the reference an
+                  experiment compares the other methods with (policy `positive` removes only them)
 
 An influence method names a target of the run's problem (`Problem.targets()`); a new metric is a
 new target there plus one `METHODS.add` here. A baseline is a function of the instances' features
@@ -50,6 +53,7 @@ class Method:
     target: str | None = None  # influence on this target of the run's problem
     baseline: Callable[[np.ndarray, int], np.ndarray] | None = None  # (features, seed) -> harm
     final_losses: bool = False  # harm = the final model's loss on each instance
+    injected: bool = False  # harm = 1 for the version's recorded injected instances
 
     @property
     def predicts_change(self) -> bool:
@@ -82,6 +86,10 @@ METHODS.add(
 METHODS.add(
     "random", Method("uniform random scores", baseline=lambda f, s: random_harmfulness(len(f), s))
 )
+METHODS.add(
+    "injected",
+    Method("the injected instances recorded in the manifest (a reference)", injected=True),
+)
 
 
 def influence_methods() -> list[str]:
@@ -112,6 +120,16 @@ def score(
     traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
+    if m.injected:
+        mask = version.anomaly_mask()
+        if mask is None:
+            raise ConfigError(
+                f"method {method!r} needs a version whose source recorded the instances it "
+                f"injected (e.g. anomaly_frac, noise_frac, label_noise); {version.path} has none"
+            )
+        harm = mask.astype(np.float64)
+        nan = np.full(len(harm), np.nan)
+        return ScoreTable(version.ids, harm, nan, method, None, version.digest, run_ref, {})
     if m.baseline is not None or m.final_losses:
         problem = traj.problem(version)
         if m.final_losses:

@@ -4,9 +4,8 @@ against real leave-one-out retraining."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
