@@ -245,7 +245,26 @@ def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
         "improved": keys.improvement(metric, after - before) > 0,
         "n_seeds": last[keys.N_SEEDS] if use_mean else 1,
         keys.N_REMOVED_TOTAL: last[keys.N_REMOVED_TOTAL],
+        "others": _others(its["0"], last, metric) if use_mean else [],
     }
+
+
+def _others(first: dict[str, Any], last: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    """The collapse check: each other quality metric's change of the seed mean from the raw to
+    the last version, and whether it worsened by more than the raw version's seed spread (a
+    cleansing can buy its own metric by degrading another, e.g. ALL by shrinking the generator)."""
+    out = []
+    for m in keys.QUALITY_METRICS:
+        if m == metric or m not in first[keys.SEED_MEAN] or m not in last[keys.SEED_MEAN]:
+            continue
+        before, after = first[keys.SEED_MEAN][m], last[keys.SEED_MEAN][m]
+        spread = first[keys.SEED_STD][m]
+        worse = -keys.improvement(m, after - before)
+        out.append(
+            {"metric": m, "before": before, "after": after, "spread": spread,
+             "worse": worse > spread}
+        )  # fmt: skip
+    return out
 
 
 def verdict(summary: dict[str, Any]) -> str:
@@ -262,4 +281,11 @@ def verdict(summary: dict[str, Any]) -> str:
         f": {o['before']:.6g} -> {o['after']:.6g} under fresh retraining{seeds}, "
         f"{o[keys.N_REMOVED_TOTAL]} instances removed"
     )
-    return text + (f"; stopped at {stopped}" if stopped else "")
+    text += f"; stopped at {stopped}" if stopped else ""
+    for x in o["others"]:
+        state = "got WORSE beyond" if x["worse"] else "stayed within"
+        text += (
+            f"; {x['metric']} {state} its seed spread: {x['before']:.6g} -> {x['after']:.6g} "
+            f"(spread {x['spread']:.2g})"
+        )
+    return text

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ganinf_mlops import keys, pipeline
+from ganinf_mlops import keys, pipeline, report
 from ganinf_mlops.config import Preset, get_preset
 from ganinf_mlops.data.version import DatasetVersion, load_version
 from ganinf_mlops.errors import ConfigError, GaninfError, OutputExistsError
@@ -341,6 +341,12 @@ def test_retraining_seeds_and_step_budget(tmp_path):
     assert it1["fresh_change"] == pytest.approx(it1["seed_mean"][metric] - it0["seed_mean"][metric])
     diffs = [a.results()[metric] - b.results()[metric] for a, b in zip(fresh, base, strict=True)]
     assert it1["fresh_change_se"] == pytest.approx(statistics.stdev(diffs) / 2**0.5)
+    # The verdict's collapse check: fd (the other quality metric) against r0's seed spread.
+    (fd,) = report.outcome(summary)["others"]
+    spread = statistics.stdev(r.results()["fd"] for r in base)
+    assert fd["metric"] == "fd" and fd["spread"] == pytest.approx(spread)
+    assert fd["worse"] == (fd["after"] - fd["before"] > spread)
+    assert ("fd got WORSE beyond" if fd["worse"] else "fd stayed within") in report.verdict(summary)
 
 
 # ---- loop --resume: an interrupted job continues at its first unfinished step -----------------

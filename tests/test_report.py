@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganinf_mlops import plotdata
+from ganinf_mlops import keys, plotdata
 from ganinf_mlops.cli import main
+from ganinf_mlops.report import outcome, verdict
 
 
 def ganinf(*args: str | Path) -> None:
@@ -110,3 +111,33 @@ def test_evaluate_refuses_bad_input_and_writes_nothing(chain: Path, tmp_path: Pa
     assert (out / "summary.json").read_text() == "{}"
     ganinf(*args, "--force")
     assert json.loads((out / "summary.json").read_text())["n_removed_total"] == 10
+
+
+def _summary(first: dict[str, float], last: dict[str, float], std: dict[str, float]) -> dict:
+    row = {keys.N_SEEDS: 3, keys.N_REMOVED_TOTAL: 0, "metric": keys.ALL}
+    return {
+        "job": {},
+        "iterations": {
+            "0": {**row, keys.SEED_MEAN: first, keys.SEED_STD: std},
+            "1": {**row, keys.SEED_MEAN: last, keys.SEED_STD: std, keys.N_REMOVED_TOTAL: 100},
+        },
+    }
+
+
+def test_verdict_says_when_another_metric_got_worse_beyond_its_seed_spread() -> None:
+    std = {keys.ALL: 0.01, keys.FD: 0.01}
+    # ALL improved, fd (lower is better) worsened by 0.02 > its spread 0.01: the collapse check.
+    s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.85, keys.FD: 0.04}, std)
+    text = verdict(s)
+    assert text.startswith("verdict: all (higher is better) IMPROVED: -2.9 -> -2.85")
+    assert "fd got WORSE beyond its seed spread: 0.02 -> 0.04 (spread 0.01)" in text
+    assert [o["worse"] for o in outcome(s)["others"]] == [True]
+    # Worse by less than the spread, or better: within.
+    s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.85, keys.FD: 0.025}, std)
+    assert "fd stayed within its seed spread" in verdict(s)
+    s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.95, keys.FD: 0.001}, std)
+    assert "got WORSE: -2.9 -> -2.95" in verdict(s) and "fd stayed within" in verdict(s)
+    # One training seed: no spread to judge by, so no collapse check.
+    one = {"job": {}, "iterations": {"0": {keys.ALL: -2.9, "metric": keys.ALL},
+           "1": {keys.ALL: -2.8, "metric": keys.ALL, keys.N_REMOVED_TOTAL: 5}}}  # fmt: skip
+    assert outcome(one)["others"] == [] and "spread" not in verdict(one)

@@ -343,6 +343,9 @@ class MlflowTracker(RunLog, Observer):
         o = outcome(summary)
         if o is not None:
             mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")
+            if o["others"]:
+                worse = [x["metric"] for x in o["others"] if x["worse"]]
+                mlflow.set_tag(tags.WORSENED, ",".join(worse) or "none")
         self._notes[-1][:] = [notes.job_note(summary, verdict(summary))]  # set at the run's end
         if len(rows) > 1 and all(headline in r for r in rows):
             self._figure(figures.metric_vs_removed(rows, headline), "metric_vs_removed.png")

@@ -9,6 +9,9 @@ PARENT_DIGEST = "ganinf.input_parent_digest"  # that version's parent (absent fo
 INPUT_VERSION = "ganinf.input_version"  # the version read, "v1 (07f90fab65c1)"
 OUTPUT_VERSION = "ganinf.output_version"  # the version written, "v2 (4be1...)"
 VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the scored metric)
+# job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
+# "none" (the verdict's collapse check; absent with one training seed)
+WORSENED = "ganinf.worsened"
 WARNING = "ganinf.warning"  # an iteration that removed instances predicted to help
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
 ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop
