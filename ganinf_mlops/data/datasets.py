@@ -78,6 +78,9 @@ def _check_mean_cov(
     return mean_a, cov_a, chol
 
 
+ANOMALY_LAYOUTS = ("ring", "cluster")
+
+
 @DATASETS.register("gaussian2d")
 def gaussian2d(
     n: int = 1000,
@@ -87,6 +90,7 @@ def gaussian2d(
     anomaly_frac: float = 0.0,
     anomaly_distance: float = 6.0,
     seed: int = 0,
+    anomaly_layout: str = "ring",
 ) -> RawData:
     """`n` samples of a 2-D normal N(mean, cov), some of them replaced by injected anomalies.
 
@@ -98,6 +102,9 @@ def gaussian2d(
     `x_eval` holds `n_eval` clean samples. Training samples, evaluation samples and anomalies use
     independent child streams of ``SeedSequence(seed)``, so e.g. changing `anomaly_frac` leaves the
     evaluation set unchanged.
+
+    `anomaly_layout` "cluster" draws one angle for all of them instead: a contaminating mode (a
+    batch of bad records from one source) that a generator which fits the data tries to cover.
     """
     n = _check_count("n", n)
     n_eval = _check_count("n_eval", n_eval)
@@ -108,6 +115,10 @@ def gaussian2d(
         raise ConfigError(f"anomaly_distance must be a finite number, got {anomaly_distance!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if anomaly_layout not in ANOMALY_LAYOUTS:
+        raise ConfigError(
+            f"anomaly_layout must be one of {', '.join(ANOMALY_LAYOUTS)}, got {anomaly_layout!r}"
+        )
 
     train_ss, eval_ss, anomaly_ss = np.random.SeedSequence(int(seed)).spawn(3)
 
@@ -123,7 +134,8 @@ def gaussian2d(
     if n_anomalies:
         rng = np.random.default_rng(anomaly_ss)
         idx = rng.choice(n, size=n_anomalies, replace=False)
-        angle = rng.uniform(0.0, 2.0 * np.pi, size=n_anomalies)
+        angle = rng.uniform(0.0, 2.0 * np.pi, size=n_anomalies if anomaly_layout == "ring" else 1)
+        angle = np.broadcast_to(angle, (n_anomalies,))
         direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
         noise = ANOMALY_NOISE * rng.standard_normal((n_anomalies, 2))
         x[idx] = mean_a + anomaly_distance * direction + noise
@@ -138,6 +150,8 @@ def gaussian2d(
         "anomaly_distance": float(anomaly_distance),
         "seed": int(seed),
     }
+    if anomaly_layout != "ring":  # recorded when used, so older manifests read the same
+        params["anomaly_layout"] = anomaly_layout
     return RawData(x=x, x_eval=x_eval, is_anomaly=is_anomaly, params=params)
 
 

@@ -39,6 +39,20 @@ def test_gaussian2d_anomalies_count_and_distance() -> None:
     np.testing.assert_array_equal(raw.x_eval, gaussian2d(n=1001, seed=1).x_eval)
 
 
+def test_gaussian2d_cluster_layout_puts_every_anomaly_in_one_place() -> None:
+    ring = gaussian2d(n=1000, anomaly_frac=0.05, seed=2)
+    raw = gaussian2d(n=1000, anomaly_frac=0.05, anomaly_distance=4.0, anomaly_layout="cluster",
+                     seed=2)  # fmt: skip
+    a = raw.x[raw.is_anomaly]
+    assert len(a) == 50 and np.all(a.std(0) < 0.45)  # one blob of noise sd 0.3
+    assert abs(np.linalg.norm(a.mean(0) - np.array([1.0, 1.0])) - 4.0) < 0.2
+    assert ring.x[ring.is_anomaly].std(0).min() > 2  # the ring: spread all around
+    np.testing.assert_array_equal(raw.x[~raw.is_anomaly], ring.x[~ring.is_anomaly])
+    assert raw.params["anomaly_layout"] == "cluster" and "anomaly_layout" not in ring.params
+    with pytest.raises(ConfigError, match="anomaly_layout must be one of ring, cluster"):
+        gaussian2d(n=10, anomaly_layout="line")
+
+
 def test_gaussian2d_half_rounds_up() -> None:
     assert gaussian2d(n=10, anomaly_frac=0.25).is_anomaly.sum() == 3  # 2.5 -> 3
 
