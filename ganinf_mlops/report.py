@@ -283,9 +283,14 @@ def verdict(summary: dict[str, Any]) -> str:
     )
     text += f"; stopped at {stopped}" if stopped else ""
     for x in o["others"]:
-        state = "got WORSE beyond" if x["worse"] else "stayed within"
+        if x["worse"]:
+            state = "got WORSE beyond its seed spread"
+        elif keys.improvement(x["metric"], x["after"] - x["before"]) > 0:
+            state = "improved too"
+        else:
+            state = "got worse within its seed spread"
         text += (
-            f"; {x['metric']} {state} its seed spread: {x['before']:.6g} -> {x['after']:.6g} "
+            f"; {x['metric']} {state}: {x['before']:.6g} -> {x['after']:.6g} "
             f"(spread {x['spread']:.2g})"
         )
     return text

@@ -134,9 +134,10 @@ def test_verdict_says_when_another_metric_got_worse_beyond_its_seed_spread() -> 
     assert [o["worse"] for o in outcome(s)["others"]] == [True]
     # Worse by less than the spread, or better: within.
     s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.85, keys.FD: 0.025}, std)
-    assert "fd stayed within its seed spread" in verdict(s)
+    assert "fd got worse within its seed spread: 0.02 -> 0.025" in verdict(s)
     s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.95, keys.FD: 0.001}, std)
-    assert "got WORSE: -2.9 -> -2.95" in verdict(s) and "fd stayed within" in verdict(s)
+    text = verdict(s)
+    assert "got WORSE: -2.9 -> -2.95" in text and "fd improved too: 0.02 -> 0.001" in text
     # One training seed: no spread to judge by, so no collapse check.
     one = {"job": {}, "iterations": {"0": {keys.ALL: -2.9, "metric": keys.ALL},
            "1": {keys.ALL: -2.8, "metric": keys.ALL, keys.N_REMOVED_TOTAL: 5}}}  # fmt: skip
