@@ -85,3 +85,26 @@ def test_memorization_end_to_end(monkeypatch, tmp_path):
     (row,) = json.loads(out.read_text())
     assert 0 <= row["reject_rate_last_epoch"] <= 1 and row["threshold"] >= 0
     assert {"copying_ct", "fid"} <= set(row["plain"]) and {"copying_ct"} <= set(row["rejected"])
+
+
+def test_fidelity_ceiling_and_train_params(monkeypatch, tmp_path):
+    """benchmarks/fidelity.py with an ensemble: the split-half ceiling of the seed-averaged set
+    replays, a --train-param override (r1) reaching the training, --loo 0 skipping tau."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    fidelity = importlib.import_module("fidelity")
+    try:
+        out = tmp_path / "f.json"
+        args = ["--preset", "tiny", "--method", "fd", "--seeds", "1", "--first-seed", "5",
+                "--loo", "0", "--chaos", "0", "--group", "3", "--ensemble", "2",
+                "--train-param", "r1=0.5", "--json", str(out)]  # fmt: skip
+        assert fidelity.main(args) == 0
+        (row,) = json.loads(out.read_text())["preset"]
+        assert "tau" not in row and "chaos" not in row
+        assert {"ceiling_5pct", "ceiling_20pct", "ensemble_vs_avg_5pct"} <= set(row)
+        assert all(-1 <= row[k] <= 1 for k in ("ceiling_5pct", "ceiling_20pct"))
+        with pytest.raises(SystemExit):
+            fidelity.parse_args(["--train-param", "r1"])
+        preset = fidelity.with_overrides(get_preset("tiny"), fidelity.parse_args(args))
+        assert preset.train.r1 == 0.5
+    finally:
+        sys.modules.pop("fidelity", None)
