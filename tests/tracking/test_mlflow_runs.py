@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from ganinf_mlops import keys
+from ganinf_mlops import keys, report
 from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags
@@ -32,7 +32,10 @@ def ganinf(*args) -> None:
 
 
 def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
-    ganinf("loop", "--preset", "tiny", "--iterations", "2", "--loo", "8", "--out", "job")
+    ganinf(
+        "loop", "--preset", "tiny", "--iterations", "2", "--loo", "8", "--retrain-seeds", "2",
+        "--out", "job",
+    )  # fmt: skip
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name("ganinf")
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
@@ -128,9 +131,13 @@ def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
     ptext = parent.data.tags[note]
     assert ptext.startswith("**verdict: all") and "iteration 2" in ptext
     assert parent.data.tags[tags.VERDICT] in ("improved", "worse")
+    # The collapse check: fd is the other quality metric of a run cleansed by ALL.
+    (fd,) = report.outcome(summary)["others"]
+    assert parent.data.tags[tags.WORSENED] == ("fd" if fd["worse"] else "none")
     pm = client.get_run(parent.info.run_id).data.metrics
     assert {"avg_log_likelihood_raw", "avg_log_likelihood_best", "best_iteration"} <= set(pm)
-    assert pm["avg_log_likelihood_raw"] == pytest.approx(summary["iterations"]["0"]["all"])
+    raw_mean = summary["iterations"]["0"]["seed_mean"]["all"]  # the mean over training seeds
+    assert pm["avg_log_likelihood_raw"] == pytest.approx(raw_mean)
     contexts = {
         t.value for d in client.get_run(parent.info.run_id).inputs.dataset_inputs for t in d.tags
         if t.key == "mlflow.data.context"
@@ -142,7 +149,8 @@ def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
 
 def _key_names_agree(client, children, job, summary) -> None:
     """One name per quantity in metrics.json, MLflow runs and the DVC summary (evaluate)."""
-    runs = [job / "runs" / f"r{i}" for i in range(3)]
+    # Each version's fresh runs, its seed retrainings after it: evaluate groups them by version.
+    runs = [r for i in range(3) for r in sorted((job / "runs").glob(f"r{i}*"))]
     replays = [job / "runs" / f"replay{i}" for i in (1, 2)]
     args = [a for r in runs for a in ("--run", r)] + [a for r in replays for a in ("--replay", r)]
     ganinf("evaluate", *args, "--out", job / "metrics" / "summary.json")
@@ -154,7 +162,7 @@ def _key_names_agree(client, children, job, summary) -> None:
         assert set(summary["iterations"][k]) - extras == set(row)
         assert {key: summary["iterations"][k][key] for key in row} == row
     # metrics.json results keep their names in the summary and in MLflow.
-    results = RunDir(runs[1]).results()
+    results = RunDir(job / "runs" / "r1").results()
     assert set(results) <= set(dvc["iterations"]["1"])
     logged = set(children[1].data.metrics)
     assert {keys.tracking_name(k) for k in results} <= logged
