@@ -78,9 +78,9 @@ RUN_METRIC_ORDER = (
     N_STEPS,
 )
 
-# Direction of the run results (the gate, the loop's stop rule and figures read it here).
 # What a cleansing is judged on, beside its own metric (the collapse check of the verdict).
 QUALITY_METRICS = (ALL, FD, FID, IS, TEST_ACCURACY)
+# Direction of the run results (the gate, the loop's stop rule and figures read it here).
 LOWER_IS_BETTER = frozenset(
     {FD, FID, FID_TORCH_FIDELITY, DISC_LOSS, VAL_LOSS, TEST_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR}
 )
