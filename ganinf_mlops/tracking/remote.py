@@ -108,13 +108,20 @@ def _get_run(client: Any, run_id: str, uri: str) -> Any:
         raise TrackingError(f"{uri}: {e.message}") from None
 
 
-def _download(client: Any, run_id: str, artifact_path: str, tmp: Path, uri: str) -> Path:
-    if not client.list_artifacts(run_id, artifact_path):
-        raise DataError(f"{uri}: the run has no artifacts under {artifact_path!r}")
+def _artifact(client: Any, run_id: str, path: str, tmp: Path, uri: str, missing: str) -> Path:
+    """Download the run's artifacts under `path` into `tmp`; DataError `missing` when it has
+    none, one-line TrackingError when the artifact store fails."""
+    if not client.list_artifacts(run_id, path):
+        raise DataError(f"{uri}: {missing}")
     try:
-        local = Path(client.download_artifacts(run_id, artifact_path, str(tmp)))
+        return Path(client.download_artifacts(run_id, path, str(tmp)))
     except Exception as e:  # the artifact store's own errors (HTTP, S3, file system)
-        raise TrackingError(f"{uri}: cannot download {artifact_path!r}: {e}") from None
+        raise TrackingError(f"{uri}: cannot download {path!r}: {e}") from None
+
+
+def _download(client: Any, run_id: str, artifact_path: str, tmp: Path, uri: str) -> Path:
+    missing = f"the run has no artifacts under {artifact_path!r}"
+    local = _artifact(client, run_id, artifact_path, tmp, uri, missing)
     traj = tmp / TRAJECTORY
     if local != traj:
         local.rename(traj)
@@ -126,9 +133,8 @@ def _fetch_classifier(
 ) -> None:
     """Download the run's feature classifier and point the fetched copy's meta.json at it
     (`RunDir.problem` still checks its digest against the one the run recorded)."""
-    if not client.list_artifacts(run_id, CLASSIFIER_ARTIFACT):
-        raise DataError(f"{uri}: an image run whose feature classifier was not logged with it")
-    local = Path(client.download_artifacts(run_id, CLASSIFIER_ARTIFACT, str(tmp)))
+    missing = "an image run whose feature classifier was not logged with it"
+    local = _artifact(client, run_id, CLASSIFIER_ARTIFACT, tmp, uri, missing)
     write_json(traj / "meta.json", {**meta, "classifier_path": os.path.relpath(local, traj)})
 
 
