@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,28 +121,10 @@ def score(
     traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
-    if m.injected:
-        mask = version.anomaly_mask()
-        if mask is None:
-            raise ConfigError(
-                f"method {method!r} needs a version whose source recorded the instances it "
-                f"injected (e.g. anomaly_frac, noise_frac, label_noise); {version.path} has none"
-            )
-        harm = mask.astype(np.float64)
+    if m.target is None:  # a baseline or the injected reference: scores, no predicted change
+        harm, extra = _harm(m, method, traj, version, seed)
         nan = np.full(len(harm), np.nan)
-        return ScoreTable(version.ids, harm, nan, method, None, version.digest, run_ref, {})
-    if m.baseline is not None or m.final_losses:
-        problem = traj.problem(version)
-        if m.final_losses:
-            harm = problem.instance_losses(traj.load_state(traj.n_steps, problem.device))
-        else:
-            assert m.baseline is not None
-            harm = m.baseline(problem.features(version.x), seed)
-        nan = np.full(len(harm), np.nan)
-        return ScoreTable(
-            version.ids, harm, nan, method, None, version.digest, run_ref, {"seed": seed}
-        )
-    assert m.target is not None
+        return ScoreTable(version.ids, harm, nan, method, None, version.digest, run_ref, extra)
     problem, target = problem_and_target(traj, version, m.target)
     start = time.perf_counter()
     if storage_efficient:
@@ -177,6 +160,27 @@ def score(
             "higher_is_better": target.higher_is_better,
         },
     )
+
+
+def _harm(
+    m: Method, method: str, traj: RunDir, version: DatasetVersion, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Harmfulness of a method that predicts no change, and the table's extra settings."""
+    if m.injected:  # read from the manifest: no problem to build
+        mask = version.anomaly_mask()
+        if mask is None:
+            raise ConfigError(
+                f"method {method!r} needs a version whose source recorded the instances it "
+                f"injected (e.g. anomaly_frac, noise_frac, label_noise); {version.path} has none"
+            )
+        return mask.astype(np.float64), {}
+    problem = traj.problem(version)
+    if m.final_losses:
+        harm = problem.instance_losses(traj.load_state(traj.n_steps, problem.device))
+    else:
+        assert m.baseline is not None
+        harm = m.baseline(problem.features(version.x), seed)
+    return harm, {"seed": seed}
 
 
 def score_run(
