@@ -153,13 +153,18 @@ def set_replays(runs: list[Path], version, target: str, sets) -> np.ndarray:
     return np.array(out)
 
 
-def group_scores(est: np.ndarray, actual: np.ndarray, sets, prefix: str) -> dict[str, float]:
-    pred = np.array([est[s].sum() for _, s in sets])
+def per_fraction(a: np.ndarray, b: np.ndarray, sets, prefix: str) -> dict[str, float]:
+    """Spearman between two per-set vectors, over the sets of each removal fraction."""
     out = {}
     for f in GROUP_FRACS:
         rows = [i for i, (g, _) in enumerate(sets) if g == f]
-        out[f"{prefix}_{f * 100:g}pct"] = float(spearmanr(pred[rows], actual[rows])[0])
+        out[f"{prefix}_{f * 100:g}pct"] = float(spearmanr(a[rows], b[rows])[0])
     return out
+
+
+def group_scores(est: np.ndarray, actual: np.ndarray, sets, prefix: str) -> dict[str, float]:
+    pred = np.array([est[s].sum() for _, s in sets])
+    return per_fraction(pred, actual, sets, prefix)
 
 
 def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, work: Path):
@@ -201,12 +206,7 @@ def ceiling(actual: np.ndarray, sets) -> dict[str, float]:
     first and the second half of the runs. No estimate can agree with the seed average better
     than the seed average agrees with itself, so this bounds the ensemble's group score."""
     half = len(actual) // 2
-    a, b = actual[:half].mean(0), actual[half : 2 * half].mean(0)
-    out = {}
-    for f in GROUP_FRACS:
-        rows = [i for i, (g, _) in enumerate(sets) if g == f]
-        out[f"ceiling_{f * 100:g}pct"] = float(spearmanr(a[rows], b[rows])[0])
-    return out
+    return per_fraction(actual[:half].mean(0), actual[half : 2 * half].mean(0), sets, "ceiling")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, str]:
