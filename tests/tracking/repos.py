@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def run(cwd: Path, *cmd: str) -> str:
@@ -42,3 +43,16 @@ def commit_versions(proj: Path, *versions: str) -> None:
     dvc(proj, "add", "-q", *paths)
     git(proj, "add", ".dvc", *(f"{p}.dvc" for p in paths), "job/data/.gitignore")
     git(proj, "commit", "-q", "-m", f"dataset versions {', '.join(versions)}")
+
+
+def loop_iteration_one(client: Any, experiment: str, command: str = "loop") -> Any:
+    """Run a one-iteration tiny job (`ganinf loop`, or `run`) into `job/` (cwd) under MLflow
+    `experiment`; its iteration-1 run, as `client` reads it."""
+    from ganinf_mlops.cli import main
+    from ganinf_mlops.tracking import tags
+
+    main(["-q", command, "--preset", "tiny", "--iterations", "1", "--loo", "0",
+          "--out", "job", "--experiment", experiment])  # fmt: skip
+    exp = client.get_experiment_by_name(experiment)
+    (it1,) = client.search_runs([exp.experiment_id], f"tags.`{tags.ITERATION}` = '1'")
+    return it1

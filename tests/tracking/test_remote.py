@@ -12,10 +12,9 @@ from mlflow import MlflowClient
 
 from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.tracking import tags as T
 from ganinf_mlops.tracking.remote import parse_run_uri
 
-from .repos import commit_versions, git, init_project
+from .repos import commit_versions, git, init_project, loop_iteration_one
 
 
 def fails(capsys, args, match):
@@ -37,11 +36,8 @@ def project(tmp_path_factory, tracking_uri):
         mp.setenv("DVC_NO_ANALYTICS", "1")
         init_project(proj, str(root / "dvc-remote"))
         mp.chdir(proj)
-        main(["-q", "loop", "--preset", "tiny", "--iterations", "1", "--loo", "0",
-              "--out", "job", "--experiment", "remote"])  # fmt: skip
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name("remote")
-    (it1,) = client.search_runs([exp.experiment_id], f"tags.`{T.ITERATION}` = '1'")
+        client = MlflowClient(tracking_uri)
+        it1 = loop_iteration_one(client, "remote")
     return {"root": root, "proj": proj, "it1": it1.info.run_id, "client": client}
 
 
@@ -118,11 +114,7 @@ def test_run_without_a_fetchable_source(tracking_uri, tmp_path, monkeypatch, cap
     work = tmp_path / "w"
     work.mkdir()
     monkeypatch.chdir(work)
-    main(["-q", "run", "--preset", "tiny", "--iterations", "1", "--loo", "0", "--out", "job",
-          "--experiment", "gone"])  # fmt: skip
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name("gone")
-    (it1,) = client.search_runs([exp.experiment_id], f"tags.`{T.ITERATION}` = '1'")
+    it1 = loop_iteration_one(MlflowClient(tracking_uri), "gone", command="run")
     monkeypatch.chdir(tmp_path)
     shutil.rmtree(work)
     capsys.readouterr()

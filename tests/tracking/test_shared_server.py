@@ -17,7 +17,7 @@ from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags as T
 
-from .repos import commit_versions, git, init_project
+from .repos import commit_versions, git, init_project, loop_iteration_one
 from .servers import S3_ENV, mlflow_server, moto_available, moto_s3, postgres, postgres_bin
 
 # In CI a missing PostgreSQL or moto is a failure, not a skip.
@@ -42,13 +42,10 @@ def test_iteration_reproduced_from_a_fresh_directory(tmp_path, monkeypatch, caps
         git(tmp_path, "init", "-q", "--bare", str(origin))
         init_project(proj, "s3://dvc/store", endpoint=endpoint, origin=origin)
         monkeypatch.chdir(proj)
-        main(["-q", "loop", "--preset", "tiny", "--iterations", "1", "--loo", "0",
-              "--out", "job", "--experiment", "shared"])  # fmt: skip
+        client = MlflowClient(uri)
+        it1 = loop_iteration_one(client, "shared")
 
         # Before the push the runs know only local paths: nothing to fetch elsewhere.
-        client = MlflowClient(uri)
-        exp = client.get_experiment_by_name("shared")
-        (it1,) = client.search_runs([exp.experiment_id], f"tags.`{T.ITERATION}` = '1'")
         assert it1.data.tags[T.SCORED_TRAJECTORY].endswith("/trajectory")
         commit_versions(proj, "v0", "v1")
         git(proj, "push", "-q", "origin", "main")
