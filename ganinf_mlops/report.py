@@ -259,10 +259,10 @@ def _others(first: dict[str, Any], last: dict[str, Any], metric: str) -> list[di
             continue
         before, after = first[keys.SEED_MEAN][m], last[keys.SEED_MEAN][m]
         spread = first[keys.SEED_STD][m]
-        worse = -keys.improvement(m, after - before)
+        gain = keys.improvement(m, after - before)
         out.append(
             {"metric": m, "before": before, "after": after, "spread": spread,
-             "worse": worse > spread}
+             "worse": -gain > spread, "improved": gain > 0}
         )  # fmt: skip
     return out
 
@@ -285,7 +285,7 @@ def verdict(summary: dict[str, Any]) -> str:
     for x in o["others"]:
         if x["worse"]:
             state = "got WORSE beyond its seed spread"
-        elif keys.improvement(x["metric"], x["after"] - x["before"]) > 0:
+        elif x["improved"]:
             state = "improved too"
         else:
             state = "got worse within its seed spread"
