@@ -62,6 +62,7 @@ import torch
 from scipy import stats
 
 from ganinf_mlops import keys, report
+from ganinf_mlops.cleanse import Agreement, recorded_agreement
 from ganinf_mlops.config import POLICIES, PRESETS, Preset, get_preset
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
@@ -139,6 +140,7 @@ class SeedJob:
     threshold: float | None
     chunks: int
     ensemble: int
+    min_agreement: float | None
     work: str
     threads: int
     data: tuple[tuple[str, Any], ...] = ()  # --data-param overrides of the preset's data params
@@ -203,6 +205,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="with --ensemble K: influence methods cleanse only when this fraction of the "
+        "members, each held out of the selection, predicts that it helps (default: no check; "
+        "the agreement is recorded either way)",
+    )
+    p.add_argument(
         "--methods",
         default=None,
         help=f"comma-separated, from {', '.join(METHODS.names())} (default: fd,all,"
@@ -244,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--retrain-seeds, --chunks and --ensemble must be >= 1")
     if not 0 < args.frac < 1:
         p.error("--frac must be in (0, 1)")
+    if args.min_agreement is not None and (args.ensemble < 2 or not 0 < args.min_agreement <= 1):
+        p.error("--min-agreement is a fraction in (0, 1] and needs --ensemble >= 2")
     if args.policy is None:
         args.policy = get_preset(args.preset).job.policy
     if (args.policy == "threshold") != (args.threshold is not None):
@@ -304,17 +316,26 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
         retrain_budget="steps",
         chunks=job.chunks if influence else 1,
         ensemble=job.ensemble if influence else 1,
+        min_agreement=job.min_agreement if influence else None,
     )
     return dataclasses.replace(preset, job=options)
 
 
-def nothing_removed(method: str, base: dict[str, Any], message: str) -> dict[str, Any]:
+def agreement_record(agree: Agreement | None) -> list[int] | None:
+    """[agreeing, members] of an ensemble's cleanse (cleanse.agreement), None for one run."""
+    return None if agree is None else [agree.agreeing, agree.members]
+
+
+def nothing_removed(
+    method: str, base: dict[str, Any], message: str, agree: Agreement | None = None
+) -> dict[str, Any]:
     """The record of a method that removed nothing: the base itself, every change 0."""
     predicts = METHODS.get(method).predicts_change
     zero = dict.fromkeys(KEYS, 0.0)
     return {
         "nothing_to_remove": True,
         "message": message,
+        "agreement": agreement_record(agree),
         "score_seconds": None,
         "iteration_seconds": None,
         keys.N_REMOVED: 0,
@@ -368,7 +389,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
                 progress=False,
             )
         except NothingToRemoveError as exc:
-            methods[method] = nothing_removed(method, base, str(exc))
+            methods[method] = nothing_removed(method, base, str(exc), exc.agreement)
             shutil.rmtree(work / "methods" / method, ignore_errors=True)
             continue
         iteration_seconds = time.perf_counter() - t0
@@ -380,6 +401,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
         rec: dict[str, Any] = {
             "nothing_to_remove": False,
             "message": None,
+            "agreement": agreement_record(recorded_agreement(out.version)),
             # the reverse pass's time as the iteration records it (0 for baselines)
             "score_seconds": out.scoring_seconds,
             # score, cleanse (chunks: their replays), replay and R fresh trainings
@@ -438,6 +460,7 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             args.threshold,
             args.chunks,
             args.ensemble,
+            args.min_agreement,
             str(work / f"seed{s}"),
             args.threads,
             tuple(args.data_param.items()),
@@ -631,6 +654,8 @@ def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
         rec = r["methods"][method]
         d = rec["fresh"]["delta"]
         note = " NOTHING REMOVED" if rec["nothing_to_remove"] else ""
+        if rec.get("agreement"):
+            note += " agree {}/{}".format(*rec["agreement"])
         parts.append(f"{method} ({rec[keys.N_REMOVED]}) {d[k1]:+.4f}/{d[k2]:+.4f}{note}")
     print(" | ".join(parts) + f"  ({r['seconds']:.0f} s)", flush=True)
 
@@ -661,7 +686,8 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     )
     print(
         f"  cleanse: at most {args.frac} of N, policy {args.policy}{threshold}; influence "
-        f"methods: chunks {args.chunks}, ensemble {args.ensemble}"
+        f"methods: chunks {args.chunks}, ensemble {args.ensemble}, min agreement "
+        f"{args.min_agreement}"
     )
     print(f"  methods {', '.join(args.methods)}")
     threads = args.threads or torch.get_num_threads()
@@ -893,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threshold": args.threshold,
                 "chunks": args.chunks,
                 "ensemble": args.ensemble,
+                "min_agreement": args.min_agreement,
                 "methods": list(args.methods),
                 "jobs": args.jobs,
                 "alpha": ALPHA,

@@ -17,6 +17,8 @@ import numpy as np
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import (
+    agreement_params,
+    check_agreement,
     nothing_to_remove,
     predicted_sum,
     removal_count,
@@ -56,6 +58,8 @@ def chunked_cleanse(
     job = preset.job
     base = workdir / "chunks" / f"it{i}"
     k = removal_count(version.n, job.remove_frac, None)
+    # The ensemble's members vote on the whole budget; later chunks are scored on one replay.
+    agree = check_agreement(version, table, k, job.policy, job.threshold, job.min_agreement)
     cur_run, cur_version, cur_table, cur_scores = run, version, table, scores_path
     removed: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
@@ -100,6 +104,8 @@ def chunked_cleanse(
         "chunks": job.chunks,
         "chunk_removed": [r[keys.N_REMOVED] for r in records],
         "chunk_predicted": predictions,
+        **({"min_agreement": job.min_agreement} if job.min_agreement is not None else {}),
+        **agreement_params(agree),
     }
     new = remove_ids(
         version, np.concatenate(removed), workdir / "data" / f"v{i}", scores_path, table, total,

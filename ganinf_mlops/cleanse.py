@@ -5,12 +5,21 @@ Selection policies (how many of the at most k = remove_frac * N top-ranked insta
     threshold  only those with harmfulness > `threshold`
     top        all k, whatever their scores (the fixed-fraction cleanse of Terashita et al.)
 Baselines predict no change and score every instance positive, so for them `positive` is `top`.
+
+Scores of an ensemble (influence averaged over K runs with different training seeds) carry each
+member's own estimate. Their *agreement* is cross-validated: member m is held out, the selection is
+made from the mean of the other K-1, and m is asked whether that set improves the metric. With
+`min_agreement` a cleanse goes ahead only when at least that fraction of the members says yes: a
+selection that holds up only on the runs that chose it is seed noise, and removing it does not
+help a fresh retraining.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +73,103 @@ def select_removals(
     return table.ids[top]
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How many of an ensemble's members, each held out of the selection, predict it helps."""
+
+    agreeing: int
+    members: int
+
+    def __str__(self) -> str:
+        return f"{self.agreeing} of {self.members}"
+
+
+def member_changes(table: ScoreTable) -> np.ndarray | None:
+    """Each ensemble member's predicted change, [K, n] aligned with `table.ids`; None for the
+    scores of one run or of a baseline."""
+    members = table.extra.get(keys.MEMBERS)
+    if members is None:
+        return None
+    try:
+        ids = np.asarray(members["ids"], dtype=np.int64)
+        change = np.asarray(members["change"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise DataError("score table: ensemble members are not {ids, change} arrays") from None
+    if change.ndim != 2 or change.shape[0] < 2 or change.shape[1] != ids.size:
+        raise DataError(f"score table: ensemble members of shape {change.shape} for {ids.size} ids")
+    if not np.isfinite(change).all():
+        raise DataError("score table: an ensemble member's predicted change is not finite")
+    order = np.argsort(ids)
+    pos = order[np.searchsorted(ids, table.ids, sorter=order).clip(max=ids.size - 1)]
+    if ids.size != table.n or not np.array_equal(ids[pos], table.ids):
+        raise DataError("score table: the ensemble members' ids differ from the table's")
+    return change[:, pos]
+
+
+def agreement(
+    table: ScoreTable, k: int, policy: str = "positive", threshold: float | None = None
+) -> Agreement | None:
+    """Cross-validated agreement of the ensemble behind `table` on a selection of at most `k`
+    (module docstring); None for scores that are not an ensemble's."""
+    changes = member_changes(table)
+    if changes is None:
+        return None
+    sign = 1.0 if table.extra["higher_is_better"] else -1.0
+    agreeing = 0
+    for m in range(changes.shape[0]):
+        rest = np.delete(changes, m, axis=0).mean(axis=0)
+        held_out = ScoreTable(
+            table.ids, sign * rest, rest, table.method, table.metric, table.dataset_digest
+        )
+        chosen = np.isin(table.ids, select_removals(held_out, k, policy, threshold))
+        agreeing += bool(chosen.any() and sign * changes[m, chosen].sum() > 0)
+    return Agreement(agreeing, changes.shape[0])
+
+
+def check_agreement(
+    version: DatasetVersion,
+    table: ScoreTable,
+    k: int,
+    policy: str,
+    threshold: float | None,
+    min_agreement: float | None,
+) -> Agreement | None:
+    """The agreement of `table`'s ensemble; NothingToRemoveError when it is below
+    `min_agreement` (a fraction of the members), ConfigError when the scores are no ensemble's."""
+    agree = agreement(table, k, policy, threshold)
+    if min_agreement is None:
+        return agree
+    if agree is None:
+        raise ConfigError(
+            "min_agreement checks the members of an ensemble; these scores are one run's "
+            "(score with --ensemble K)"
+        )
+    needed = math.ceil(min_agreement * agree.members - 1e-9)
+    if agree.agreeing < needed:
+        raise NothingToRemoveError(
+            f"only {agree} ensemble members, each held out of the selection, predict that "
+            f"removing it improves {table.metric or table.method} of {version.path} "
+            f"(min_agreement {min_agreement} needs {needed}): nothing to cleanse",
+            agreement=agree,
+        )
+    return agree
+
+
+def agreement_params(agree: Agreement | None) -> dict[str, int]:
+    """What a cleansed version's manifest records of the agreement (nothing for one run)."""
+    if agree is None:
+        return {}
+    return {keys.N_AGREEING: agree.agreeing, keys.N_MEMBERS: agree.members}
+
+
+def recorded_agreement(version: DatasetVersion) -> Agreement | None:
+    """The agreement a cleansed version's manifest records (None: not scored by an ensemble)."""
+    params = version.manifest.params
+    if keys.N_AGREEING not in params:
+        return None
+    return Agreement(int(params[keys.N_AGREEING]), int(params[keys.N_MEMBERS]))
+
+
 def predicted_sum(table: ScoreTable, ids: np.ndarray) -> float | None:
     """The summed first-order change of removing `ids` (None for scores that predict none)."""
     change = table.predicted_change[np.isin(table.ids, ids)]
@@ -104,11 +210,13 @@ def cleanse(
     remove_count: int | None = None,
     policy: str = "positive",
     threshold: float | None = None,
+    min_agreement: float | None = None,
     force: bool = False,
 ) -> DatasetVersion:
     """Write `out_dir`: `version` without its most harmful instances according to the scores.
 
-    NothingToRemoveError (and nothing written) when the policy keeps none of them.
+    NothingToRemoveError (and nothing written) when the policy keeps none of them, or when fewer
+    than `min_agreement` of the ensemble's members agree that they help.
     """
     check_disjoint(out_dir, version.path)
     k = removal_count(version.n, remove_frac, remove_count)
@@ -117,11 +225,14 @@ def cleanse(
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise nothing_to_remove(version, table, policy)
+    agree = check_agreement(version, table, k, policy, threshold, min_agreement)
     params = {
         "remove_frac": remove_frac,
         "remove_count": remove_count,
         "policy": policy,
         "threshold": threshold,
+        **({"min_agreement": min_agreement} if min_agreement is not None else {}),
+        **agreement_params(agree),
     }
     predicted = predicted_sum(table, removed)
     return remove_ids(

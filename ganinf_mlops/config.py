@@ -153,6 +153,9 @@ class JobOptions:
     retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
     chunks: int = 1  # remove each iteration's budget in this many re-scored chunks
     ensemble: int = 1  # average influence over this many runs (training seeds) of a version
+    # cleanse only when this fraction of the ensemble's members, each held out of the
+    # selection, predicts that it helps (None: no check)
+    min_agreement: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)
@@ -163,6 +166,11 @@ class JobOptions:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss", "injected"):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
+        if self.min_agreement is not None:
+            if not 0 < self.min_agreement <= 1:
+                raise ConfigError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
+            if self.ensemble < 2:
+                raise ConfigError("job.min_agreement checks an ensemble: set job.ensemble >= 2")
         if self.chunks < 1:
             raise ConfigError(f"chunks must be >= 1, got {self.chunks}")
         if self.retrain_seeds < 1:

@@ -42,7 +42,12 @@ class TrackingError(GaninfError):
 
 
 class NothingToRemoveError(GaninfError):
-    """A cleanse whose selection policy keeps no instance (none is predicted to help)."""
+    """A cleanse that removes nothing: the selection policy keeps no instance (none is predicted
+    to help), or too few ensemble members agree that the selection helps (`agreement`)."""
+
+    def __init__(self, message: str, agreement: object | None = None) -> None:
+        super().__init__(message)
+        self.agreement = agreement
 
 
 class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt: not an Exception)

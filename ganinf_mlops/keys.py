@@ -37,6 +37,9 @@ N_REMOVED = "n_removed"  # instances removed by one cleanse
 N_REMOVED_TOTAL = "n_removed_total"  # instances removed since the raw version
 N_ANOMALIES = "n_anomalies"  # injected anomalies left in a version
 N_ANOMALIES_REMOVED = "n_anomalies_removed"  # injected anomalies removed by the cleanse
+N_AGREEING = "n_agreeing"  # ensemble members that, held out of the selection, predict a gain
+N_MEMBERS = "n_members"  # members of the ensemble that scored a cleanse
+MEMBERS = "members"  # score-table extra: each ensemble member's own predicted change
 ITERATION = "iteration"
 SCORING_SECONDS = "scoring_seconds"
 

@@ -220,6 +220,7 @@ def run_iteration(
             remove_frac=job.remove_frac,
             policy=job.policy,
             threshold=job.threshold,
+            min_agreement=job.min_agreement,
             force=force,
         )
     if new.manifest.parent_digest != version.digest:

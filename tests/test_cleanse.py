@@ -6,8 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganinf_mlops.cleanse import cleanse, removal_count
-from ganinf_mlops.config import get_preset
+from ganinf_mlops import keys
+from ganinf_mlops.cleanse import (
+    Agreement,
+    agreement,
+    cleanse,
+    recorded_agreement,
+    removal_count,
+)
+from ganinf_mlops.config import JobOptions, get_preset
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import (
     DatasetVersion,
@@ -15,7 +22,13 @@ from ganinf_mlops.data.version import (
     load_version,
     write_version,
 )
-from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
+from ganinf_mlops.errors import (
+    ConfigError,
+    DataError,
+    DigestMismatchError,
+    NothingToRemoveError,
+    OutputExistsError,
+)
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.methods import score
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
@@ -163,3 +176,76 @@ def test_injected_reference_removes_exactly_the_injected_instances(tmp_path: Pat
     run = train(clean, preset.train, preset.metric, tmp_path / "run2", progress=False)
     with pytest.raises(ConfigError, match="recorded the instances it injected"):
         score(run, clean, "injected", progress=False)
+
+
+def _ensemble_table(v: DatasetVersion, members: np.ndarray) -> ScoreTable:
+    """Scores of an fd ensemble (lower is better) whose members predict `members` [K, n]."""
+    mean = members.mean(axis=0)
+    extra = {
+        "higher_is_better": False,
+        keys.MEMBERS: {"ids": v.ids.tolist(), "change": members.tolist()},
+    }
+    return ScoreTable(v.ids, -mean, mean, "fd", "fd", v.digest, "r", extra)
+
+
+def test_agreement_holds_out_each_member_of_the_selection(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    # Every member predicts that removing instance 0 lowers fd: each held-out member agrees.
+    members = np.full((4, raw.n), 0.01)
+    members[:, 0] = -1.0
+    assert agreement(_ensemble_table(raw, members), 1) == Agreement(4, 4)
+    # Each member alone calls "its" instance harmful and the others' helpful: the mean of the
+    # other three picks an instance the held-out member says helps; nobody agrees, although the
+    # mean of all four selects instances predicted to help.
+    members = np.full((4, raw.n), 0.01)
+    for m in range(4):
+        members[m, m] = -1.0
+        members[m, [j for j in range(4) if j != m]] = 0.05
+    table = _ensemble_table(raw, members)
+    assert (table.harmfulness[:4] > 0).all()
+    assert agreement(table, 1) == Agreement(0, 4)
+    # Two of four: members 0 and 1 see the harm, 2 and 3 predict the opposite.
+    members = np.zeros((4, raw.n))
+    members[:2, 5] = -1.0
+    members[2:, 5] = 0.2
+    members[2:, 6] = -0.1
+    assert agreement(_ensemble_table(raw, members), 1) == Agreement(2, 4)
+    # the scores of one run have no members to ask
+    assert (
+        agreement(ScoreTable(raw.ids, np.ones(raw.n), np.ones(raw.n), "fd", "fd", "d"), 1) is None
+    )
+
+
+def test_min_agreement_gates_the_cleanse(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    members = np.zeros((4, raw.n))
+    members[:3, 5] = -1.0  # three of four members: removing 5 lowers fd
+    members[3, 5] = 1.0
+    path = tmp_path / "ens.csv"
+    write_scores(path, _ensemble_table(raw, members))
+    with pytest.raises(NothingToRemoveError, match=r"only 3 of 4 ensemble members") as exc:
+        cleanse(raw, path, tmp_path / "c", remove_count=1, min_agreement=1.0)
+    assert exc.value.agreement == Agreement(3, 4)
+    assert not (tmp_path / "c").exists()
+    child = cleanse(raw, path, tmp_path / "c", remove_count=1, min_agreement=0.75)
+    assert child.manifest.removed_ids == [int(raw.ids[5])]
+    assert recorded_agreement(child) == Agreement(3, 4)
+    assert child.manifest.params["min_agreement"] == 0.75
+    # without the gate the agreement is still recorded; the scores of one run record none
+    free = cleanse(raw, path, tmp_path / "free", remove_count=1)
+    assert (
+        recorded_agreement(free) == Agreement(3, 4) and "min_agreement" not in free.manifest.params
+    )
+    single = _scores(tmp_path, raw)
+    assert recorded_agreement(cleanse(raw, single, tmp_path / "one", remove_count=1)) is None
+    with pytest.raises(ConfigError, match="one run's"):
+        cleanse(raw, single, tmp_path / "c2", remove_count=1, min_agreement=0.5)
+    assert not (tmp_path / "c2").exists()
+
+
+def test_min_agreement_config_rules() -> None:
+    with pytest.raises(ConfigError, match="ensemble >= 2"):
+        JobOptions(method="fd", min_agreement=0.5)
+    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
+        JobOptions(method="fd", ensemble=4, min_agreement=0.0)
+    assert JobOptions(method="fd", ensemble=4, min_agreement=0.75).min_agreement == 0.75

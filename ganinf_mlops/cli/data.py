@@ -103,6 +103,14 @@ def prepare(
 )
 @click.option("--threshold", type=float, help="Harmfulness cut-off of --policy threshold.")
 @click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Scores of an ensemble only: cleanse only when at least this fraction of its members, "
+    "each held out of the selection, predicts that the selection helps; otherwise write "
+    "nothing and exit 2, as when nothing is predicted to help (default: the config's "
+    "job.min_agreement).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path),
@@ -118,6 +126,7 @@ def cleanse(
     remove_count: int | None,
     policy: str | None,
     threshold: float | None,
+    min_agreement: float | None,
     out: Path,
     preset: str,
     params_file: Path | None,
@@ -134,6 +143,8 @@ def cleanse(
         remove_frac = job.remove_frac
     if policy is None:
         policy, threshold = job.policy, job.threshold if threshold is None else threshold
+    if min_agreement is None:
+        min_agreement = job.min_agreement
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("cleanse", version):
@@ -145,6 +156,7 @@ def cleanse(
             remove_count=remove_count,
             policy=policy,
             threshold=threshold,
+            min_agreement=min_agreement,
             force=force,
         )
         obs.cleansed(new)

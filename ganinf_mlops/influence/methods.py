@@ -235,7 +235,8 @@ def score_ensemble(
               progress=progress)
         for r in runs
     ]  # fmt: skip
-    change = np.mean([t.predicted_change for t in tables], axis=0)
+    members = np.stack([t.aligned_to(version.ids)[1] for t in tables])
+    change = members.mean(axis=0)
     first = tables[0]
     sign = 1.0 if first.extra["higher_is_better"] else -1.0
     extra = {
@@ -245,6 +246,8 @@ def score_ensemble(
         "higher_is_better": first.extra["higher_is_better"],
         "last_epochs": last_epochs,
         "checkpointed": checkpointed,
+        # each run's own estimate, for the cleanse's check that the members agree
+        keys.MEMBERS: {"ids": version.ids.tolist(), "change": members.tolist()},
     }
     return ScoreTable(
         version.ids, sign * change, change, method, first.metric, version.digest, str(runs[0]),

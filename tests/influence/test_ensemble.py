@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ganinf_mlops.cleanse import member_changes
 from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.loo import loo_changes
@@ -39,6 +40,11 @@ def test_ensemble_is_the_mean_over_seed_siblings(tiny_version, tmp_path):
     assert np.allclose(table.predicted_change, mean, rtol=1e-12, atol=0)
     assert np.allclose(table.harmfulness, -mean)  # fd: lower is better
     assert table.extra["ensemble"] == [str(p) for p in members]
+    # each member's own estimate travels with the table, for the cleanse's agreement check
+    got_members = member_changes(table)
+    assert got_members is not None and got_members.shape == (3, tiny_version.n)
+    for row, single in zip(got_members, singles, strict=True):
+        assert np.array_equal(row, single.predicted_change)
 
     report = validate(run, tiny_version, table, k=4, progress=False)
     assert report["n_runs"] == 3
