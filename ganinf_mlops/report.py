@@ -129,6 +129,9 @@ def _iteration_row(
     row: dict[str, Any] = {keys.ITERATION: k, **results, keys.N_INSTANCES: manifest.n_instances}
     row[keys.N_REMOVED] = len(manifest.removed_ids) if parent is not None else 0
     row[keys.N_REMOVED_TOTAL] = removed_total + row[keys.N_REMOVED]
+    if parent is not None and keys.N_AGREEING in manifest.params:  # an ensemble's cleanse
+        row[keys.N_AGREEING] = manifest.params[keys.N_AGREEING]
+        row[keys.N_MEMBERS] = manifest.params[keys.N_MEMBERS]
     if manifest.is_anomaly_ids is not None:
         row[keys.N_ANOMALIES] = len(manifest.is_anomaly_ids)
         row[keys.N_ANOMALIES_REMOVED] = 0

@@ -153,6 +153,8 @@ def test_run_on_another_version_is_refused(flow, tmp_path, capsys):
         (["--remove-frac", "0"], "(0, 1)"),
         (["--remove-frac", "1.5"], "(0, 1)"),
         (["--remove-count", "200"], "leave no data"),
+        (["--min-agreement", "0.5"], "these scores are one run's"),  # not an ensemble's
+        (["--min-agreement", "0"], "0<x<=1"),
     ],
 )
 def test_bad_cleanse_amounts(flow, tmp_path, capsys, opts, match):

@@ -423,3 +423,36 @@ def test_resume_refusals(reference, tmp_path):
     pipeline._check_start(tmp_path / "w2", _preset(), force=False, resume=False)
     with pytest.raises(ConfigError, match=r"other settings \(job\)"):
         pipeline.run_job(tmp_path / "w2", other, progress=False, resume=True)
+
+
+def test_an_ensemble_cleanse_records_its_members_agreement(tmp_path):
+    """The loop scores with an ensemble of 3 and records how many members, each held out of the
+    selection, agree; a gate above that agreement stops the loop before removing anything."""
+    from ganinf_mlops.cleanse import agreement, removal_count
+    from ganinf_mlops.cli.output import job_lines
+    from ganinf_mlops.influence.scores import read_scores
+
+    preset = _preset(iterations=1, method="fd", ensemble=3)
+    summary = pipeline.run_job(tmp_path / "a", preset, progress=False)
+    row = summary["iterations"]["1"]
+    table = read_scores(tmp_path / "a" / "scores" / "it1_fd.csv")
+    raw = load_version(tmp_path / "a" / "data" / "v0")
+    k = removal_count(raw.n, preset.job.remove_frac, None)
+    agree = agreement(table, k, preset.job.policy)
+    assert agree is not None and agree.members == 3
+    assert (row[keys.N_AGREEING], row[keys.N_MEMBERS]) == (agree.agreeing, 3)
+    assert f"{agree.agreeing} of 3 ensemble members agree" in "\n".join(job_lines(summary, "s"))
+    # The same job gated at one member more than agreed (or at all 3): stops, or cleanses alike.
+    gate = min(agree.agreeing + 1, 3) / 3
+    gated = dataclasses.replace(preset, job=dataclasses.replace(preset.job, min_agreement=gate))
+    summary = pipeline.run_job(tmp_path / "b", gated, progress=False)
+    if agree.agreeing < 3:  # nothing removed, and the loop says why
+        assert f"only {agree} ensemble members" in summary["job"]["stopped"]
+        assert not (tmp_path / "b" / "data" / "v1").exists()
+    else:
+        v1 = load_version(tmp_path / "b" / "data" / "v1")
+        assert v1.manifest.params["min_agreement"] == 1.0
+        assert (
+            v1.manifest.removed_ids
+            == load_version(tmp_path / "a" / "data" / "v1").manifest.removed_ids
+        )

@@ -101,6 +101,8 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
         if keys.N_ANOMALIES in row:
             before = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
             anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {before} injected anomalies)"
+        if keys.N_AGREEING in row:
+            anomalies += f", {row[keys.N_AGREEING]} of {row[keys.N_MEMBERS]} ensemble members agree"
         metric = row["metric"]
         se = row.get(keys.FRESH_CHANGE_SE)
         fresh = _signed(row.get(keys.FRESH_CHANGE)) + (f" ± {se:.2g}" if se is not None else "")

@@ -269,6 +269,8 @@ class MlflowTracker(RunLog, Observer):
             {tags.OUTPUT_DIGEST: version.digest, tags.OUTPUT_VERSION: notes.version_label(version)}
         )
         self._log_metrics({keys.N_REMOVED: len(m.removed_ids)})
+        if keys.N_AGREEING in m.params:
+            self._log_metrics({k: m.params[k] for k in (keys.N_AGREEING, keys.N_MEMBERS)})
         if m.predicted_change is not None:
             self._log_metrics({keys.PREDICTED_CHANGE: m.predicted_change})
         mlflow.log_dict(m.to_json(), "cleansed/manifest.json")

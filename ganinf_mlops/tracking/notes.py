@@ -35,6 +35,7 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     keys.ACTUAL_CHANGE: ("sign", "the change under counterfactual replay (same order, seeds)"),
     keys.FRESH_CHANGE: ("sign", "the change under fresh retraining (what production gets)"),
     keys.N_REMOVED: ("count", "instances removed by this iteration's cleanse"),
+    keys.N_AGREEING: ("count", "ensemble members that, held out of the choice, predict it helps"),
     keys.KENDALL_TAU: ("higher", "rank agreement of the estimate with leave-one-out retraining"),
 }  # fmt: skip
 
