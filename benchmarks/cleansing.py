@@ -141,6 +141,7 @@ class SeedJob:
     chunks: int
     ensemble: int
     min_agreement: float | None
+    last_epochs: int | None
     work: str
     threads: int
     data: tuple[tuple[str, Any], ...] = ()  # --data-param overrides of the preset's data params
@@ -205,6 +206,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--last-epochs",
+        type=int,
+        default=None,
+        help="influence methods trace back only the last K epochs (default: the whole run)",
+    )
+    p.add_argument(
         "--min-agreement",
         type=float,
         default=None,
@@ -254,6 +261,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--retrain-seeds, --chunks and --ensemble must be >= 1")
     if not 0 < args.frac < 1:
         p.error("--frac must be in (0, 1)")
+    if args.last_epochs is not None and args.last_epochs < 1:
+        p.error("--last-epochs must be >= 1")
     if args.min_agreement is not None and (args.ensemble < 2 or not 0 < args.min_agreement <= 1):
         p.error("--min-agreement is a fraction in (0, 1] and needs --ensemble >= 2")
     if args.policy is None:
@@ -299,8 +308,9 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
 
     The iteration is number 1 (it cleanses the raw version) and scores with `job.seed + 1`, so
     job.seed = seed - 1 makes the scores `score(run, raw, method, seed=seed)`: the baselines draw
-    with the benchmark's seed. No leave-one-out validation; the whole run is traced back. Chunks
-    and the ensemble apply to influence methods only.
+    with the benchmark's seed. No leave-one-out validation; the whole run is traced back unless
+    --last-epochs says otherwise. Chunks, the ensemble and last epochs apply to influence methods
+    only.
     """
     influence = METHODS.get(method).predicts_change
     options = dataclasses.replace(
@@ -308,7 +318,7 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
         method=method,
         remove_frac=job.frac,
         loo=0,
-        last_epochs=None,
+        last_epochs=job.last_epochs if influence else None,
         seed=job.seed - 1,
         policy=job.policy,
         threshold=job.threshold,
@@ -461,6 +471,7 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             args.chunks,
             args.ensemble,
             args.min_agreement,
+            args.last_epochs,
             str(work / f"seed{s}"),
             args.threads,
             tuple(args.data_param.items()),
@@ -687,7 +698,7 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(
         f"  cleanse: at most {args.frac} of N, policy {args.policy}{threshold}; influence "
         f"methods: chunks {args.chunks}, ensemble {args.ensemble}, min agreement "
-        f"{args.min_agreement}"
+        f"{args.min_agreement}, last epochs {args.last_epochs or 'all'}"
     )
     print(f"  methods {', '.join(args.methods)}")
     threads = args.threads or torch.get_num_threads()
@@ -920,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chunks": args.chunks,
                 "ensemble": args.ensemble,
                 "min_agreement": args.min_agreement,
+                "last_epochs": args.last_epochs,
                 "methods": list(args.methods),
                 "jobs": args.jobs,
                 "alpha": ALPHA,
