@@ -80,6 +80,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the problem's headline target: all for vectors, fid for images)",
     )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="replace the preset's dataset (its data parameters are then only --data-param's), "
+        "e.g. mnist with --data-param root=DIR",
+    )
+    p.add_argument(
+        "--data-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a data parameter (VALUE as JSON, else a string), e.g. train_size=1000",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument(
         "--repeats",
@@ -105,9 +118,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeats < 1 or args.threads < 0 or (args.epochs is not None and args.epochs < 1):
         p.error("--repeats and --epochs must be >= 1, --threads >= 0")
+    pairs = [kv.split("=", 1) for kv in args.data_param]
+    if any(len(kv) != 2 for kv in pairs):
+        p.error("--data-param takes KEY=VALUE")
+    args.data_param = {k: _json_or_str(v) for k, v in pairs}
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
     return args
+
+
+def _json_or_str(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # a path, a name
+
+
+def with_data(preset: Preset, args: argparse.Namespace) -> Preset:
+    """The preset on --dataset (else its own) with --data-param applied."""
+    if args.dataset is None:
+        return dataclasses.replace(preset, data_params={**preset.data_params, **args.data_param})
+    return dataclasses.replace(preset, dataset=args.dataset, data_params=dict(args.data_param))
 
 
 def scoring_method(preset: Preset, method: str | None = None) -> str:
@@ -570,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     stop_on_sigterm()
-    preset = get_preset(args.preset)
+    preset = with_data(get_preset(args.preset), args)
     method = scoring_method(preset, args.method)
     cfg = bench_config(preset, args)
     started = time.perf_counter()

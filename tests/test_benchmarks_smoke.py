@@ -108,3 +108,29 @@ def test_fidelity_ceiling_and_train_params(monkeypatch, tmp_path):
         assert preset.train.r1 == 0.5
     finally:
         sys.modules.pop("fidelity", None)
+
+
+def test_cost_on_another_dataset_and_the_synthetic_mnist(cost, tmp_path, monkeypatch):
+    """--dataset/--data-param replace the preset's data; synthetic_mnist.py writes an MNIST
+    stand-in that the real `mnist` loader (torchvision's layout) reads."""
+    from ganinf_mlops.data.images import mnist
+
+    args = cost.parse_args(
+        ["--preset", "paper-mnist", "--dataset", "mnist", "--data-param", f"root={tmp_path}",
+         "--data-param", "n_eval=7"]
+    )  # fmt: skip
+    preset = cost.with_data(get_preset("paper-mnist"), args)
+    assert (preset.dataset, preset.data_params) == ("mnist", {"root": str(tmp_path), "n_eval": 7})
+    kept = cost.with_data(get_preset("digits"), cost.parse_args(["--data-param", "seed=3"]))
+    assert kept.dataset == "digits" and kept.data_params == {**get_preset("digits").data_params,
+                                                              "seed": 3}  # fmt: skip
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    synthetic = importlib.import_module("synthetic_mnist")
+    assert synthetic.main(["--out", str(tmp_path), "--train", "30", "--test", "12"]) == 0
+    raw = mnist(tmp_path, n_eval=7)
+    assert raw.x.shape == (30, 1, 28, 28) and raw.x_eval.shape == (7, 1, 28, 28)
+    assert raw.x.min() >= -1 and raw.x.max() <= 1 and raw.x.std() > 0.1
+    assert set(raw.y.tolist()) <= set(range(10))
+    # the digit sits in the middle: the border rows are (near) black, the centre is not
+    assert raw.x[:, 0, 0].mean() < -0.9 and raw.x[:, 0, 10:18, 10:18].mean() > -0.9
