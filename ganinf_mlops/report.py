@@ -241,11 +241,16 @@ def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
     use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
     before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
     after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
+    # The yardstick of the collapse check, for the scored metric too: a change smaller than the
+    # raw version's spread between training seeds is not told apart from retraining noise.
+    spread = its["0"][keys.SEED_STD].get(metric) if use_mean else None
     return {
         "metric": metric,
         "before": before,
         "after": after,
         "improved": keys.improvement(metric, after - before) > 0,
+        "spread": spread,
+        "within": spread is not None and abs(after - before) <= spread,
         "n_seeds": last[keys.N_SEEDS] if use_mean else 1,
         keys.N_REMOVED_TOTAL: last[keys.N_REMOVED_TOTAL],
         "others": _others(its["0"], last, metric) if use_mean else [],
@@ -279,9 +284,14 @@ def verdict(summary: dict[str, Any]) -> str:
     metric = o["metric"]
     direction = "higher" if keys.higher_is_better(metric) else "lower"
     seeds = f", mean of {o['n_seeds']} training seeds" if o["n_seeds"] > 1 else ""
+    if o["within"]:
+        state = f"{'improved' if o['improved'] else 'got worse'} only within its seed spread"
+    else:
+        state = "IMPROVED" if o["improved"] else "got WORSE"
+    spread = f" (spread {o['spread']:.2g})" if o["spread"] is not None else ""
     text = (
-        f"verdict: {metric} ({direction} is better) {'IMPROVED' if o['improved'] else 'got WORSE'}"
-        f": {o['before']:.6g} -> {o['after']:.6g} under fresh retraining{seeds}, "
+        f"verdict: {metric} ({direction} is better) {state}: {o['before']:.6g} -> "
+        f"{o['after']:.6g}{spread} under fresh retraining{seeds}, "
         f"{o[keys.N_REMOVED_TOTAL]} instances removed"
     )
     text += f"; stopped at {stopped}" if stopped else ""

@@ -129,7 +129,7 @@ def test_verdict_says_when_another_metric_got_worse_beyond_its_seed_spread() -> 
     # ALL improved, fd (lower is better) worsened by 0.02 > its spread 0.01: the collapse check.
     s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.85, keys.FD: 0.04}, std)
     text = verdict(s)
-    assert text.startswith("verdict: all (higher is better) IMPROVED: -2.9 -> -2.85")
+    assert text.startswith("verdict: all (higher is better) IMPROVED: -2.9 -> -2.85 (spread 0.01)")
     assert "fd got WORSE beyond its seed spread: 0.02 -> 0.04 (spread 0.01)" in text
     assert [o["worse"] for o in outcome(s)["others"]] == [True]
     # Worse by less than the spread, or better: within.
@@ -138,7 +138,15 @@ def test_verdict_says_when_another_metric_got_worse_beyond_its_seed_spread() -> 
     s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.95, keys.FD: 0.001}, std)
     text = verdict(s)
     assert "got WORSE: -2.9 -> -2.95" in text and "fd improved too: 0.02 -> 0.001" in text
+    # The scored metric against the same yardstick: a change inside its spread says so.
+    s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.895, keys.FD: 0.02}, std)
+    assert verdict(s).startswith("verdict: all (higher is better) improved only within its seed "
+                                 "spread: -2.9 -> -2.895 (spread 0.01)")  # fmt: skip
+    assert outcome(s)["within"] and outcome(s)["improved"]
+    s = _summary({keys.ALL: -2.9, keys.FD: 0.02}, {keys.ALL: -2.905, keys.FD: 0.02}, std)
+    assert "all (higher is better) got worse only within its seed spread" in verdict(s)
     # One training seed: no spread to judge by, so no collapse check.
     one = {"job": {}, "iterations": {"0": {keys.ALL: -2.9, "metric": keys.ALL},
            "1": {keys.ALL: -2.8, "metric": keys.ALL, keys.N_REMOVED_TOTAL: 5}}}  # fmt: skip
     assert outcome(one)["others"] == [] and "spread" not in verdict(one)
+    assert outcome(one)["spread"] is None and not outcome(one)["within"]

@@ -345,6 +345,8 @@ class MlflowTracker(RunLog, Observer):
         o = outcome(summary)
         if o is not None:
             mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")
+            if o["spread"] is not None:
+                mlflow.set_tag(tags.WITHIN_SPREAD, str(o["within"]).lower())
             if o["others"]:
                 worse = [x["metric"] for x in o["others"] if x["worse"]]
                 mlflow.set_tag(tags.WORSENED, ",".join(worse) or "none")

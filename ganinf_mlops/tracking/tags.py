@@ -12,6 +12,9 @@ VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the score
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)
 WORSENED = "ganinf.worsened"
+# job: "true" when the scored metric's change is within its seed spread (retraining noise),
+# "false" beyond it (absent with one training seed)
+WITHIN_SPREAD = "ganinf.within_spread"
 WARNING = "ganinf.warning"  # an iteration that removed instances predicted to help
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
 ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop

@@ -134,6 +134,8 @@ def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
     # The collapse check: fd is the other quality metric of a run cleansed by ALL.
     (fd,) = report.outcome(summary)["others"]
     assert parent.data.tags[tags.WORSENED] == ("fd" if fd["worse"] else "none")
+    within = report.outcome(summary)["within"]
+    assert parent.data.tags[tags.WITHIN_SPREAD] == ("true" if within else "false")
     pm = client.get_run(parent.info.run_id).data.metrics
     assert {"avg_log_likelihood_raw", "avg_log_likelihood_best", "best_iteration"} <= set(pm)
     raw_mean = summary["iterations"]["0"]["seed_mean"]["all"]  # the mean over training seeds
