@@ -298,6 +298,7 @@ def test_classifier_pipeline_repro(tmp_path: Path) -> None:
     assert its["1"]["n_anomalies_removed"] > 60  # of the 120 removed, most are flipped labels
 
 
+@pytest.mark.slow  # 130 s of queued experiments: keeps the default suite under 15 minutes
 def test_seed_sweep_on_the_experiment_queue(project: Path) -> None:
     """A sweep as DVC runs it: one queued experiment per training seed, run two at a time, each
     in its own workspace, compared with `dvc exp show` and in MLflow, where each experiment is
