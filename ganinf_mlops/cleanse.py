@@ -114,7 +114,10 @@ def agreement(
     changes = member_changes(table)
     if changes is None:
         return None
-    sign = 1.0 if table.extra["higher_is_better"] else -1.0
+    higher = table.extra.get("higher_is_better")
+    if not isinstance(higher, bool):
+        raise DataError("score table: an ensemble's scores must record higher_is_better")
+    sign = 1.0 if higher else -1.0
     agreeing = 0
     for m in range(changes.shape[0]):
         rest = np.delete(changes, m, axis=0).mean(axis=0)

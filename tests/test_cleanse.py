@@ -210,6 +210,18 @@ def test_agreement_holds_out_each_member_of_the_selection(tmp_path: Path) -> Non
     members[2:, 5] = 0.2
     members[2:, 6] = -0.1
     assert agreement(_ensemble_table(raw, members), 1) == Agreement(2, 4)
+    # a sidecar whose members are broken, or that lost the metric's direction, is refused
+    bad = _ensemble_table(raw, members)
+    with pytest.raises(DataError, match="higher_is_better"):
+        agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "fd", "fd", "d",
+                             extra={keys.MEMBERS: bad.extra[keys.MEMBERS]}), 1)  # fmt: skip
+    broken = {
+        keys.MEMBERS: {"ids": raw.ids.tolist(), "change": [[0.0] * raw.n]},
+        "higher_is_better": False,
+    }
+    with pytest.raises(DataError, match="shape"):
+        agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "fd", "fd", "d",
+                             extra=broken), 1)  # fmt: skip
     # the scores of one run have no members to ask
     assert (
         agreement(ScoreTable(raw.ids, np.ones(raw.n), np.ones(raw.n), "fd", "fd", "d"), 1) is None
