@@ -30,7 +30,7 @@ from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.influence.scores import ScoreTable, read_scores
+from ganinf_mlops.influence.scores import ScoreTable, positions, read_scores
 from ganinf_mlops.io import check_disjoint
 from ganinf_mlops.registry import check_choice
 
@@ -99,9 +99,8 @@ def member_changes(table: ScoreTable) -> np.ndarray | None:
         raise DataError(f"score table: ensemble members of shape {change.shape} for {ids.size} ids")
     if not np.isfinite(change).all():
         raise DataError("score table: an ensemble member's predicted change is not finite")
-    order = np.argsort(ids)
-    pos = order[np.searchsorted(ids, table.ids, sorter=order).clip(max=ids.size - 1)]
-    if ids.size != table.n or not np.array_equal(ids[pos], table.ids):
+    pos = positions(ids, table.ids)
+    if pos is None:
         raise DataError("score table: the ensemble members' ids differ from the table's")
     return change[:, pos]
 

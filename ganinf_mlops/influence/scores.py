@@ -97,17 +97,24 @@ class ScoreTable:
 
     def aligned_to(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(harmfulness, predicted_change) in the order of `ids`, which must be this table's ids."""
-        ids = np.asarray(ids, dtype=np.int64)
-        order = np.argsort(self.ids, kind="stable")
-        pos = np.searchsorted(self.ids, ids, sorter=order)
-        pos = order[np.minimum(pos, self.n - 1)]
-        if ids.size != self.n or not np.array_equal(self.ids[pos], ids):
+        pos = positions(self.ids, ids)
+        if pos is None:
             raise DataError("score table ids do not match the dataset version's ids")
         return self.harmfulness[pos], self.predicted_change[pos]
 
     def top_ids(self, k: int) -> np.ndarray:
         """Ids of the `k` most harmful instances, most harmful first."""
         return self.ids[self.order()[:k]]
+
+
+def positions(have: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+    """Positions p with have[p] == want, when `want` is `have` in another order; else None."""
+    have, want = np.asarray(have, dtype=np.int64), np.asarray(want, dtype=np.int64)
+    if have.size != want.size or have.size == 0:
+        return None
+    order = np.argsort(have, kind="stable")
+    pos = order[np.minimum(np.searchsorted(have, want, sorter=order), have.size - 1)]
+    return pos if np.array_equal(have[pos], want) else None
 
 
 def meta_path(path: str | os.PathLike[str]) -> Path:
