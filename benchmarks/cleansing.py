@@ -411,7 +411,7 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
         rec: dict[str, Any] = {
             "nothing_to_remove": False,
             "message": None,
-            "agreement": agreement_record(recorded_agreement(out.version)),
+            "agreement": agreement_record(recorded_agreement(out.version.manifest)),
             # the reverse pass's time as the iteration records it (0 for baselines)
             "score_seconds": out.scoring_seconds,
             # score, cleanse (chunks: their replays), replay and R fresh trainings

@@ -104,8 +104,7 @@ def chunked_cleanse(
         "chunks": job.chunks,
         "chunk_removed": [r[keys.N_REMOVED] for r in records],
         "chunk_predicted": predictions,
-        **({"min_agreement": job.min_agreement} if job.min_agreement is not None else {}),
-        **agreement_params(agree),
+        **agreement_params(agree, job.min_agreement),
     }
     new = remove_ids(
         version, np.concatenate(removed), workdir / "data" / f"v{i}", scores_path, table, total,

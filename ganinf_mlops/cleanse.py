@@ -21,12 +21,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ganinf_mlops import keys
 from ganinf_mlops.config import POLICIES
 from ganinf_mlops.data.datasets import round_half_up
+from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
 from ganinf_mlops.hashing import sha256_file
@@ -157,16 +159,18 @@ def check_agreement(
     return agree
 
 
-def agreement_params(agree: Agreement | None) -> dict[str, int]:
-    """What a cleansed version's manifest records of the agreement (nothing for one run)."""
-    if agree is None:
-        return {}
-    return {keys.N_AGREEING: agree.agreeing, keys.N_MEMBERS: agree.members}
+def agreement_params(agree: Agreement | None, min_agreement: float | None) -> dict[str, Any]:
+    """What a cleansed version's manifest records of the gate and the agreement (nothing for
+    an ungated cleanse of one run's scores); `recorded_agreement` reads it back."""
+    params: dict[str, Any] = {} if min_agreement is None else {"min_agreement": min_agreement}
+    if agree is not None:
+        params |= {keys.N_AGREEING: agree.agreeing, keys.N_MEMBERS: agree.members}
+    return params
 
 
-def recorded_agreement(version: DatasetVersion) -> Agreement | None:
+def recorded_agreement(manifest: Manifest) -> Agreement | None:
     """The agreement a cleansed version's manifest records (None: not scored by an ensemble)."""
-    params = version.manifest.params
+    params = manifest.params
     if keys.N_AGREEING not in params:
         return None
     return Agreement(int(params[keys.N_AGREEING]), int(params[keys.N_MEMBERS]))
@@ -233,8 +237,7 @@ def cleanse(
         "remove_count": remove_count,
         "policy": policy,
         "threshold": threshold,
-        **({"min_agreement": min_agreement} if min_agreement is not None else {}),
-        **agreement_params(agree),
+        **agreement_params(agree, min_agreement),
     }
     predicted = predicted_sum(table, removed)
     return remove_ids(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ganinf_mlops import keys
+from ganinf_mlops.cleanse import recorded_agreement
 from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import read_manifest
 from ganinf_mlops.errors import DataError, DigestMismatchError
@@ -129,9 +130,9 @@ def _iteration_row(
     row: dict[str, Any] = {keys.ITERATION: k, **results, keys.N_INSTANCES: manifest.n_instances}
     row[keys.N_REMOVED] = len(manifest.removed_ids) if parent is not None else 0
     row[keys.N_REMOVED_TOTAL] = removed_total + row[keys.N_REMOVED]
-    if parent is not None and keys.N_AGREEING in manifest.params:  # an ensemble's cleanse
-        row[keys.N_AGREEING] = manifest.params[keys.N_AGREEING]
-        row[keys.N_MEMBERS] = manifest.params[keys.N_MEMBERS]
+    agree = recorded_agreement(manifest) if parent is not None else None
+    if agree is not None:  # an ensemble's cleanse
+        row[keys.N_AGREEING], row[keys.N_MEMBERS] = agree.agreeing, agree.members
     if manifest.is_anomaly_ids is not None:
         row[keys.N_ANOMALIES] = len(manifest.is_anomaly_ids)
         row[keys.N_ANOMALIES_REMOVED] = 0

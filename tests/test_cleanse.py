@@ -241,15 +241,18 @@ def test_min_agreement_gates_the_cleanse(tmp_path: Path) -> None:
     assert not (tmp_path / "c").exists()
     child = cleanse(raw, path, tmp_path / "c", remove_count=1, min_agreement=0.75)
     assert child.manifest.removed_ids == [int(raw.ids[5])]
-    assert recorded_agreement(child) == Agreement(3, 4)
+    assert recorded_agreement(child.manifest) == Agreement(3, 4)
     assert child.manifest.params["min_agreement"] == 0.75
     # without the gate the agreement is still recorded; the scores of one run record none
     free = cleanse(raw, path, tmp_path / "free", remove_count=1)
     assert (
-        recorded_agreement(free) == Agreement(3, 4) and "min_agreement" not in free.manifest.params
+        recorded_agreement(free.manifest) == Agreement(3, 4)
+        and "min_agreement" not in free.manifest.params
     )
     single = _scores(tmp_path, raw)
-    assert recorded_agreement(cleanse(raw, single, tmp_path / "one", remove_count=1)) is None
+    assert (
+        recorded_agreement(cleanse(raw, single, tmp_path / "one", remove_count=1).manifest) is None
+    )
     with pytest.raises(ConfigError, match="one run's"):
         cleanse(raw, single, tmp_path / "c2", remove_count=1, min_agreement=0.5)
     assert not (tmp_path / "c2").exists()

@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from ganinf_mlops import keys
+from ganinf_mlops.cleanse import recorded_agreement
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import Terminated, TrackingError
@@ -269,8 +270,9 @@ class MlflowTracker(RunLog, Observer):
             {tags.OUTPUT_DIGEST: version.digest, tags.OUTPUT_VERSION: notes.version_label(version)}
         )
         self._log_metrics({keys.N_REMOVED: len(m.removed_ids)})
-        if keys.N_AGREEING in m.params:
-            self._log_metrics({k: m.params[k] for k in (keys.N_AGREEING, keys.N_MEMBERS)})
+        agree = recorded_agreement(m)
+        if agree is not None:
+            self._log_metrics({keys.N_AGREEING: agree.agreeing, keys.N_MEMBERS: agree.members})
         if m.predicted_change is not None:
             self._log_metrics({keys.PREDICTED_CHANGE: m.predicted_change})
         mlflow.log_dict(m.to_json(), "cleansed/manifest.json")
