@@ -211,16 +211,11 @@ for _p in (
         "digits DCGAN at 28x28 for 10 epochs; cleansing by influence on FID.",
         dataset="mnist_sample",
         data_params={"n_eval": 1000, "noise_frac": 0.05, "seed": 0},
-        train=TrainConfig(
-            problem="image_gan",
+        train=dataclasses.replace(
+            _DIGITS_TRAIN,
             model=dataclasses.replace(_DIGITS_MODEL, latent_dim=32),
-            d_optim=_sgd(0.01),
-            g_optim=_sgd(0.01),
             batch_size=100,
             epochs=20,
-            update="alternating",
-            checkpoint_every=50,
-            dtype="float32",
         ),
         metric=MetricConfig(n_gen=1000, classifier="classifier"),
         job=JobOptions(method=keys.FID, loo=0, group_subsets=0, iterations=2),
