@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import stats
+from seeds import key_values
 
 from ganinf_mlops import keys, report
 from ganinf_mlops.cleanse import Agreement, recorded_agreement
@@ -244,10 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args(argv)
     configure(args.preset)
-    pairs = [kv.split("=", 1) for kv in args.data_param]
-    if any(len(kv) != 2 for kv in pairs):
-        p.error("--data-param takes KEY=VALUE")
-    args.data_param = {k: json.loads(v) for k, v in pairs}
+    args.data_param = key_values(p, args.data_param, "--data-param")
     if args.methods is None:
         args.methods = ",".join(PROFILE.default_methods)
     args.methods = tuple(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))

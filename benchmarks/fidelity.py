@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from seeds import key_values
 
 from ganinf_mlops.config import PRESETS, Preset, get_preset, with_train_options
 from ganinf_mlops.data.version import create_raw_version
@@ -86,10 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    pairs = [kv.split("=", 1) for kv in args.train_param]
-    if any(len(kv) != 2 for kv in pairs):
-        p.error("--train-param takes KEY=VALUE")
-    args.train_param = {k: json.loads(v) for k, v in pairs}
+    args.train_param = key_values(p, args.train_param, "--train-param")
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if bad := [v for v in args.variants if v not in VARIANTS]:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")

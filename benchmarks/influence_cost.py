@@ -37,6 +37,7 @@ from typing import Any
 
 import psutil
 import torch
+from seeds import key_values
 from torch.func import grad
 
 from ganinf_mlops import keys
@@ -118,10 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeats < 1 or args.threads < 0 or (args.epochs is not None and args.epochs < 1):
         p.error("--repeats and --epochs must be >= 1, --threads >= 0")
-    pairs = [kv.split("=", 1) for kv in args.data_param]
-    if any(len(kv) != 2 for kv in pairs):
-        p.error("--data-param takes KEY=VALUE")
-    args.data_param = {k: _json_or_str(v) for k, v in pairs}
+    args.data_param = key_values(p, args.data_param, "--data-param", _json_or_str)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
     return args

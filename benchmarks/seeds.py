@@ -1,7 +1,10 @@
-"""Seed lists and the per-seed loop shared by the classifier and memorization benchmarks."""
+"""Command-line pieces shared by the benchmarks: seed lists and the per-seed loop (classifier
+and memorization benchmarks), KEY=VALUE overrides (cleansing, fidelity, cost)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,3 +24,16 @@ def per_seed(seeds: str, run: Callable[[int, Path], dict[str, Any]]) -> Iterator
     for seed in parse_seeds(seeds):
         with tempfile.TemporaryDirectory() as tmp:
             yield run(seed, Path(tmp))
+
+
+def key_values(
+    p: argparse.ArgumentParser,
+    items: list[str],
+    option: str,
+    parse: Callable[[str], Any] = json.loads,
+) -> dict[str, Any]:
+    """Repeated `option KEY=VALUE` arguments as {KEY: parse(VALUE)}; a usage error without '='."""
+    pairs = [kv.split("=", 1) for kv in items]
+    if any(len(kv) != 2 for kv in pairs):
+        p.error(f"{option} takes KEY=VALUE")
+    return {k: parse(v) for k, v in pairs}
