@@ -32,8 +32,15 @@ def key_values(
     option: str,
     parse: Callable[[str], Any] = json.loads,
 ) -> dict[str, Any]:
-    """Repeated `option KEY=VALUE` arguments as {KEY: parse(VALUE)}; a usage error without '='."""
+    """Repeated `option KEY=VALUE` arguments as {KEY: parse(VALUE)}; a usage error without '='
+    or with a VALUE that `parse` refuses (for JSON: strings need quotes, e.g. KEY='"text"')."""
     pairs = [kv.split("=", 1) for kv in items]
     if any(len(kv) != 2 for kv in pairs):
         p.error(f"{option} takes KEY=VALUE")
-    return {k: parse(v) for k, v in pairs}
+    out = {}
+    for k, v in pairs:
+        try:
+            out[k] = parse(v)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            p.error(f"{option} {k}={v}: VALUE must be JSON ({exc})")
+    return out

@@ -134,3 +134,20 @@ def test_cost_on_another_dataset_and_the_synthetic_mnist(cost, tmp_path, monkeyp
     assert set(raw.y.tolist()) <= set(range(10))
     # the digit sits in the middle: the border rows are (near) black, the centre is not
     assert raw.x[:, 0, 0].mean() < -0.9 and raw.x[:, 0, 10:18, 10:18].mean() > -0.9
+
+
+def test_key_values_refuses_malformed_values_with_a_usage_line(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    seeds = importlib.import_module("seeds")
+    import argparse
+
+    p = argparse.ArgumentParser(prog="bench")
+    assert seeds.key_values(p, ["n=3", 'layout="cluster"'], "--data-param") == {
+        "n": 3,
+        "layout": "cluster",
+    }
+    for bad in (["n"], ["layout=cluster"]):
+        with pytest.raises(SystemExit) as exc:
+            seeds.key_values(p, bad, "--data-param")
+        assert exc.value.code == 2
+    assert "layout=cluster: VALUE must be JSON" in capsys.readouterr().err
