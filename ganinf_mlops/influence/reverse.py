@@ -10,6 +10,15 @@ Memory does not grow with the number of steps: the run is split at its checkpoin
 from last to first, is replayed forward from its checkpoint under `torch.func.vjp` (the replay's
 forward *is* the forward the VJPs need, nothing is computed twice), then walked backwards.
 
+Order-averaged influence (`average_order`): the derivative above credits instance j at the steps
+it was drawn at, so in chaotic training two seeds' scores of j differ mostly by *when* j was seen.
+With `average_order`, each traced step also takes the VJP of a zero-weighted term for every
+instance (`Problem.step_with_all`), and j's score is the sum over traced steps of B/N times "j as
+if in this minibatch" (B/N: the chance that a random epoch order puts j in a given step): the
+expectation of the first-order removal effect over the minibatch orders, along the recorded
+trajectory. At B = N (every instance in every step) it equals the plain derivative. Each traced
+step then evaluates D on all N instances, so it is meant for the last epochs (--last-epochs).
+
 Sign convention: the first-order estimate of removing j is V(without j) - V(all) ≈ -dV/dw_j
 (`predicted_change`). Harmfulness = predicted improvement on removal: predicted_change for a
 higher-is-better metric, -predicted_change for a lower-is-better one.
@@ -60,6 +69,7 @@ def reverse_pass(
     *,
     first_step: int = 0,
     checkpointed: bool = True,
+    average_order: bool = False,
     verify: bool = True,
     progress: bool = True,
 ) -> ReverseResult:
@@ -68,6 +78,7 @@ def reverse_pass(
     value = float(target.value(final))
     cot = grad(target.value)(final)
     grad_w = torch.zeros(n, dtype=problem.dtype, device=problem.device)
+    zeros = torch.zeros(n, dtype=problem.dtype, device=problem.device)  # w_all: order averaging
     segs = [
         (a, b)
         for a, b in segments(traj.checkpoint_steps, traj.n_steps, checkpointed)
@@ -89,16 +100,28 @@ def reverse_pass(
                 state, _ = problem.step(state, inp.mask, inp.data, t)
                 continue
 
-            def step_t(s, w, data=inp.data, t=t):
-                return problem.step(s, w, data, t)
+            if average_order:
 
-            state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
+                def step_t(s, w, w_all, data=inp.data, t=t):
+                    return problem.step_with_all(s, w, w_all, data, t)
+
+                state, vjp_fn, _ = vjp(step_t, state, inp.mask, zeros, has_aux=True)
+            else:
+
+                def step_t(s, w, data=inp.data, t=t):
+                    return problem.step(s, w, data, t)
+
+                state, vjp_fn, _ = vjp(step_t, state, inp.mask, has_aux=True)
             tape.append((vjp_fn, inp.idx, inp.mask))
         if verify:
             _check_replay(traj, stop, state)
         for vjp_fn, idx, mask in reversed(tape):
-            cot, cot_w = vjp_fn(cot)
-            grad_w.index_add_(0, idx, cot_w * mask)
+            if average_order:  # j in every step, each with its chance B/N of holding j
+                cot, _, cot_all = vjp_fn(cot)
+                grad_w.add_(cot_all, alpha=idx.numel() / n)
+            else:
+                cot, cot_w = vjp_fn(cot)
+                grad_w.index_add_(0, idx, cot_w * mask)
             bar.update()
         del tape
     bar.close()

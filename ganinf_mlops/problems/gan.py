@@ -53,11 +53,20 @@ Keep = Callable[[torch.Tensor], torch.Tensor]  # generated samples -> [B] 0/1, d
 
 
 def create_loss_functions(
-    gen: nn.Module, disc: nn.Module, keep: Keep | None = None, r1: float = 0.0
+    gen: nn.Module,
+    disc: nn.Module,
+    keep: Keep | None = None,
+    r1: float = 0.0,
+    x_all: torch.Tensor | None = None,
 ):
     """Pure D and G losses as functions of parameter dicts. With `keep` (memorization
     rejection), G's loss averages over the kept samples only. With `r1` > 0, D's loss adds the
-    R1 penalty (r1/2) ||grad_x D(x_i)||^2 on each real instance, weighted by w_i like its term."""
+    R1 penalty (r1/2) ||grad_x D(x_i)||^2 on each real instance, weighted by w_i like its term.
+
+    With `x_all` (every training instance), D's loss takes weights `w_all` [N] of an extra real
+    term for each of them, normalised like the batch's: at w_all = 0 the loss is the batch's,
+    and d/dw_all[j] is the step's response to instance j as if it were in this minibatch (the
+    reverse pass's order-averaged influence)."""
 
     def real_logits(dp, x):
         return functional_call(disc, dp, (x,)).squeeze(-1)
@@ -68,15 +77,24 @@ def create_loss_functions(
 
     input_grad = grad_and_value(logit_sum, argnums=1, has_aux=True)
 
-    def d_loss(dp, gp, w, x, z):
+    def real_terms(dp, w, x):  # (sum of weighted real-data terms, sum of weighted penalties)
         if r1:
             # D acts on each row alone, so the gradient of the sum is each instance's gradient.
             gx, (_, real) = input_grad(dp, x)
-            penalty = (0.5 * r1) * (w * gx.pow(2).flatten(1).sum(1)).sum() / x.shape[0]
-        else:
-            real, penalty = real_logits(dp, x), 0.0
+            penalty = (0.5 * r1) * (w * gx.pow(2).flatten(1).sum(1)).sum()
+            return (w * F.softplus(-real)).sum(), penalty
+        return (w * F.softplus(-real_logits(dp, x))).sum(), 0.0
+
+    def d_loss(dp, gp, w, x, z, w_all=None):
+        real, penalty = real_terms(dp, w, x)
         fake = functional_call(disc, dp, (functional_call(gen, gp, (z,)),)).squeeze(-1)
-        return (w * F.softplus(-real)).sum() / x.shape[0] + F.softplus(fake).mean() + penalty
+        loss = real / x.shape[0] + F.softplus(fake).mean() + penalty / x.shape[0]
+        if w_all is None:
+            return loss
+        if x_all is None:
+            raise ConfigError("w_all weighs every training instance: build the loss with x_all")
+        extra_real, extra_penalty = real_terms(dp, w_all, x_all)
+        return loss + (extra_real + extra_penalty) / x.shape[0]
 
     def g_loss(gp, dp, z):
         samples = functional_call(gen, gp, (z,))
@@ -91,16 +109,29 @@ def create_loss_functions(
     return d_loss, g_loss
 
 
-def create_step_function(gen: nn.Module, disc: nn.Module, cfg, keep: Keep | None = None):
-    """The pure step `(state, w, (x, z), t) -> (state', (d_loss, g_loss[, reject_rate]))`."""
-    d_loss, g_loss = create_loss_functions(gen, disc, keep, cfg.r1)
+def create_step_function(
+    gen: nn.Module,
+    disc: nn.Module,
+    cfg,
+    keep: Keep | None = None,
+    x_all: torch.Tensor | None = None,
+):
+    """The pure step `(state, w, (x, z), t[, w_all]) -> (state', (d_loss, g_loss[, reject_rate]))`
+    (`w_all`: see `create_loss_functions`)."""
+    d_loss, g_loss = create_loss_functions(gen, disc, keep, cfg.r1, x_all)
     d_grad, g_grad = grad_and_value(d_loss), grad_and_value(g_loss, has_aux=True)
     alternating = cfg.update == "alternating"
 
-    def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
+    def step(
+        state: State,
+        w: torch.Tensor,
+        data: tuple[torch.Tensor, ...],
+        t: int,
+        w_all: torch.Tensor | None = None,
+    ):
         x, z = data
         dp, gp = state["d"], state["g"]
-        gd, ld = d_grad(dp, gp, w, x, z)
+        gd, ld = d_grad(dp, gp, w, x, z, w_all)
         dp_new, d_opt = optim.update(cfg.d_optim, dp, gd, state["d_opt"], t)
         gg, (lg, rejected) = g_grad(gp, dp_new if alternating else dp, z)
         gp_new, g_opt = optim.update(cfg.g_optim, gp, gg, state["g_opt"], t)
@@ -152,6 +183,13 @@ class GanProblem(Problem):
 
     def step(self, state, w, data, t):
         return self._step(state, w, data, t)
+
+    @cached_property
+    def _step_with_all(self):
+        return create_step_function(self.gen, self.disc, self.cfg, self.rejection(), self.x)
+
+    def step_with_all(self, state, w, w_all, data, t):
+        return self._step_with_all(state, w, data, t, w_all)
 
     @property
     def loss_names(self) -> tuple[str, ...]:  # type: ignore[override]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from torch.utils._pytree import tree_map
 
 from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
@@ -37,15 +39,23 @@ def _cfg(opt: str, update: str, lr: float, r1: float = 0.0) -> TrainConfig:
 
 
 def naive_grad_w(
-    traj: RunDir, problem: Problem, x_eval: torch.Tensor, first: int = 0
+    traj: RunDir,
+    problem: Problem,
+    x_eval: torch.Tensor,
+    first: int = 0,
+    average_order: bool = False,
 ) -> torch.Tensor:
     """dALL/dw by plain autograd through all steps, written independently of step.py/optim.py.
 
-    Weights of steps before `first` are held constant (the last-k-epochs approximation)."""
+    Weights of steps before `first` are held constant (the last-k-epochs approximation). With
+    `average_order`, d ALL / d eps instead, where every traced step's D loss also holds
+    (B/N) * eps_j * (the real-data terms of every instance j) / B at eps = 0: the influence
+    averaged over minibatch orders."""
     cfg = traj.train_config
     gen, disc = problem.gen, problem.disc
     n = problem.x.shape[0]
     w = torch.ones(n, dtype=torch.float64, requires_grad=True)
+    eps = torch.zeros(n, dtype=torch.float64, requires_grad=True)
     s0 = traj.load_state(0)
     d = {k: v.clone().requires_grad_() for k, v in s0["d"].items()}
     g = {k: v.clone().requires_grad_() for k, v in s0["g"].items()}
@@ -92,6 +102,13 @@ def naive_grad_w(
             (gx,) = torch.autograd.grad(disc_logit(dc, xr).sum(), xr, create_graph=True)
             sq_norm = gx.pow(2).sum(1)
             ld = ld + cfg.r1 / 2 * (wt[idx] * mask * sq_norm).sum() / len(idx)
+        if average_order and t >= first:
+            xa = problem.x.clone().requires_grad_()
+            every = F.softplus(-disc_logit(dc, xa))
+            if cfg.r1:
+                (ga,) = torch.autograd.grad(disc_logit(dc, xa).sum(), xa, create_graph=True)
+                every = every + cfg.r1 / 2 * ga.pow(2).sum(1)
+            ld = ld + (len(idx) / n) * (eps * every).sum() / len(idx)
         gd = dict(
             zip(dc, torch.autograd.grad(ld, list(dc.values()), create_graph=True), strict=True)
         )
@@ -111,7 +128,7 @@ def naive_grad_w(
     ll = (
         torch.logsumexp(-sq / (2 * h * h), 1) - math.log(len(gen_x)) - math.log(2 * math.pi * h * h)
     )
-    (gw,) = torch.autograd.grad(ll.mean(), w)
+    (gw,) = torch.autograd.grad(ll.mean(), eps if average_order else w)
     return gw
 
 
@@ -171,3 +188,74 @@ def test_last_epochs_traces_only_the_tail(tiny_version, tmp_path):
     full = reverse_pass(problem, traj, target, progress=False).grad_w
     assert (tail - full).norm() / full.norm() > 1e-3
     assert first_traced_step(traj, last_epochs=10) == 0
+
+
+@pytest.mark.parametrize(
+    "opt,update,r1",
+    [("sgd", "alternating", 0.0), ("adam", "simultaneous", 0.0), ("sgd", "alternating", 2.0)],
+)
+def test_order_averaged_pass_equals_naive_autograd(tiny_version, tmp_path, opt, update, r1):
+    cfg = _cfg(opt, update, 0.05 if opt == "sgd" else 0.01, r1=r1)
+    run = train(tiny_version, cfg, METRIC, tmp_path / "run", progress=False)
+    traj = RunDir(run)
+    problem = traj.problem(tiny_version)
+    x_eval = torch.tensor(tiny_version.x_eval)
+    target = problem.target("all")
+    for first in (0, first_traced_step(traj, last_epochs=1)):
+        ours = reverse_pass(
+            problem, traj, target, first_step=first, average_order=True, progress=False
+        ).grad_w
+        ref = naive_grad_w(traj, problem, x_eval, first=first, average_order=True)
+        assert ref.abs().min() > 0  # every instance counts at every traced step
+        assert (ours - ref).norm() / ref.norm() <= 1e-8
+        drawn = reverse_pass(problem, traj, target, first_step=first, progress=False).grad_w
+        assert (ours - drawn).norm() / drawn.norm() > 1e-3  # not the derivative at the draws
+
+
+def test_order_averaging_is_the_derivative_when_every_step_holds_every_instance(
+    tiny_version, tmp_path
+):
+    # B = N: each step holds every instance, so averaging over orders changes nothing.
+    cfg = dataclasses.replace(_cfg("adam", "alternating", 0.01), batch_size=12, epochs=6)
+    run = train(tiny_version, cfg, METRIC, tmp_path / "run", progress=False)
+    traj = RunDir(run)
+    problem = traj.problem(tiny_version)
+    target = problem.target("all")
+    drawn = reverse_pass(problem, traj, target, progress=False).grad_w
+    averaged = reverse_pass(problem, traj, target, average_order=True, progress=False).grad_w
+    assert drawn.abs().max() > 0
+    assert (averaged - drawn).norm() / drawn.norm() <= 1e-12
+
+
+def test_an_instance_in_the_batch_counts_the_same_through_either_weight(tiny_version, tmp_path):
+    # d step / d w_all[j] is "j as if in this minibatch": for j in the batch, its slot's weight.
+    run = train(tiny_version, _cfg("adam", "alternating", 0.01), METRIC, tmp_path / "run",
+                progress=False)  # fmt: skip
+    traj = RunDir(run)
+    problem = traj.problem(tiny_version)
+    state, inp, t = traj.load_state(4), problem.inputs(4), 4
+    zeros = torch.zeros(problem.n, dtype=torch.float64)
+    plain, _ = problem.step(state, inp.mask, inp.data, t)
+    same, _ = problem.step_with_all(state, inp.mask, zeros, inp.data, t)
+    for part in ("d", "g"):
+        for k in plain[part]:
+            assert torch.equal(plain[part][k], same[part][k])
+    cot = tree_map(lambda v: torch.randn_like(v) if v.is_floating_point() else v, same)
+    _, fn, _ = torch.func.vjp(
+        lambda w, wa: problem.step_with_all(state, w, wa, inp.data, t), inp.mask, zeros,
+        has_aux=True,
+    )  # fmt: skip
+    by_slot, by_all = fn(cot)
+    assert by_slot.abs().max() > 0
+    torch.testing.assert_close(by_all[inp.idx], by_slot, rtol=1e-10, atol=1e-14)
+
+
+def test_order_averaging_needs_a_gan_and_the_trajectory(tmp_path):
+    from types import SimpleNamespace
+
+    from ganinf_mlops.errors import ConfigError
+    from ganinf_mlops.problems.base import Problem as Base
+
+    classifier = SimpleNamespace(cfg=SimpleNamespace(problem="classifier"))
+    with pytest.raises(ConfigError, match="order-averaged influence is implemented for GANs"):
+        Base.step_with_all(classifier, {}, None, None, (), 0)  # the base class's refusal
