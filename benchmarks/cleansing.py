@@ -36,7 +36,8 @@ for it); a baseline scores every instance positive, so "positive" is "top" for i
 
 Usage: python benchmarks/cleansing.py --preset default --seeds 10 --retrain-seeds 3 --frac 0.05
        [--methods fd,all,isolation_forest,random] [--policy positive|threshold|top
-       [--threshold T]] [--chunks C] [--ensemble K] [--jobs J] [--json OUT]
+       [--threshold T]] [--chunks C] [--ensemble K] [--last-epochs K] [--average-order]
+       [--jobs J] [--json OUT]
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class SeedJob:
     ensemble: int
     min_agreement: float | None
     last_epochs: int | None
+    average_order: bool
     work: str
     threads: int
     data: tuple[tuple[str, Any], ...] = ()  # --data-param overrides of the preset's data params
@@ -211,6 +213,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="influence methods trace back only the last K epochs (default: the whole run)",
+    )
+    p.add_argument(
+        "--average-order",
+        action="store_true",
+        help="influence methods average each instance's influence over minibatch orders "
+        "(job.average_order)",
     )
     p.add_argument(
         "--min-agreement",
@@ -307,8 +315,8 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
     The iteration is number 1 (it cleanses the raw version) and scores with `job.seed + 1`, so
     job.seed = seed - 1 makes the scores `score(run, raw, method, seed=seed)`: the baselines draw
     with the benchmark's seed. No leave-one-out validation; the whole run is traced back unless
-    --last-epochs says otherwise. Chunks, the ensemble and last epochs apply to influence methods
-    only.
+    --last-epochs says otherwise. Chunks, the ensemble, last epochs and order averaging apply to
+    influence methods only.
     """
     influence = METHODS.get(method).predicts_change
     options = dataclasses.replace(
@@ -317,6 +325,7 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
         remove_frac=job.frac,
         loo=0,
         last_epochs=job.last_epochs if influence else None,
+        average_order=job.average_order and influence,
         seed=job.seed - 1,
         policy=job.policy,
         threshold=job.threshold,
@@ -470,6 +479,7 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             args.ensemble,
             args.min_agreement,
             args.last_epochs,
+            args.average_order,
             str(work / f"seed{s}"),
             args.threads,
             tuple(args.data_param.items()),
@@ -696,7 +706,8 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(
         f"  cleanse: at most {args.frac} of N, policy {args.policy}{threshold}; influence "
         f"methods: chunks {args.chunks}, ensemble {args.ensemble}, min agreement "
-        f"{args.min_agreement}, last epochs {args.last_epochs or 'all'}"
+        f"{args.min_agreement}, last epochs {args.last_epochs or 'all'}, order "
+        f"{'averaged' if args.average_order else 'as drawn'}"
     )
     print(f"  methods {', '.join(args.methods)}")
     threads = args.threads or torch.get_num_threads()
@@ -930,6 +941,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ensemble": args.ensemble,
                 "min_agreement": args.min_agreement,
                 "last_epochs": args.last_epochs,
+                "average_order": args.average_order,
                 "methods": list(args.methods),
                 "jobs": args.jobs,
                 "alpha": ALPHA,

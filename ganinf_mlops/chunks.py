@@ -67,7 +67,7 @@ def chunked_cleanse(
         if c > 1:
             cur_table = score(
                 cur_run, cur_version, job.method, last_epochs=job.last_epochs, seed=job.seed + i,
-                progress=progress,
+                progress=progress, average_order=job.average_order,
             )  # fmt: skip
             cur_scores = base / f"scores_c{c}.csv"
             write_scores(cur_scores, cur_table)

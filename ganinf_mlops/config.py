@@ -144,6 +144,9 @@ class JobOptions:
     loo: int = 40  # leave-one-out retrainings for validation (0: skip)
     group_subsets: int = 50  # random removal sets per fraction for group fidelity (0: skip)
     last_epochs: int | None = None  # trace back only the last k epochs
+    # influence averaged over minibatch orders (each instance at every traced step, weighted by
+    # its chance B/N of being there) instead of at the steps it was drawn at
+    average_order: bool = False
     seed: int = 0  # validation instance choice and baseline scores
     iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
     stop_when_worse: bool = False  # stop the loop once the metric stops improving
@@ -233,6 +236,7 @@ ADDED_FIELDS = frozenset(
         ("TrainConfig", "reject_threshold"),
         ("TrainConfig", "reject_embedding"),
         ("TrainConfig", "r1"),
+        ("JobOptions", "average_order"),
     }
 )
 

@@ -177,7 +177,7 @@ def run_iteration(
     else:
         table = score_run(
             run, version, job.method, ensemble=job.ensemble, last_epochs=job.last_epochs,
-            seed=job.seed + i, progress=progress,
+            seed=job.seed + i, progress=progress, average_order=job.average_order,
         )  # fmt: skip
         write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)

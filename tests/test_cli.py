@@ -377,3 +377,25 @@ def test_read_only_file_system(flow, read_only_dir, capsys):
     fails(capsys, "cleanse", "--data", flow["raw"], "--scores", flow["scores"], "--out", ro / "v1",
           match="Read-only file system")  # fmt: skip
     assert list(ro.iterdir()) == []
+
+
+def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.scores import read_scores
+
+    out = tmp_path / "avg.csv"
+    ganinf("influence", "--run", flow["run"], "--method", "all", "--last-epochs", "1",
+           "--average-order", "--out", out)  # fmt: skip
+    table = read_scores(out)
+    assert table.extra["average_order"] is True and table.extra["last_epochs"] == 1
+    expected = score(flow["run"], load_version(flow["raw"]), "all", last_epochs=1,
+                     average_order=True, progress=False)  # fmt: skip
+    assert np.array_equal(table.aligned_to(expected.ids)[1], expected.predicted_change)
+    drawn = read_scores(flow["scores"])
+    assert drawn.extra["average_order"] is False
+    # the Suzuki estimate has no trajectory to average over
+    fails(capsys, "influence", "--run", flow["run"], "--method", "all", "--average-order",
+          "--storage-efficient", "--out", tmp_path / "x.csv",
+          match="order averaging needs the recorded trajectory")  # fmt: skip
+    assert not (tmp_path / "x.csv").exists()

@@ -95,6 +95,14 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
     help="Trace back only the last K epochs (default: the config's job.last_epochs).",
 )
 @click.option(
+    "--average-order/--no-average-order",
+    default=None,
+    help="Average each instance's influence over minibatch orders: it is counted at every "
+    "traced step, weighted by its chance B/N of being drawn there, instead of at the steps it "
+    "was drawn at (steadier between training seeds; D sees all N instances per traced step, so "
+    "use it with --last-epochs). Default: the config's job.average_order.",
+)
+@click.option(
     "--no-checkpointing",
     is_flag=True,
     help="Hold the whole run in memory instead of replaying between checkpoints.",
@@ -123,6 +131,7 @@ def influence(
     out: Path,
     data: Path | None,
     last_epochs: int | None,
+    average_order: bool | None,
     no_checkpointing: bool,
     storage_efficient: bool,
     ensemble: int | None,
@@ -149,6 +158,8 @@ def influence(
         extra = scoring.get("extra", {})
         method = method or (metric is None and scoring.get("method")) or None
         last_epochs = last_epochs or extra.get("last_epochs")
+        if average_order is None and "average_order" in extra:
+            average_order = bool(extra["average_order"])
         storage_efficient = storage_efficient or bool(extra.get("storage_efficient"))
         no_checkpointing = no_checkpointing or extra.get("checkpointed") is False
         seed = extra.get("seed") if seed is None else seed
@@ -170,6 +181,7 @@ def influence(
             seed=job.seed if seed is None else seed,
             progress=progress(),
             storage_efficient=storage_efficient,
+            average_order=job.average_order if average_order is None else average_order,
         )
         write_scores(out, table)
         obs.scored(table, out, version, run)

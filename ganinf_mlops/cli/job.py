@@ -53,6 +53,12 @@ _JOB_OPTIONS = [
         help="Trace back only the last K epochs (default: the config's).",
     ),
     click.option(
+        "--average-order/--no-average-order",
+        default=None,
+        help="Influence averaged over minibatch orders: each instance at every traced step, "
+        "weighted by its chance B/N of being there (default: the config's).",
+    ),
+    click.option(
         "--seed",
         type=BlankOr(click.INT),
         help="Seed of validation choice and baselines (default: the config's).",

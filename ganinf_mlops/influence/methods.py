@@ -113,10 +113,12 @@ def score(
     seed: int = 0,
     progress: bool = True,
     storage_efficient: bool = False,
+    average_order: bool = False,
 ) -> ScoreTable:
     """Score every instance of `version` (the data of `run`) with `method`. With
     `storage_efficient`, influence is Suzuki et al.'s estimate from the final state alone over the
-    last `last_epochs` epochs (default 1; `last_epoch.last_epoch_pass`)."""
+    last `last_epochs` epochs (default 1; `last_epoch.last_epoch_pass`). With `average_order`,
+    the exact influence averaged over minibatch orders (`reverse.reverse_pass`)."""
     m = METHODS.get(method)
     traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
@@ -127,6 +129,8 @@ def score(
         return ScoreTable(version.ids, harm, nan, method, None, version.digest, run_ref, extra)
     problem, target = problem_and_target(traj, version, m.target)
     start = time.perf_counter()
+    if storage_efficient and average_order:
+        raise ConfigError("order averaging needs the recorded trajectory: drop --storage-efficient")
     if storage_efficient:
         result = last_epoch_pass(problem, traj, target, epochs=last_epochs or 1, progress=progress)
     else:
@@ -136,6 +140,7 @@ def score(
             target,
             first_step=first_traced_step(traj, last_epochs),
             checkpointed=checkpointed,
+            average_order=average_order,
             progress=progress,
         )
     seconds = time.perf_counter() - start
@@ -156,6 +161,7 @@ def score(
             "last_epochs": last_epochs,
             "checkpointed": checkpointed,
             "storage_efficient": storage_efficient,
+            "average_order": average_order,
             "seconds": seconds,
             "higher_is_better": target.higher_is_better,
         },
@@ -194,6 +200,7 @@ def score_run(
     seed: int = 0,
     progress: bool = True,
     storage_efficient: bool = False,
+    average_order: bool = False,
 ) -> ScoreTable:
     """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
     siblings (trained where missing): what `influence --ensemble` and `job.ensemble` mean."""
@@ -203,11 +210,11 @@ def score_run(
         members = seed_siblings(run, version, ensemble, progress=progress)
         return score_ensemble(
             members, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
-            progress=progress,
+            progress=progress, average_order=average_order,
         )  # fmt: skip
     return score(
         run, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
-        progress=progress, storage_efficient=storage_efficient,
+        progress=progress, storage_efficient=storage_efficient, average_order=average_order,
     )  # fmt: skip
 
 
@@ -219,6 +226,7 @@ def score_ensemble(
     last_epochs: int | None = None,
     checkpointed: bool = True,
     progress: bool = True,
+    average_order: bool = False,
 ) -> ScoreTable:
     """Influence averaged over runs on `version` that differ in their training seed.
 
@@ -232,7 +240,7 @@ def score_ensemble(
         raise ConfigError("an ensemble needs at least two runs")
     tables = [
         score(r, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
-              progress=progress)
+              progress=progress, average_order=average_order)
         for r in runs
     ]  # fmt: skip
     members = np.stack([t.aligned_to(version.ids)[1] for t in tables])
@@ -246,6 +254,7 @@ def score_ensemble(
         "higher_is_better": first.extra["higher_is_better"],
         "last_epochs": last_epochs,
         "checkpointed": checkpointed,
+        "average_order": average_order,
         # each run's own estimate, for the cleanse's check that the members agree
         keys.MEMBERS: {"ids": version.ids.tolist(), "change": members.tolist()},
     }
