@@ -17,6 +17,7 @@ For each optimizer variant of a preset and each seed s (data and training seed s
                   is itself mostly seed noise, and no estimate can score high against it.
 
 Usage: python benchmarks/fidelity.py --preset default --seeds 10 --first-seed 100
+       [--average-order] [--last-epochs K]
        python benchmarks/fidelity.py --variants adam,momentum,alternating --seeds 5 --ensemble 4
 """
 
@@ -70,6 +71,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ensemble", type=int, default=1, help="runs per ensemble (1: skip)")
     p.add_argument("--chaos", type=int, default=8, help="instances perturbed by eps (0: skip)")
     p.add_argument("--eps", type=float, default=1e-3)
+    p.add_argument(
+        "--average-order",
+        action="store_true",
+        help="score with influence averaged over minibatch orders (the chaos floor keeps the "
+        "plain derivative, whose linearity it measures)",
+    )
+    p.add_argument(
+        "--last-epochs", type=int, default=None, help="score only the last K epochs' influence"
+    )
     p.add_argument(
         "--dtype", choices=("float64", "float32"), default=None, help="override the preset's"
     )
@@ -171,13 +181,16 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     t0 = time.perf_counter()
     run = train(version, p.train, p.metric, work / "run", progress=False)
     out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
-    table = score(run, version, args.method, progress=False)
+    how = {"last_epochs": args.last_epochs, "average_order": args.average_order}
+    table = score(run, version, args.method, progress=False, **how)
+    plain = table if table.extra["first_step"] == 0 and not args.average_order else None
     out[args.method] = RunDir(run).metrics()[METHODS.get(args.method).target]
     if args.loo:
         rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
         out["tau"] = rep["kendall_tau"]
     if args.chaos:
-        out["chaos"] = chaos_ratio(run, version, args.method, table, args.chaos, args.eps, seed)
+        plain = plain or score(run, version, args.method, progress=False)
+        out["chaos"] = chaos_ratio(run, version, args.method, plain, args.chaos, args.eps, seed)
     if not args.group:
         return out
     target = METHODS.get(args.method).target
@@ -189,7 +202,7 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     actual = set_replays(members, version, target, sets)  # [K, sets]
     out.update(group_scores(single, actual[0], sets, "single"))
     if args.ensemble > 1:
-        ens = score_ensemble(members, version, args.method, progress=False)
+        ens = score_ensemble(members, version, args.method, progress=False, **how)
         _, mean_est = ens.aligned_to(version.ids)
         avg = actual.mean(0)
         out.update(group_scores(single, avg, sets, "single_vs_avg"))
@@ -233,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                 results[variant].append(row)
                 print(f"{variant:12} seed {s}: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in row.items() if k != "seed"), flush=True)  # fmt: skip
-    print(f"\nmethod {args.method}, preset {args.preset}, seeds {seeds.start}..{seeds.stop - 1}")
+    print(
+        f"\nmethod {args.method}, preset {args.preset}, seeds {seeds.start}..{seeds.stop - 1}, "
+        f"last epochs {args.last_epochs or 'all'}, order "
+        f"{'averaged' if args.average_order else 'as drawn'}"
+    )
     for variant, rows in results.items():
         print(f"\n{variant}:")
         for key, text in summarize(rows).items():

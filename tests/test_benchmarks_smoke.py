@@ -107,6 +107,13 @@ def test_fidelity_ceiling_and_train_params(monkeypatch, tmp_path):
             fidelity.parse_args(["--train-param", "r1"])
         preset = fidelity.with_overrides(get_preset("tiny"), fidelity.parse_args(args))
         assert preset.train.r1 == 0.5
+        # order-averaged scores over the last epoch; the chaos floor keeps the plain derivative
+        args = ["--preset", "tiny", "--method", "fd", "--seeds", "1", "--first-seed", "5",
+                "--loo", "4", "--chaos", "2", "--group", "0", "--average-order",
+                "--last-epochs", "1", "--json", str(out)]  # fmt: skip
+        assert fidelity.main(args) == 0
+        (row,) = json.loads(out.read_text())["preset"]
+        assert -1 <= row["tau"] <= 1 and row["chaos"] > 0
     finally:
         sys.modules.pop("fidelity", None)
 
