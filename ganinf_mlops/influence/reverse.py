@@ -11,7 +11,7 @@ from last to first, is replayed forward from its checkpoint under `torch.func.vj
 forward *is* the forward the VJPs need, nothing is computed twice), then walked backwards.
 
 Order-averaged influence (`average_order`): the derivative above credits instance j at the steps
-it was drawn at, so in chaotic training two seeds' scores of j differ mostly by *when* j was seen.
+it was drawn at, so in chaotic training two seeds' scores of j also differ by *when* j was seen.
 With `average_order`, each traced step also takes the VJP of a zero-weighted term for every
 instance (`Problem.step_with_all`), and j's score is the sum over traced steps of B/N times "j as
 if in this minibatch" (B/N: the chance that a random epoch order puts j in a given step): the
