@@ -16,8 +16,10 @@ With `average_order`, each traced step also takes the VJP of a zero-weighted ter
 instance (`Problem.step_with_all`), and j's score is the sum over traced steps of B/N times "j as
 if in this minibatch" (B/N: the chance that a random epoch order puts j in a given step): the
 expectation of the first-order removal effect over the minibatch orders, along the recorded
-trajectory. At B = N (every instance in every step) it equals the plain derivative. Each traced
-step then evaluates D on all N instances, so it is meant for the last epochs (--last-epochs).
+trajectory. The weight is the step's live slots / N: B/N in a run; in a counterfactual replay,
+whose order is its parent's with the removed slots masked, it sums over an epoch to the parent's
+B/N_parent per step. At B = N (every instance in every step) it equals the plain derivative.
+Each traced step evaluates D on all N instances, so it is meant for the last epochs.
 
 Sign convention: the first-order estimate of removing j is V(without j) - V(all) ≈ -dV/dw_j
 (`predicted_change`). Harmfulness = predicted improvement on removal: predicted_change for a
@@ -116,9 +118,9 @@ def reverse_pass(
         if verify:
             _check_replay(traj, stop, state)
         for vjp_fn, idx, mask in reversed(tape):
-            if average_order:  # j in every step, each with its chance B/N of holding j
+            if average_order:  # j in every step, each with its chance of holding j
                 cot, _, cot_all = vjp_fn(cot)
-                grad_w.add_(cot_all, alpha=idx.numel() / n)
+                grad_w.add_(cot_all, alpha=float(mask.sum()) / n)
             else:
                 cot, cot_w = vjp_fn(cot)
                 grad_w.index_add_(0, idx, cot_w * mask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,8 @@ def naive_grad_w(
 
     Weights of steps before `first` are held constant (the last-k-epochs approximation). With
     `average_order`, d ALL / d eps instead, where every traced step's D loss also holds
-    (B/N) * eps_j * (the real-data terms of every instance j) / B at eps = 0: the influence
-    averaged over minibatch orders."""
+    (live slots/N) * eps_j * (the real-data terms of every instance j) / B at eps = 0: the
+    influence averaged over minibatch orders (live slots = B except in a counterfactual replay)."""
     cfg = traj.train_config
     gen, disc = problem.gen, problem.disc
     n = problem.x.shape[0]
@@ -108,7 +109,7 @@ def naive_grad_w(
             if cfg.r1:
                 (ga,) = torch.autograd.grad(disc_logit(dc, xa).sum(), xa, create_graph=True)
                 every = every + cfg.r1 / 2 * ga.pow(2).sum(1)
-            ld = ld + (len(idx) / n) * (eps * every).sum() / len(idx)
+            ld = ld + (mask.sum() / n) * (eps * every).sum() / len(idx)
         gd = dict(
             zip(dc, torch.autograd.grad(ld, list(dc.values()), create_graph=True), strict=True)
         )
@@ -259,3 +260,24 @@ def test_order_averaging_needs_a_gan_and_the_trajectory(tmp_path):
     classifier = SimpleNamespace(cfg=SimpleNamespace(problem="classifier"))
     with pytest.raises(ConfigError, match="order-averaged influence is implemented for GANs"):
         Base.step_with_all(classifier, {}, None, None, (), 0)  # the base class's refusal
+
+
+def test_order_averaging_on_a_counterfactual_replay(tiny_version, tmp_path):
+    # A replay's order is its parent's with the removed slots masked: each step weighs the
+    # every-instance term by its live slots / N, so an epoch sums to the parent's chance.
+    from ganinf_mlops.data.version import Provenance, write_version
+
+    cfg = _cfg("sgd", "alternating", 0.05)
+    parent = train(tiny_version, cfg, METRIC, tmp_path / "run", progress=False)
+    keep = np.setdiff1d(np.arange(tiny_version.n), [1, 4, 7])
+    child = write_version(
+        tmp_path / "child", tiny_version.x[keep], tiny_version.ids[keep], tiny_version.x_eval,
+        dataset="test", params={},
+        provenance=Provenance(tiny_version, removed_ids=tiny_version.ids[[1, 4, 7]]),
+    )  # fmt: skip
+    traj = RunDir(train(child, cfg, METRIC, tmp_path / "replay", replay=parent, progress=False))
+    problem = traj.problem(child)
+    assert float(problem.schedule.mask.sum()) < problem.schedule.mask.numel()  # slots masked
+    ours = reverse_pass(problem, traj, problem.target("all"), average_order=True, progress=False)
+    ref = naive_grad_w(traj, problem, torch.tensor(child.x_eval), average_order=True)
+    assert (ours.grad_w - ref).norm() / ref.norm() <= 1e-8
