@@ -179,17 +179,14 @@ class GanProblem(Problem):
 
     @cached_property
     def _step(self):
-        return create_step_function(self.gen, self.disc, self.cfg, self.rejection())
+        # One step function for both: without w_all the every-instance term is not built.
+        return create_step_function(self.gen, self.disc, self.cfg, self.rejection(), self.x)
 
     def step(self, state, w, data, t):
         return self._step(state, w, data, t)
 
-    @cached_property
-    def _step_with_all(self):
-        return create_step_function(self.gen, self.disc, self.cfg, self.rejection(), self.x)
-
     def step_with_all(self, state, w, w_all, data, t):
-        return self._step_with_all(state, w, data, t, w_all)
+        return self._step(state, w, data, t, w_all)
 
     @property
     def loss_names(self) -> tuple[str, ...]:  # type: ignore[override]
