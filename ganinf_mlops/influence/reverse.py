@@ -120,7 +120,7 @@ def reverse_pass(
         for vjp_fn, idx, mask in reversed(tape):
             if average_order:  # j in every step, each with its chance of holding j
                 cot, _, cot_all = vjp_fn(cot)
-                grad_w.add_(cot_all, alpha=float(mask.sum()) / n)
+                grad_w.add_(cot_all * (mask.sum() / n))  # stays on the device: no sync per step
             else:
                 cot, cot_w = vjp_fn(cot)
                 grad_w.index_add_(0, idx, cot_w * mask)
