@@ -189,7 +189,8 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
         rep = validate(run, version, table, k=args.loo, seed=seed, group_subsets=0, progress=False)
         out["tau"] = rep["kendall_tau"]
     if args.chaos:
-        plain = plain or score(run, version, args.method, progress=False)
+        if plain is None:  # the chaos floor measures the plain derivative's linearity
+            plain = score(run, version, args.method, progress=False)
         out["chaos"] = chaos_ratio(run, version, args.method, plain, args.chaos, args.eps, seed)
     if not args.group:
         return out

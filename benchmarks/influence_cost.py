@@ -52,15 +52,13 @@ from ganinf_mlops.influence.methods import (
 )
 from ganinf_mlops.influence.reverse import reverse_pass, segments
 from ganinf_mlops.pipeline import with_classifier
-from ganinf_mlops.problems import PROBLEMS
+from ganinf_mlops.problems import PROBLEMS, Problem
 from ganinf_mlops.problems.schedule import steps_per_epoch
 from ganinf_mlops.train.rundir import CHECKPOINTS, SCHEDULE, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
 
 REQUIRED_RATIO = 3.0
 GOAL_RATIO = 2.0
-# Problems whose step has a term for every instance (Problem.step_with_all): GANs.
-ORDER_AVERAGING_PROBLEMS = ("gan", "image_gan")
 MIB = 2**20
 MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 MMAP_THRESHOLD = "16384"  # bytes; 0 would exhaust the process's mmap count on long tapes
@@ -240,7 +238,8 @@ def measure_time(
         lambda: score(runs[0], version, method, last_epochs=1, progress=False), cfg.device
     )
     averaged: dict[str, float] = {}
-    if cfg.problem in ORDER_AVERAGING_PROBLEMS:  # D sees all N instances at each traced step
+    # Problem kinds whose step has a term for every instance (step_with_all): the GANs.
+    if PROBLEMS.get(cfg.problem).step_with_all is not Problem.step_with_all:
         avg, a_wall, a_cpu = timed(
             lambda: score(runs[0], version, method, last_epochs=1, average_order=True,
                           progress=False),
