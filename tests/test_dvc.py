@@ -234,6 +234,30 @@ def test_push_then_pull_restores_a_cleansed_version_bit_identically(
     assert "up to date" in dvc(d, "status")
 
 
+def test_an_ensemble_keeps_its_members_as_an_output_of_the_influence_stage(project: Path) -> None:
+    """job.ensemble = 2: the influence stages rerun, train the second member into
+    runs/<parent>-members (a cached output), and average over both; going back restores the
+    empty members directory from the cache without running anything."""
+    d = project
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    params["job"]["ensemble"] = 2
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = json.loads(dvc(d, "status", "--json"))
+    assert set(status) == {"influence@v1", "influence@v2"}  # the stages that list job.ensemble
+    dvc(d, "repro")
+    for parent in ("raw", "v1"):
+        meta = read_json(d / "scores" / f"{parent}.csv.meta.json")
+        assert meta["extra"]["ensemble"] == [f"runs/{parent}", f"runs/{parent}-members/seed1"]
+        member = read_json(d / "runs" / f"{parent}-members" / "seed1" / "meta.json")
+        assert member["train"]["seed"] == params["train"]["seed"] + 1
+    assert run(d, "git", "check-ignore", "runs/raw-members").strip() == "runs/raw-members"
+
+    run(d, "git", "checkout", "--", ".")  # params, dvc.lock, metrics and plots
+    dvc(d, "checkout")
+    assert [p.name for p in (d / "runs" / "raw-members").iterdir()] == []
+    assert "Data and pipelines are up to date" in dvc(d, "status")
+
+
 def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
     """pipelines/images/dvc.yaml: the root stages, a classifier stage that every stage training
     or scoring depends on; its params files are their presets; the root does not collect it."""

@@ -119,6 +119,12 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
     help="Average the influence over K runs that differ only in the training seed: RUN and "
     "RUN-seed1 .. RUN-seed<K-1> beside it, trained now where missing (default: job.ensemble).",
 )
+@click.option(
+    "--members",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the ensemble's other runs in this directory (DIR/seed1 .. DIR/seed<K-1>) instead "
+    "of beside RUN; created even for K = 1, so a DVC stage can declare it as an output.",
+)
 @click.option("--seed", type=int, help="Seed of the baselines (default: the config's job.seed).")
 @config_options
 @tracking_options
@@ -135,6 +141,7 @@ def influence(
     no_checkpointing: bool,
     storage_efficient: bool,
     ensemble: int | None,
+    members: Path | None,
     seed: int | None,
     preset: str,
     params_file: Path | None,
@@ -176,6 +183,7 @@ def influence(
             version,
             method,
             ensemble=job.ensemble if ensemble is None else ensemble,
+            members=members,
             last_epochs=last_epochs or job.last_epochs,
             checkpointed=not no_checkpointing,
             seed=job.seed if seed is None else seed,

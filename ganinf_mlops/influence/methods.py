@@ -195,6 +195,7 @@ def score_run(
     method: str,
     *,
     ensemble: int = 1,
+    members: str | Path | None = None,
     last_epochs: int | None = None,
     checkpointed: bool = True,
     seed: int = 0,
@@ -203,13 +204,15 @@ def score_run(
     average_order: bool = False,
 ) -> ScoreTable:
     """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
-    siblings (trained where missing): what `influence --ensemble` and `job.ensemble` mean."""
+    siblings (trained where missing; in the directory `members` if given, else beside the run):
+    what `influence --ensemble` and `job.ensemble` mean."""
+    if ensemble > 1 and storage_efficient:
+        raise ConfigError("an ensemble averages exact influence; drop --storage-efficient")
+    if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
+        runs = seed_siblings(run, version, ensemble, members=members, progress=progress)
     if ensemble > 1:
-        if storage_efficient:
-            raise ConfigError("an ensemble averages exact influence; drop --storage-efficient")
-        members = seed_siblings(run, version, ensemble, progress=progress)
         return score_ensemble(
-            members, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
+            runs, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
             progress=progress, average_order=average_order,
         )  # fmt: skip
     return score(

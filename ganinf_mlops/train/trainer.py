@@ -217,21 +217,34 @@ def _replay_info(
     return info
 
 
-def sibling_path(run: str | Path, r: int) -> Path:
-    """Where the run that differs from `run` only by training seed + r lives (r = 0: `run`)."""
+def sibling_path(run: str | Path, r: int, members: str | Path | None = None) -> Path:
+    """Where the run that differs from `run` only by training seed + r lives (r = 0: `run`):
+    <run>-seed<r> beside it, or <members>/seed<r> when the members have a directory of their
+    own (a DVC stage declares that directory as its output)."""
     run = Path(run)
-    return run if r == 0 else run.with_name(f"{run.name}-seed{r}")
+    if r == 0:
+        return run
+    return Path(members) / f"seed{r}" if members is not None else run.with_name(f"{run.name}-seed{r}")
 
 
 def seed_siblings(
-    run: str | Path, version: DatasetVersion, k: int, *, force: bool = False, progress: bool = True
+    run: str | Path,
+    version: DatasetVersion,
+    k: int,
+    *,
+    members: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
 ) -> list[Path]:
-    """`run` and k-1 runs beside it that differ only in the training seed (seed + r), named
-    <run>-seed<r> as the loop names its retrainings; those missing are trained now."""
+    """`run` and k-1 runs that differ only in the training seed (seed + r), at `sibling_path`
+    (<run>-seed<r>, as the loop names its retrainings, or <members>/seed<r>); those missing are
+    trained now."""
     base = RunDir(run)
     out = [base.path]
+    if members is not None:
+        Path(members).mkdir(parents=True, exist_ok=True)  # exists even for k = 1: a DVC output
     for r in range(1, k):
-        path = sibling_path(base.path, r)
+        path = sibling_path(base.path, r, members)
         if path.exists() and not force:
             sibling = RunDir(path)
             sibling.check_dataset(version.digest, f" than {version.path}")
