@@ -170,8 +170,9 @@ def influence(
         storage_efficient = storage_efficient or bool(extra.get("storage_efficient"))
         no_checkpointing = no_checkpointing or extra.get("checkpointed") is False
         seed = extra.get("seed") if seed is None else seed
-        if ensemble is None and isinstance(extra.get("ensemble"), list):
-            ensemble = len(extra["ensemble"])
+        if ensemble is None:  # one run unless it logged an ensemble, whatever the config says
+            logged = extra.get("ensemble")
+            ensemble = len(logged) if isinstance(logged, list) else 1
         version = fetched.version if data is None else _version(run, data)
     else:
         version = _version(run, data)

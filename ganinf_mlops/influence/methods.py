@@ -205,9 +205,15 @@ def score_run(
 ) -> ScoreTable:
     """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
     siblings (trained where missing; in the directory `members` if given, else beside the run):
-    what `influence --ensemble` and `job.ensemble` mean."""
+    what `influence --ensemble` and `job.ensemble` mean. A baseline scores the run alone: there
+    is no influence to average."""
+    if not METHODS.get(method).predicts_change:
+        ensemble = 1
     if ensemble > 1 and storage_efficient:
-        raise ConfigError("an ensemble averages exact influence; drop --storage-efficient")
+        raise ConfigError(
+            f"an ensemble of {ensemble} runs (--ensemble, job.ensemble) averages exact influence; "
+            "--storage-efficient needs --ensemble 1"
+        )
     if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
         runs = seed_siblings(run, version, ensemble, members=members, progress=progress)
     if ensemble > 1:

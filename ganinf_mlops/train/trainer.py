@@ -224,7 +224,9 @@ def sibling_path(run: str | Path, r: int, members: str | Path | None = None) -> 
     run = Path(run)
     if r == 0:
         return run
-    return Path(members) / f"seed{r}" if members is not None else run.with_name(f"{run.name}-seed{r}")
+    return (
+        Path(members) / f"seed{r}" if members is not None else run.with_name(f"{run.name}-seed{r}")
+    )
 
 
 def seed_siblings(

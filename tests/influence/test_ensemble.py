@@ -65,3 +65,19 @@ def test_ensemble_refuses_baselines_and_single_runs(tiny_version, tmp_path):
         score_ensemble([run, run], tiny_version, "random")
     with pytest.raises(ConfigError, match="at least two"):
         score_ensemble([run], tiny_version, "all")
+
+
+def test_score_run_of_a_baseline_ignores_the_ensemble(tiny_version, tmp_path):
+    """job.ensemble applies to influence: a baseline under an ensemble config scores the run
+    alone and trains no siblings; an influence method trains them into `members` if given."""
+    from ganinf_mlops.influence.methods import score_run
+
+    run = train(tiny_version, CFG, METRIC, tmp_path / "r", progress=False)
+    before = {p.name for p in tmp_path.iterdir()}
+    table = score_run(run, tiny_version, "random", ensemble=3, progress=False)
+    assert "ensemble" not in table.extra
+    assert np.array_equal(table.harmfulness, score(run, tiny_version, "random").harmfulness)
+    assert {p.name for p in tmp_path.iterdir()} == before
+    table = score_run(run, tiny_version, "fd", ensemble=2, members=tmp_path / "m", progress=False)
+    assert table.extra["ensemble"] == [str(run), str(tmp_path / "m" / "seed1")]
+    assert {p.name for p in tmp_path.iterdir()} == before | {"m"}

@@ -109,7 +109,7 @@ def test_score_and_cli_options(labelled, tmp_path):
     assert table.extra["storage_efficient"] is True and np.isfinite(table.harmfulness).all()
     two = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, last_epochs=2, progress=False)
     assert two.extra["first_step"] < table.extra["first_step"]
-    with pytest.raises(ConfigError, match="ensemble averages exact influence"):
+    with pytest.raises(ConfigError, match="--storage-efficient needs --ensemble 1"):
         score_run(run, labelled, keys.VAL_LOSS, ensemble=2, storage_efficient=True)
 
 
