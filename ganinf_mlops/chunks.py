@@ -6,6 +6,8 @@ influence on the counterfactual replay *without* chunks 1..c-1 (one replay and o
 per chunk), so each chunk's prediction is made where it applies. The cleansed version is written
 once, from the parent, with the union of the chunks (its lineage has no intermediate versions);
 the intermediate versions, scores and replays stay under WORKDIR/chunks/it<i>/ for inspection.
+Scores of a seed ensemble are followed member by member: each member replays every chunk on its
+own schedule, and the next chunk is scored by the ensemble of those replays.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ganinf_mlops.cleanse import (
 )
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.methods import score, score_ensemble
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
@@ -58,17 +60,24 @@ def chunked_cleanse(
     job = preset.job
     base = workdir / "chunks" / f"it{i}"
     k = removal_count(version.n, job.remove_frac, None)
-    # The ensemble's members vote on the whole budget; later chunks are scored on one replay.
+    # The ensemble's members vote on the whole budget.
     agree = check_agreement(version, table, k, job.policy, job.threshold, job.min_agreement)
-    cur_run, cur_version, cur_table, cur_scores = run, version, table, scores_path
+    cur_runs = [Path(r) for r in table.extra.get("ensemble", [])] or [Path(run)]
+    cur_version, cur_table, cur_scores = version, table, scores_path
     removed: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
     for c, size in enumerate(chunk_sizes(k, job.chunks), start=1):
         if c > 1:
-            cur_table = score(
-                cur_run, cur_version, job.method, last_epochs=job.last_epochs, seed=job.seed + i,
-                progress=progress, average_order=job.average_order,
-            )  # fmt: skip
+            if len(cur_runs) > 1:
+                cur_table = score_ensemble(
+                    cur_runs, cur_version, job.method, last_epochs=job.last_epochs,
+                    progress=progress, average_order=job.average_order,
+                )  # fmt: skip
+            else:
+                cur_table = score(
+                    cur_runs[0], cur_version, job.method, last_epochs=job.last_epochs,
+                    seed=job.seed + i, progress=progress, average_order=job.average_order,
+                )  # fmt: skip
             cur_scores = base / f"scores_c{c}.csv"
             write_scores(cur_scores, cur_table)
         ids = select_removals(cur_table, size, job.policy, job.threshold)
@@ -79,20 +88,30 @@ def chunked_cleanse(
             cur_version, ids, base / f"v_c{c}", cur_scores, cur_table, predicted,
             params={"chunk": c}, force=force,
         )  # fmt: skip
-        replay = train(
-            child, preset.train, preset.metric, base / f"replay_c{c}", replay=cur_run,
-            force=force, progress=progress,
-        )  # fmt: skip
+        replays = [
+            train(
+                child,
+                preset.train,
+                preset.metric,
+                base / (f"replay_c{c}" if m == 0 else f"replay_c{c}_seed{m}"),
+                replay=member,
+                force=force,
+                progress=progress,
+            )  # fmt: skip
+            for m, member in enumerate(cur_runs)
+        ]
+        # What the (ensemble's) prediction estimates: the replays' mean change.
+        actual = [RunDir(r).metrics().get(keys.ACTUAL_CHANGE) for r in replays]
         records.append(
             {
                 "chunk": c,
                 keys.N_REMOVED: int(ids.size),
                 keys.PREDICTED_CHANGE: predicted,
-                keys.ACTUAL_CHANGE: RunDir(replay).metrics().get(keys.ACTUAL_CHANGE),
+                keys.ACTUAL_CHANGE: None if None in actual else float(np.mean(actual)),
             }
         )
         removed.append(ids)
-        cur_run, cur_version = replay, child
+        cur_runs, cur_version = replays, child
     if not removed:
         raise nothing_to_remove(version, table, job.policy)
     predictions = [r[keys.PREDICTED_CHANGE] for r in records]

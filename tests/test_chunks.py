@@ -52,3 +52,36 @@ def test_chunked_cleanse_rescores_on_each_replay(tmp_path) -> None:
     assert np.isin(second.top_ids(3), removed).all()
     for r in records:
         assert np.sign(r[keys.ACTUAL_CHANGE]) == np.sign(r[keys.PREDICTED_CHANGE])
+
+
+def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:
+    """Ensemble scores: each member replays every chunk on its own schedule, the next chunk is
+    scored by the ensemble of those replays, and a chunk's actual change is their mean."""
+    from ganinf_mlops.influence.methods import score_run
+    from ganinf_mlops.train.rundir import RunDir
+
+    tiny = get_preset("tiny")
+    preset = dataclasses.replace(
+        tiny,
+        train=dataclasses.replace(tiny.train, epochs=2),
+        job=dataclasses.replace(tiny.job, chunks=2, policy="top", remove_frac=0.04, ensemble=2),
+    )
+    raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)
+    run = train(raw, preset.train, preset.metric, tmp_path / "runs" / "r0", progress=False)
+    table = score_run(run, raw, "all", ensemble=2, progress=False)
+    scores = tmp_path / "scores" / "it1.csv"
+    write_scores(scores, table)
+    new, records = chunked_cleanse(1, tmp_path, preset, raw, run, table, scores, progress=False)
+
+    assert [r[keys.N_REMOVED] for r in records] == [4, 4] and new.n == raw.n - 8
+    chunks = tmp_path / "chunks" / "it1"
+    second = read_scores(chunks / "scores_c2.csv")
+    assert second.extra["ensemble"] == [str(chunks / "replay_c1"), str(chunks / "replay_c1_seed1")]
+    member = RunDir(chunks / "replay_c1_seed1")
+    assert member.train_config.seed == preset.train.seed + 1
+    first_actual = [
+        RunDir(chunks / name).metrics()[keys.ACTUAL_CHANGE]
+        for name in ("replay_c1", "replay_c1_seed1")
+    ]
+    assert records[0][keys.ACTUAL_CHANGE] == pytest.approx(np.mean(first_actual))
+    assert first_actual[0] != first_actual[1]  # two schedules, two changes

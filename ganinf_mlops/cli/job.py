@@ -93,7 +93,7 @@ _JOB_OPTIONS = [
         "--chunks",
         type=BlankOr(click.IntRange(min=1)),
         help="Remove each iteration's budget in C chunks, re-scoring on the counterfactual "
-        "replay after each (default: the config's).",
+        "replay after each (of every ensemble member) (default: the config's).",
     ),
     click.option(
         "--ensemble",
