@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install, then run the default job (2D normal with injected anomalies) into ./ganinf-work.
+# Install, then run the default job (2D normal with a contaminating cluster) into ./ganinf-work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

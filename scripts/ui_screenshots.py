@@ -1,6 +1,6 @@
 """Screenshots of MLflow's UI on a job's store, for the README (docs/ui/*.png).
 
-Usage: .venv/bin/python scripts/ui_screenshots.py [--preset default] [--work DIR] [--out docs/ui]
+Usage: .venv/bin/python scripts/ui_screenshots.py [--preset ring-2d] [--work DIR] [--out docs/ui]
 Runs `ganinf run` with tracking into DIR/mlflow.db (unless DIR/job exists), serves the store with
 `mlflow server`, and captures the runs table, iteration 1's page and the compare view of the
 iterations with headless Chromium (Debian's `chromium`), scaled down to small PNGs.
@@ -27,7 +27,8 @@ from ganinf_mlops.tracking import notes  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", default="default")
+    # ring-2d: a job of two iterations, so the compare view has something to line up
+    ap.add_argument("--preset", default="ring-2d")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ganinf-ui"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "ui")
     ap.add_argument("--width", type=int, default=900, help="width of the saved PNGs")

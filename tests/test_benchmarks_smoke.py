@@ -25,7 +25,8 @@ def cost(monkeypatch):
 
 
 def test_scoring_method_follows_the_preset(cost):
-    assert cost.scoring_method(get_preset("default")) == "all"
+    assert cost.scoring_method(get_preset("default")) == "fd"
+    assert cost.scoring_method(get_preset("ring-2d")) == "all"
     assert cost.scoring_method(get_preset("digits")) == "fid"
     assert cost.scoring_method(get_preset("digits"), "is") == "is"
     # A baseline job method: the problem's headline target instead.

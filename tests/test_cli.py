@@ -32,7 +32,10 @@ def flow(tmp_path_factory) -> dict[str, Path]:
     p = {"raw": d / "raw", "run": d / "run", "scores": d / "scores.csv"}
     ganinf("prepare", "--preset", "tiny", "--out", p["raw"])
     ganinf("train", "--preset", "tiny", "--data", p["raw"], "--out", p["run"])
-    ganinf("influence", "--run", p["run"], "--method", "all", "--out", p["scores"])
+    # --preset tiny: its job scores one run (the default preset's averages over 8 seeds)
+    ganinf(
+        "influence", "--preset", "tiny", "--run", p["run"], "--method", "all", "--out", p["scores"]
+    )
     return p
 
 
@@ -72,6 +75,8 @@ def test_flow_with_cleanse_replay_and_validate(flow, tmp_path, capsys):
     for method in ("disc_loss", "isolation_forest", "random"):
         ganinf(
             "influence",
+            "--preset",
+            "tiny",
             "--run",
             flow["run"],
             "--method",
@@ -181,14 +186,34 @@ def test_existing_outputs_need_force(flow, tmp_path, capsys):
 def test_unknown_method_is_a_usage_error(flow, tmp_path, capsys):
     for option in ("--method", "--metric"):
         with pytest.raises(SystemExit) as exc:
-            ganinf("influence", "--run", flow["run"], option, "fid", "--out", tmp_path / "s")
+            ganinf(
+                "influence",
+                "--preset",
+                "tiny",
+                "--run",
+                flow["run"],
+                option,
+                "fid",
+                "--out",
+                tmp_path / "s",
+            )
         assert exc.value.code == 2
         assert "fid" in capsys.readouterr().err
 
 
 def test_deprecated_metric_option_still_scores(flow, tmp_path, capsys):
     with pytest.warns(FutureWarning, match="--metric is deprecated"):
-        ganinf("influence", "--run", flow["run"], "--metric", "all", "--out", tmp_path / "s.csv")
+        ganinf(
+            "influence",
+            "--preset",
+            "tiny",
+            "--run",
+            flow["run"],
+            "--metric",
+            "all",
+            "--out",
+            tmp_path / "s.csv",
+        )
     assert "use --method" in capsys.readouterr().err
     assert (tmp_path / "s.csv").read_bytes() == flow["scores"].read_bytes()
     fails(
@@ -385,8 +410,8 @@ def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
     from ganinf_mlops.influence.scores import read_scores
 
     out = tmp_path / "avg.csv"
-    ganinf("influence", "--run", flow["run"], "--method", "all", "--last-epochs", "1",
-           "--average-order", "--out", out)  # fmt: skip
+    ganinf("influence", "--preset", "tiny", "--run", flow["run"], "--method", "all",
+           "--last-epochs", "1", "--average-order", "--out", out)  # fmt: skip
     table = read_scores(out)
     assert table.extra["average_order"] is True and table.extra["last_epochs"] == 1
     expected = score(flow["run"], load_version(flow["raw"]), "all", last_epochs=1,
@@ -395,7 +420,7 @@ def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
     drawn = read_scores(flow["scores"])
     assert drawn.extra["average_order"] is False
     # the Suzuki estimate has no trajectory to average over
-    fails(capsys, "influence", "--run", flow["run"], "--method", "all", "--average-order",
-          "--storage-efficient", "--out", tmp_path / "x.csv",
+    fails(capsys, "influence", "--preset", "tiny", "--run", flow["run"], "--method", "all",
+          "--average-order", "--storage-efficient", "--out", tmp_path / "x.csv",
           match="order averaging needs the recorded trajectory")  # fmt: skip
     assert not (tmp_path / "x.csv").exists()

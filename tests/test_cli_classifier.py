@@ -41,7 +41,8 @@ def test_classifier_flow(clf, tmp_path, capsys):
 
     for method, extra in (("val_loss", []), ("val_loss", ["--storage-efficient"]), ("loss", [])):
         out = tmp_path / f"{method}{len(extra)}.csv"
-        ganinf("influence", "--run", run, "--method", method, "--out", out, *extra)
+        ganinf("influence", "--params", clf["params"], "--run", run, "--method", method,
+               "--out", out, *extra)  # fmt: skip
         ids, harm = _scores(out)
         top = set(ids[np.argsort(-harm)[:120]].tolist())
         assert len(top & flipped) > 60, (method, extra)  # far above random's ~12

@@ -179,7 +179,7 @@ def _key_names_agree(client, children, job, summary) -> None:
 def test_single_stages_log_runs(tracking, tmp_path):
     ganinf("prepare", "--preset", "tiny", "--out", "raw")
     ganinf("train", "--preset", "tiny", "--data", "raw", "--out", "run")
-    ganinf("influence", "--run", "run", "--out", "s.csv")
+    ganinf("influence", "--preset", "tiny", "--run", "run", "--out", "s.csv")
     client = MlflowClient(tracking)
     exp = client.get_experiment_by_name("ganinf")
     runs = {r.data.tags[tags.STAGE]: r for r in client.search_runs([exp.experiment_id])}
