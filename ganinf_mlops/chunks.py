@@ -29,10 +29,10 @@ from ganinf_mlops.cleanse import (
 )
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
-from ganinf_mlops.influence.methods import score, score_ensemble
+from ganinf_mlops.influence.methods import score_runs
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import train
+from ganinf_mlops.train.trainer import sibling_path, train
 
 
 def chunk_sizes(k: int, chunks: int) -> list[int]:
@@ -68,16 +68,10 @@ def chunked_cleanse(
     records: list[dict[str, Any]] = []
     for c, size in enumerate(chunk_sizes(k, job.chunks), start=1):
         if c > 1:
-            if len(cur_runs) > 1:
-                cur_table = score_ensemble(
-                    cur_runs, cur_version, job.method, last_epochs=job.last_epochs,
-                    progress=progress, average_order=job.average_order,
-                )  # fmt: skip
-            else:
-                cur_table = score(
-                    cur_runs[0], cur_version, job.method, last_epochs=job.last_epochs,
-                    seed=job.seed + i, progress=progress, average_order=job.average_order,
-                )  # fmt: skip
+            cur_table = score_runs(
+                cur_runs, cur_version, job.method, last_epochs=job.last_epochs,
+                seed=job.seed + i, progress=progress, average_order=job.average_order,
+            )  # fmt: skip
             cur_scores = base / f"scores_c{c}.csv"
             write_scores(cur_scores, cur_table)
         ids = select_removals(cur_table, size, job.policy, job.threshold)
@@ -93,11 +87,11 @@ def chunked_cleanse(
                 child,
                 preset.train,
                 preset.metric,
-                base / (f"replay_c{c}" if m == 0 else f"replay_c{c}_seed{m}"),
+                sibling_path(base / f"replay_c{c}", m),  # named like the members it replays
                 replay=member,
                 force=force,
                 progress=progress,
-            )  # fmt: skip
+            )
             for m, member in enumerate(cur_runs)
         ]
         # What the (ensemble's) prediction estimates: the replays' mean change.

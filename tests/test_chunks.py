@@ -76,12 +76,12 @@ def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:
     assert [r[keys.N_REMOVED] for r in records] == [4, 4] and new.n == raw.n - 8
     chunks = tmp_path / "chunks" / "it1"
     second = read_scores(chunks / "scores_c2.csv")
-    assert second.extra["ensemble"] == [str(chunks / "replay_c1"), str(chunks / "replay_c1_seed1")]
-    member = RunDir(chunks / "replay_c1_seed1")
+    assert second.extra["ensemble"] == [str(chunks / "replay_c1"), str(chunks / "replay_c1-seed1")]
+    member = RunDir(chunks / "replay_c1-seed1")
     assert member.train_config.seed == preset.train.seed + 1
     first_actual = [
         RunDir(chunks / name).metrics()[keys.ACTUAL_CHANGE]
-        for name in ("replay_c1", "replay_c1_seed1")
+        for name in ("replay_c1", "replay_c1-seed1")
     ]
     assert records[0][keys.ACTUAL_CHANGE] == pytest.approx(np.mean(first_actual))
     assert first_actual[0] != first_actual[1]  # two schedules, two changes

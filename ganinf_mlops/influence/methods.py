@@ -216,13 +216,35 @@ def score_run(
         )
     if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
         runs = seed_siblings(run, version, ensemble, members=members, progress=progress)
-    if ensemble > 1:
+    else:
+        runs = [Path(run)]
+    return score_runs(
+        runs, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
+        progress=progress, storage_efficient=storage_efficient, average_order=average_order,
+    )  # fmt: skip
+
+
+def score_runs(
+    runs: list[str | Path],
+    version: DatasetVersion,
+    method: str,
+    *,
+    last_epochs: int | None = None,
+    checkpointed: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+    storage_efficient: bool = False,
+    average_order: bool = False,
+) -> ScoreTable:
+    """`score` of one run, `score_ensemble` of several (`seed` and `storage_efficient` apply to
+    one run only: an ensemble averages exact influence)."""
+    if len(runs) > 1:
         return score_ensemble(
             runs, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
             progress=progress, average_order=average_order,
         )  # fmt: skip
     return score(
-        run, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
+        runs[0], version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
         progress=progress, storage_efficient=storage_efficient, average_order=average_order,
     )  # fmt: skip
 
