@@ -16,6 +16,12 @@ def ganinf(*args: str | Path) -> None:
     main(["-q", *map(str, args)])
 
 
+def influence(flow: dict[str, Path], *args: str | Path) -> None:
+    """`ganinf influence` of the flow's run under the tiny preset's job, which scores one run (the
+    default preset's averages over 8 training seeds)."""
+    ganinf("influence", "--preset", "tiny", "--run", flow["run"], *args)
+
+
 def fails(capsys, *args: str | Path, match: str) -> str:
     with pytest.raises(SystemExit) as exc:
         ganinf(*args)
@@ -32,10 +38,7 @@ def flow(tmp_path_factory) -> dict[str, Path]:
     p = {"raw": d / "raw", "run": d / "run", "scores": d / "scores.csv"}
     ganinf("prepare", "--preset", "tiny", "--out", p["raw"])
     ganinf("train", "--preset", "tiny", "--data", p["raw"], "--out", p["run"])
-    # --preset tiny: its job scores one run (the default preset's averages over 8 seeds)
-    ganinf(
-        "influence", "--preset", "tiny", "--run", p["run"], "--method", "all", "--out", p["scores"]
-    )
+    influence(p, "--method", "all", "--out", p["scores"])
     return p
 
 
@@ -73,17 +76,7 @@ def test_flow_with_cleanse_replay_and_validate(flow, tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n_instances"] == 12 and report["kendall_tau"] > 0.8
     for method in ("disc_loss", "isolation_forest", "random"):
-        ganinf(
-            "influence",
-            "--preset",
-            "tiny",
-            "--run",
-            flow["run"],
-            "--method",
-            method,
-            "--out",
-            tmp_path / f"{method}.csv",
-        )
+        influence(flow, "--method", method, "--out", tmp_path / f"{method}.csv")
         lines = (tmp_path / f"{method}.csv").read_text().splitlines()
         assert lines[0] == "id,predicted_change,harmfulness,rank" and len(lines) == 201
 
@@ -186,34 +179,14 @@ def test_existing_outputs_need_force(flow, tmp_path, capsys):
 def test_unknown_method_is_a_usage_error(flow, tmp_path, capsys):
     for option in ("--method", "--metric"):
         with pytest.raises(SystemExit) as exc:
-            ganinf(
-                "influence",
-                "--preset",
-                "tiny",
-                "--run",
-                flow["run"],
-                option,
-                "fid",
-                "--out",
-                tmp_path / "s",
-            )
+            influence(flow, option, "fid", "--out", tmp_path / "s")
         assert exc.value.code == 2
         assert "fid" in capsys.readouterr().err
 
 
 def test_deprecated_metric_option_still_scores(flow, tmp_path, capsys):
     with pytest.warns(FutureWarning, match="--metric is deprecated"):
-        ganinf(
-            "influence",
-            "--preset",
-            "tiny",
-            "--run",
-            flow["run"],
-            "--metric",
-            "all",
-            "--out",
-            tmp_path / "s.csv",
-        )
+        influence(flow, "--metric", "all", "--out", tmp_path / "s.csv")
     assert "use --method" in capsys.readouterr().err
     assert (tmp_path / "s.csv").read_bytes() == flow["scores"].read_bytes()
     fails(
@@ -410,8 +383,7 @@ def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
     from ganinf_mlops.influence.scores import read_scores
 
     out = tmp_path / "avg.csv"
-    ganinf("influence", "--preset", "tiny", "--run", flow["run"], "--method", "all",
-           "--last-epochs", "1", "--average-order", "--out", out)  # fmt: skip
+    influence(flow, "--method", "all", "--last-epochs", "1", "--average-order", "--out", out)
     table = read_scores(out)
     assert table.extra["average_order"] is True and table.extra["last_epochs"] == 1
     expected = score(flow["run"], load_version(flow["raw"]), "all", last_epochs=1,
