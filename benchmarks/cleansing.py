@@ -70,6 +70,7 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
 from ganinf_mlops.io import write_json
+from ganinf_mlops.metrics.specs import direction_phrase
 from ganinf_mlops.pipeline import fresh_runs, run_iteration, with_classifier
 from ganinf_mlops.train.rundir import RunDir
 
@@ -659,10 +660,6 @@ def fmt_p(p: float) -> str:
     return "   n/a" if math.isnan(p) else f"{p:6.3f}"
 
 
-def direction(metric: str) -> str:
-    return "higher is better" if keys.higher_is_better(metric) else "lower is better"
-
-
 def report_seed(r: dict[str, Any], args: argparse.Namespace) -> None:
     b, (k1, k2) = r["base"]["mean"], KEYS[:2]
     parts = [
@@ -732,7 +729,7 @@ def print_summary(
         c = base["seed_mean"][k]
         print(
             f"  {k:<15}{c['mean']:+.4f} ± {c['std']:.4f} over seeds, "
-            f"spread over training seeds {base['seed_spread'][k]:.4f}  ({direction(k)})"
+            f"spread over training seeds {base['seed_spread'][k]:.4f}  ({direction_phrase(k)})"
         )
     n_anom = np.mean([r["n_anomalies"] for r in results])
     print(f"N {r0['n']}, injected anomalies per seed {n_anom:g}")
@@ -784,7 +781,7 @@ def print_tests(summary: dict[str, Any]) -> None:
         head = f"{'vs':<18}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
         print(
             f"\nPaired one-sided tests over seeds, fresh: H1 improvement of {metric} "
-            f"({direction(metric)}) by '{method}' > by the other method\n{head}"
+            f"({direction_phrase(metric)}) by '{method}' > by the other method\n{head}"
         )
         print("-" * len(head))
         for other, t in tests["vs"].items():
@@ -871,7 +868,7 @@ def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
         if none:
             print(f"  nothing to remove (counted as change 0) in seeds {none}")
         print(
-            f"  improves {metric} ({direction(metric)}): {yes_no(v['improves'])} "
+            f"  improves {metric} ({direction_phrase(metric)}): {yes_no(v['improves'])} "
             f"(mean change {ch['mean']:+.5f} ± {ch['std']:.5f}, better in "
             f"{v['improved_seeds']}/{v['n_seeds']} seeds, t-test vs 0 p="
             f"{fmt_p(v['t_p_vs_zero']).strip()})"
@@ -893,7 +890,7 @@ def print_verdict(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 else f"{c['base_seed_spread']:.5f}"
             )
             print(
-                f"  collapse check ({other}, {direction(other)}): "
+                f"  collapse check ({other}, {direction_phrase(other)}): "
                 f"{'n/a' if c['ok'] is None else ('ok' if c['ok'] else 'NOT ok')} (mean change "
                 f"{c['change']['mean']:+.5f} ± {c['change']['std']:.5f}, worsening "
                 f"{c['worsening']:+.5f} vs base seed spread {spread}; worse in "

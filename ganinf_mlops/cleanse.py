@@ -115,9 +115,12 @@ def agreement(
     changes = member_changes(table)
     if changes is None:
         return None
-    higher = table.extra.get("higher_is_better")
-    if not isinstance(higher, bool):
-        raise DataError("score table: an ensemble's scores must record higher_is_better")
+    higher = table.higher_is_better()
+    if higher is None:
+        raise DataError(
+            f"score table: the direction of {table.metric!r} is unknown (not a registered "
+            "metric, and the table records no higher_is_better)"
+        )
     sign = 1.0 if higher else -1.0
     agreeing = 0
     for m in range(changes.shape[0]):

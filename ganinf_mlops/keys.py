@@ -5,20 +5,22 @@ metrics, DVC metrics (metrics/summary.json) and reports, so that MLflow's compar
 
 from __future__ import annotations
 
+from ganinf_mlops.metrics import specs  # pure, and imports nothing from here
+
 # -- metrics of a trained run (metrics.json) --------------------------------------------------
-ALL = "all"  # average log-likelihood of held-out data under a KDE of samples (higher is better)
-FD = "fd"  # Fréchet distance of Gaussian fits, generated vs held-out (lower is better)
-DISC_LOSS = "disc_loss"  # discriminator loss on held-out real and fixed fake points (lower)
-FID = "fid"  # the Fréchet distance on feature-classifier features of images (lower is better)
-IS = "is"  # Inception Score on the feature classifier's softmax (higher is better)
+ALL = "all"  # average log-likelihood of held-out data under a KDE of samples
+FD = "fd"  # Fréchet distance of Gaussian fits, generated vs held-out
+DISC_LOSS = "disc_loss"  # discriminator loss on held-out real and fixed fake points
+FID = "fid"  # the Fréchet distance on feature-classifier features of images
+IS = "is"  # Inception Score on the feature classifier's softmax
 FID_TORCH_FIDELITY = "fid_torch_fidelity"  # the same two computed by torch-fidelity, a check
 IS_TORCH_FIDELITY = "is_torch_fidelity"
 CLASSIFIER_ACCURACY = "classifier_accuracy"  # the feature classifier's held-out accuracy
 COPYING_CT = "copying_ct"  # Meehan et al.'s C_T: << 0 data copying, ~0 fresh samples, > 0 underfit
-VAL_LOSS = "val_loss"  # a classifier's cross-entropy on the validation half of x_eval (lower)
-VAL_ACCURACY = "val_accuracy"  # its accuracy there (higher is better)
-TEST_LOSS = "test_loss"  # the same on the test half, never used for scoring (lower is better)
-TEST_ACCURACY = "test_accuracy"  # what a classifier cleansing is judged by (higher is better)
+VAL_LOSS = "val_loss"  # a classifier's cross-entropy on the validation half of x_eval
+VAL_ACCURACY = "val_accuracy"  # its accuracy there
+TEST_LOSS = "test_loss"  # the same on the test half, never used for scoring
+TEST_ACCURACY = "test_accuracy"  # what a classifier cleansing is judged by
 GEN_MEAN_ERROR = "gen_mean_error"  # ||mean(generated) - mean(held-out)||
 GEN_COV_ERROR = "gen_cov_error"  # ||cov(generated) - cov(held-out)||_F
 N_INSTANCES = "n_instances"  # training instances of the run's dataset version
@@ -90,23 +92,22 @@ RUN_METRIC_ORDER = (
 
 # What a cleansing is judged on, beside its own metric (the collapse check of the verdict).
 QUALITY_METRICS = (ALL, FD, FID, IS, TEST_ACCURACY)
-# Direction of the run results (the gate, the loop's stop rule and figures read it here).
-LOWER_IS_BETTER = frozenset(
-    {FD, FID, FID_TORCH_FIDELITY, DISC_LOSS, VAL_LOSS, TEST_LOSS, GEN_MEAN_ERROR, GEN_COV_ERROR}
-)
 
 
-# MLflow lists metrics without context, where "all" reads as "all data" (and as the method
-# `all`): there the ALL metric is logged under this name. Files keep the key `all`.
-TRACKING_NAMES = {ALL: "avg_log_likelihood"}
+# Direction, MLflow names and wording of the run results are owned by their `metrics.specs.Metric`
+# registrations; what follows are views derived from them, kept here for the call sites.
+def __getattr__(name: str) -> object:
+    """`LOWER_IS_BETTER` and `TRACKING_NAMES`, derived from the registered metrics on access."""
+    if name == "LOWER_IS_BETTER":
+        return specs.lower_is_better()
+    if name == "TRACKING_NAMES":  # {key: MLflow name} where a key misleads alone (all)
+        return specs.tracking_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tracking_name(key: str) -> str:
     """The MLflow metric name of a result key (its suffixed forms too: all_raw, all_best)."""
-    for old, new in TRACKING_NAMES.items():
-        if key == old or key.startswith(old + "_"):
-            return new + key[len(old) :]
-    return key
+    return specs.tracking_name(key)
 
 
 def primary_metric(results: dict) -> str:
@@ -116,9 +117,9 @@ def primary_metric(results: dict) -> str:
 
 
 def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+    return specs.higher_is_better(metric)
 
 
 def improvement(metric: str, change: float) -> float:
     """A change of `metric` as an improvement: positive when the metric got better."""
-    return change if higher_is_better(metric) else -change
+    return specs.improvement(metric, change)

@@ -36,6 +36,7 @@ from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import read_manifest
 from ganinf_mlops.errors import DataError, DigestMismatchError
 from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.metrics.specs import direction_phrase
 from ganinf_mlops.train.rundir import RunDir
 
 
@@ -283,7 +284,6 @@ def verdict(summary: dict[str, Any]) -> str:
     if o is None:
         return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
     metric = o["metric"]
-    direction = "higher" if keys.higher_is_better(metric) else "lower"
     seeds = f", mean of {o['n_seeds']} training seeds" if o["n_seeds"] > 1 else ""
     if o["within"]:
         state = f"{'improved' if o['improved'] else 'got worse'} only within its seed spread"
@@ -291,7 +291,7 @@ def verdict(summary: dict[str, Any]) -> str:
         state = "IMPROVED" if o["improved"] else "got WORSE"
     spread = f" (spread {o['spread']:.2g})" if o["spread"] is not None else ""
     text = (
-        f"verdict: {metric} ({direction} is better) {state}: {o['before']:.6g} -> "
+        f"verdict: {metric} ({direction_phrase(metric)}) {state}: {o['before']:.6g} -> "
         f"{o['after']:.6g}{spread} under fresh retraining{seeds}, "
         f"{o[keys.N_REMOVED_TOTAL]} instances removed"
     )

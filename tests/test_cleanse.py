@@ -210,11 +210,17 @@ def test_agreement_holds_out_each_member_of_the_selection(tmp_path: Path) -> Non
     members[2:, 5] = 0.2
     members[2:, 6] = -0.1
     assert agreement(_ensemble_table(raw, members), 1) == Agreement(2, 4)
-    # a sidecar whose members are broken, or that lost the metric's direction, is refused
+    # the direction is fd's registered one; a sidecar of a metric not registered here needs the
+    # flag it records; a sidecar whose members are broken, or without a direction, is refused
     bad = _ensemble_table(raw, members)
+    only = {keys.MEMBERS: bad.extra[keys.MEMBERS]}
+    assert agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "fd", "fd", "d",
+                                extra=only), 1) == Agreement(2, 4)  # fmt: skip
+    assert agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "x", "x", "d",
+                                extra=bad.extra), 1) == Agreement(2, 4)  # fmt: skip
     with pytest.raises(DataError, match="higher_is_better"):
-        agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "fd", "fd", "d",
-                             extra={keys.MEMBERS: bad.extra[keys.MEMBERS]}), 1)  # fmt: skip
+        agreement(ScoreTable(raw.ids, bad.harmfulness, bad.predicted_change, "x", "x", "d",
+                             extra=only), 1)  # fmt: skip
     broken = {
         keys.MEMBERS: {"ids": raw.ids.tolist(), "change": [[0.0] * raw.n]},
         "higher_is_better": False,

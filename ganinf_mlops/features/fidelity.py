@@ -21,8 +21,15 @@ from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from ganinf_mlops import keys
 from ganinf_mlops.errors import DigestMismatchError
 from ganinf_mlops.features.classifier import LoadedClassifier, load_classifier
+from ganinf_mlops.metrics.specs import Metric, register
+
+register(Metric(keys.FID_TORCH_FIDELITY, False, "FID computed by torch-fidelity (a check)"))
+register(
+    Metric(keys.IS_TORCH_FIDELITY, True, "Inception Score computed by torch-fidelity (a check)")
+)
 
 NAME = "ganinf-classifier"
 FEATURES = "features"  # the 128-d sigmoid layer, for FID / KID / PRC

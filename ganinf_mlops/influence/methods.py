@@ -15,9 +15,10 @@ injected          1 for the instances the dataset source injected (manifest), el
                   perfect detector of the injected corruption removes, the reference an
                   experiment compares the other methods with (policy `positive` removes only them)
 
-An influence method names a target of the run's problem (`Problem.targets()`); a new metric is a
-new target there plus one `METHODS.add` here. A baseline is a function of the instances' features
-(`Problem.features`) and a seed.
+An influence method names a target of the run's problem (`Problem.targets()`): there is one per
+name in a problem kind's `target_names`, described by its metric's registration
+(`metrics.specs`), so a new target needs nothing here. A baseline is a function of the instances'
+features (`Problem.features`) and a seed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, rando
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
-from ganinf_mlops.problems import Problem, Target
+from ganinf_mlops.metrics.specs import METRICS
+from ganinf_mlops.problems import PROBLEMS, Problem, Target
 from ganinf_mlops.registry import Registry
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import seed_siblings
@@ -62,19 +64,9 @@ class Method:
 
 
 METHODS: Registry[Method] = Registry("method")
-METHODS.add(keys.ALL, Method("influence on ALL (average log-likelihood)", target=keys.ALL))
-METHODS.add(keys.FD, Method("influence on the Fréchet distance to held-out data", target=keys.FD))
-METHODS.add(
-    keys.FID, Method("influence on FID (Fréchet distance of classifier features)", target=keys.FID)
-)
-METHODS.add(
-    keys.IS, Method("influence on the Inception Score (classifier softmax)", target=keys.IS)
-)
-METHODS.add(keys.DISC_LOSS, Method("influence on the discriminator loss", target=keys.DISC_LOSS))
-METHODS.add(
-    keys.VAL_LOSS,
-    Method("SGD-influence on a classifier's validation loss (Hara et al.)", target=keys.VAL_LOSS),
-)
+# One influence method per target of a problem kind, described by its registered metric.
+for _target in sorted({t for _, kind in PROBLEMS.items() for t in kind.target_names}):
+    METHODS.add(_target, Method(METRICS.get(_target).influence, target=_target))
 METHODS.add(
     "loss", Method("training loss of each instance under the final model", final_losses=True)
 )
@@ -277,12 +269,12 @@ def score_ensemble(
     members = np.stack([t.aligned_to(version.ids)[1] for t in tables])
     change = members.mean(axis=0)
     first = tables[0]
-    sign = 1.0 if first.extra["higher_is_better"] else -1.0
+    sign = 1.0 if first.higher_is_better() else -1.0
     extra = {
         "ensemble": [str(r) for r in runs],
         "value": float(np.mean([t.extra["value"] for t in tables])),
         "seconds": float(sum(t.extra["seconds"] for t in tables)),
-        "higher_is_better": first.extra["higher_is_better"],
+        "higher_is_better": first.higher_is_better(),
         "last_epochs": last_epochs,
         "checkpointed": checkpointed,
         "average_order": average_order,

@@ -29,6 +29,7 @@ import numpy as np
 
 from ganinf_mlops.errors import DataError, DigestMismatchError
 from ganinf_mlops.io import atomic_file, dump_json, read_json
+from ganinf_mlops.metrics.specs import spec
 
 HEADER = "id,predicted_change,harmfulness,rank"
 META_SUFFIX = ".meta.json"
@@ -105,6 +106,16 @@ class ScoreTable:
     def top_ids(self, k: int) -> np.ndarray:
         """Ids of the `k` most harmful instances, most harmful first."""
         return self.ids[self.order()[:k]]
+
+    def higher_is_better(self) -> bool | None:
+        """The direction of the table's metric: its registration's (`metrics.specs`); for a name
+        registered here by no problem kind, the flag the table records (`extra`, written by every
+        influence method for readers of the format); None where neither says."""
+        metric = spec(self.metric) if self.metric else None
+        if metric is not None and metric.higher_is_better is not None:
+            return metric.higher_is_better
+        flag = self.extra.get("higher_is_better")
+        return flag if isinstance(flag, bool) else None
 
 
 def positions(have: np.ndarray, want: np.ndarray) -> np.ndarray | None:

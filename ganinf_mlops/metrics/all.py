@@ -13,6 +13,22 @@ import math
 
 import torch
 
+from ganinf_mlops import keys
+from ganinf_mlops.metrics.specs import Metric, register
+
+ALL_SPEC = register(
+    Metric(
+        keys.ALL,
+        higher_is_better=True,
+        meaning="average log-likelihood of held-out data under a KDE of generated samples "
+        "(ALL, 2D data)",
+        # MLflow lists metrics without context, where "all" reads as "all data" (and as the
+        # method `all`): there ALL is logged under this name. Files keep the key `all`.
+        tracking_name="avg_log_likelihood",
+        influence="influence on ALL (average log-likelihood)",
+    )
+)
+
 
 def average_log_likelihood(
     x_eval: torch.Tensor, generated: torch.Tensor, bandwidth: float

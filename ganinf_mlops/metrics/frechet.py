@@ -15,6 +15,26 @@ from dataclasses import dataclass
 
 import torch
 
+from ganinf_mlops import keys
+from ganinf_mlops.metrics.specs import Metric, register
+
+FD_SPEC = register(
+    Metric(
+        keys.FD,
+        higher_is_better=False,
+        meaning="Fréchet distance of Gaussian fits, generated vs held-out data",
+        influence="influence on the Fréchet distance to held-out data",
+    )
+)
+FID_SPEC = register(
+    Metric(
+        keys.FID,
+        higher_is_better=False,
+        meaning="FID on the feature classifier's 128-d features (images)",
+        influence="influence on FID (Fréchet distance of classifier features)",
+    )
+)
+
 
 def _check(name: str, x: torch.Tensor) -> None:
     if x.ndim != 2 or x.shape[0] < 2:

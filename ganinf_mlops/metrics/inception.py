@@ -14,6 +14,18 @@ import math
 
 import torch
 
+from ganinf_mlops import keys
+from ganinf_mlops.metrics.specs import Metric, register
+
+IS_SPEC = register(
+    Metric(
+        keys.IS,
+        higher_is_better=True,
+        meaning="Inception Score on the feature classifier's softmax (images)",
+        influence="influence on the Inception Score (classifier softmax)",
+    )
+)
+
 
 def inception_score(logits: torch.Tensor) -> torch.Tensor:
     """IS of the samples whose class logits are `logits` [n, n_classes] (a 0-d tensor)."""

@@ -26,7 +26,18 @@ from scipy.stats import mannwhitneyu
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
+from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.metrics.specs import Metric, register
+
+COPYING_CT_SPEC = register(
+    Metric(
+        keys.COPYING_CT,
+        higher_is_better=None,
+        meaning="data copying C_T (Meehan et al.): << 0 = copies training images",
+        best="near 0",
+    )
+)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from ganinf_mlops import keys
+from ganinf_mlops.metrics.specs import Metric, register
+
+register(Metric(keys.GEN_MEAN_ERROR, False, "distance of generated from held-out mean"))
+register(Metric(keys.GEN_COV_ERROR, False, "distance of generated from held-out covariance"))
+
 
 def moment_errors(generated: torch.Tensor, real: torch.Tensor) -> tuple[float, float]:
     """(||mean_g - mean_r||_2, ||cov_g - cov_r||_F)."""

@@ -25,6 +25,7 @@ import torch
 
 from ganinf_mlops.config import check_device
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.metrics.specs import Metric
 from ganinf_mlops.problems.schedule import Schedule
 from ganinf_mlops.registry import check_choice
 
@@ -33,11 +34,21 @@ State = dict[str, Any]
 
 @dataclass(frozen=True)
 class Target:
-    """A differentiable evaluation metric V(final state); its direction fixes harmfulness."""
+    """A registered metric's differentiable value V(final state); the metric's direction
+    (`metrics.specs`) fixes harmfulness."""
 
-    name: str
-    higher_is_better: bool
+    metric: Metric
     value: Callable[[State], torch.Tensor]
+
+    @property
+    def name(self) -> str:
+        return self.metric.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        if self.metric.higher_is_better is None:
+            raise ConfigError(f"metric {self.name!r} has no direction: it cannot be a target")
+        return self.metric.higher_is_better
 
     def harmfulness(self, predicted_change: torch.Tensor) -> torch.Tensor:
         """Predicted improvement on removal, from the predicted change V(without) - V(all)."""

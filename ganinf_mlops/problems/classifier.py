@@ -26,12 +26,27 @@ from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
 from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
 from ganinf_mlops.problems.gan import params_of
 
 MAX_CLASSES = 10_000  # a label beyond this is a data error, not a 10^9-way output layer
+
+VAL_LOSS_SPEC = register(
+    Metric(
+        keys.VAL_LOSS,
+        higher_is_better=False,
+        meaning="a classifier's loss on the validation half (influence target)",
+        influence="SGD-influence on a classifier's validation loss (Hara et al.)",
+    )
+)
+register(Metric(keys.VAL_ACCURACY, True, "a classifier's accuracy on the validation half"))
+register(Metric(keys.TEST_LOSS, False, "a classifier's loss on the test half (never scored)"))
+register(
+    Metric(keys.TEST_ACCURACY, True, "a classifier's accuracy on the test half of held-out data")
+)
 
 
 @PROBLEMS.register("classifier")
@@ -107,7 +122,7 @@ class ClassifierProblem(Problem):
         def val_loss(state: State) -> torch.Tensor:
             return F.cross_entropy(self.logits(state, x_val), y_val)
 
-        return {keys.VAL_LOSS: Target(keys.VAL_LOSS, False, val_loss)}
+        return {keys.VAL_LOSS: Target(VAL_LOSS_SPEC, val_loss)}
 
     def evaluate(self, state: State) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -18,9 +18,9 @@ replay recomputes it) and a constant of the derivatives, and its rate is a third
 "simultaneous": both gradients at (D_t, G_t). "alternating": D first, then G's gradient at
 (D_{t+1}, G_t). The same latent batch z serves both updates.
 
-Targets (harmfulness = predicted improvement): ALL (higher is better), the Fréchet distance of
-Gaussian fits of generated and held-out points (lower is better) and the discriminator loss on
-held-out data (lower is better, the baseline of Terashita et al.).
+Targets (harmfulness = predicted improvement; directions in their `metrics.specs` registrations):
+ALL, the Fréchet distance of Gaussian fits of generated and held-out points and the discriminator
+loss on held-out data (the baseline of Terashita et al.).
 """
 
 from __future__ import annotations
@@ -36,13 +36,23 @@ from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.metrics.all import average_log_likelihood
-from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
+from ganinf_mlops.metrics.all import ALL_SPEC, average_log_likelihood
+from ganinf_mlops.metrics.frechet import FD_SPEC, GaussianFit, frechet_distance
 from ganinf_mlops.metrics.moments import moment_errors
+from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
 from ganinf_mlops.problems.schedule import latent
+
+DISC_LOSS_SPEC = register(
+    Metric(
+        keys.DISC_LOSS,
+        higher_is_better=False,
+        meaning="discriminator loss on held-out real and fixed fake samples",
+        influence="influence on the discriminator loss",
+    )
+)
 
 
 def params_of(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -244,14 +254,14 @@ class GanProblem(Problem):
             return frechet_distance(functional_call(gen, state["g"], (z,)), ref)
 
         return {
-            keys.ALL: Target(keys.ALL, True, all_value),
-            keys.FD: Target(keys.FD, False, fd_value),
+            keys.ALL: Target(ALL_SPEC, all_value),
+            keys.FD: Target(FD_SPEC, fd_value),
             keys.DISC_LOSS: self.disc_loss_target(),
         }
 
     def disc_loss_target(self) -> Target:
-        """The discriminator's loss on held-out real instances and fixed generated ones (lower is
-        better): the baseline target of Terashita et al., for vectors and images alike."""
+        """The discriminator's loss on held-out real instances and fixed generated ones: the
+        baseline target of Terashita et al., for vectors and images alike."""
         gen, disc, x_eval, z = self.gen, self.disc, self.x_eval, self.z_eval
 
         def value(state: State) -> torch.Tensor:
@@ -259,7 +269,7 @@ class GanProblem(Problem):
             fake = functional_call(disc, state["d"], (functional_call(gen, state["g"], (z,)),))
             return F.softplus(-real).mean() + F.softplus(fake.squeeze(-1)).mean()
 
-        return Target(keys.DISC_LOSS, False, value)
+        return Target(DISC_LOSS_SPEC, value)
 
     def evaluate(self, state: State) -> dict[str, float]:
         with torch.no_grad():

@@ -6,8 +6,8 @@ come from a small CNN trained on the real training images (`features.classifier`
 artifact recording the digest of the data it learnt from):
 
     FID = Fréchet distance between Gaussian fits of its 128-d features of generated images and of
-          the held-out real images (lower is better);
-    IS  = exp(E_x KL(p(y|x) || p(y))) on its softmax (higher is better);
+          the held-out real images (lower is better: `metrics.frechet.FID_SPEC`);
+    IS  = exp(E_x KL(p(y|x) || p(y))) on its softmax (higher: `metrics.inception.IS_SPEC`);
     C_T = Meehan et al.'s data-copying statistic on the same features (`copying_ct`, logged,
           not a target: strongly negative = the generator copies training images).
 
@@ -31,12 +31,15 @@ from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.features.artifact import check_classifier
 from ganinf_mlops.features.classifier import LoadedClassifier, load_classifier
 from ganinf_mlops.features.fidelity import torch_fidelity_metrics
-from ganinf_mlops.metrics.frechet import GaussianFit, frechet_distance
-from ganinf_mlops.metrics.inception import inception_score
+from ganinf_mlops.metrics.frechet import FID_SPEC, GaussianFit, frechet_distance
+from ganinf_mlops.metrics.inception import IS_SPEC, inception_score
 from ganinf_mlops.metrics.memorization import copying_ct
+from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import State, Target
 from ganinf_mlops.problems.gan import GanProblem
+
+register(Metric(keys.CLASSIFIER_ACCURACY, True, "the feature classifier's held-out accuracy"))
 
 
 @PROBLEMS.register("image_gan")
@@ -105,8 +108,8 @@ class ImageGanProblem(GanProblem):
             return inception_score(model(functional_call(gen, state["g"], (z,))))
 
         return {
-            keys.FID: Target(keys.FID, False, fid_value),
-            keys.IS: Target(keys.IS, True, is_value),
+            keys.FID: Target(FID_SPEC, fid_value),
+            keys.IS: Target(IS_SPEC, is_value),
             keys.DISC_LOSS: self.disc_loss_target(),
         }
 

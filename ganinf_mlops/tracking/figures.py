@@ -14,12 +14,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ganinf_mlops import keys  # noqa: E402
-
-
-def _direction(metric: str, higher_is_better: bool | None = None) -> str:
-    """'higher is better' or 'lower is better' for `metric` (from keys unless given)."""
-    higher = keys.higher_is_better(metric) if higher_is_better is None else higher_is_better
-    return "higher is better" if higher else "lower is better"
+from ganinf_mlops.metrics.specs import axis_label, direction_phrase  # noqa: E402
 
 
 def _name(metric: str) -> str:
@@ -58,10 +53,10 @@ def influence_scatter(
             name = _name(metric)
             label = (
                 f"harmfulness: predicted improvement of {name} on removal\n"
-                f"({name}: {_direction(metric, higher_is_better)})"
+                f"({name}: {direction_phrase(metric, higher_is_better)})"
             )
         elif higher_is_better is not None:
-            label += f"\n(metric: {_direction('', higher_is_better)})"
+            label += f"\n(metric: {direction_phrase('', higher_is_better)})"
         fig.colorbar(sc, ax=ax, label=label)
     else:
         ax.scatter(x[:, 0], x[:, 1], c="tab:blue", s=9, linewidths=0, zorder=2,
@@ -145,7 +140,6 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     change each iteration's scores predicted next to what replay and fresh retraining showed.
 
     `rows`: the iterations of a chain summary (`report.summarize`), iteration 0 first."""
-    direction = _direction(metric)
     removed = [r[keys.N_REMOVED_TOTAL] for r in rows]
     fresh = [r[metric] for r in rows]
     rows = rows[1:]
@@ -153,7 +147,7 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     a.plot(removed, fresh, "o-", label="fresh retraining")
     a.set(
         xlabel="instances removed (cumulative)",
-        ylabel=f"{metric} ({direction})",
+        ylabel=axis_label(metric),
         title=f"{metric} after each cleansing iteration",
     )
     a.legend(fontsize=8)
@@ -172,7 +166,7 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     b.axhline(0.0, color="black", linewidth=0.7, zorder=1)
     b.set(
         xlabel="iteration",
-        ylabel=f"change of {metric} ({direction})",
+        ylabel=f"change of {axis_label(metric)}",
         title=f"change of {metric} per iteration: predicted vs observed",
     )
     b.set_xticks(it)

@@ -14,23 +14,13 @@ import numpy as np
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.metrics.specs import direction_phrase, registered
 from ganinf_mlops.report import outcome
 
 NOTE = "mlflow.note.content"  # MLflow's description field, of runs and of experiments
 
-# Metric names as MLflow shows them, with their direction and meaning.
-GLOSSARY: dict[str, tuple[str, str]] = {
-    keys.tracking_name(keys.ALL): ("higher", "average log-likelihood of held-out data under a "
-                                   "KDE of generated samples (ALL, 2D data)"),
-    keys.FD: ("lower", "Fréchet distance of Gaussian fits, generated vs held-out data"),
-    keys.FID: ("lower", "FID on the feature classifier's 128-d features (images)"),
-    keys.IS: ("higher", "Inception Score on the feature classifier's softmax (images)"),
-    keys.COPYING_CT: ("near 0", "data copying C_T (Meehan et al.): << 0 = copies training images"),
-    keys.DISC_LOSS: ("lower", "discriminator loss on held-out real and fixed fake samples"),
-    keys.TEST_ACCURACY: ("higher", "a classifier's accuracy on the test half of held-out data"),
-    keys.VAL_LOSS: ("lower", "a classifier's loss on the validation half (influence target)"),
-    keys.GEN_MEAN_ERROR: ("lower", "distance of generated from held-out mean"),
-    keys.GEN_COV_ERROR: ("lower", "distance of generated from held-out covariance"),
+# The glossary's terms that are not run metrics (those come from their registrations).
+OTHER_TERMS: dict[str, tuple[str, str]] = {
     keys.PREDICTED_CHANGE: ("sign", "first-order change of the metric the cleanse predicted"),
     keys.ACTUAL_CHANGE: ("sign", "the change under counterfactual replay (same order, seeds)"),
     keys.FRESH_CHANGE: ("sign", "the change under fresh retraining (what production gets)"),
@@ -40,10 +30,19 @@ GLOSSARY: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
+def glossary_terms() -> dict[str, tuple[str, str]]:
+    """{name as MLflow shows it: (which value is better, meaning)}: every registered metric
+    (in report column order, then by name), then the other terms."""
+    order = {k: i for i, k in enumerate(keys.RUN_METRIC_ORDER)}
+    metrics = sorted(registered().items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return {keys.tracking_name(n): (m.better, m.meaning) for n, m in metrics} | OTHER_TERMS
+
+
 def glossary() -> str:
     """The experiment description: how to read the runs and what each metric means."""
     rows = "\n".join(
-        f"| `{name}` | {direction} | {meaning} |" for name, (direction, meaning) in GLOSSARY.items()
+        f"| `{name}` | {better} | {meaning} |"
+        for name, (better, meaning) in glossary_terms().items()
     )
     return (
         "ganinf: influence-based data cleansing. A **job** run holds one nested run per "
@@ -92,7 +91,6 @@ def iteration_note(
 ) -> str:
     """An iteration run's description: versions, removals, the metric's change and a verdict."""
     metric = row["metric"]
-    direction = "higher" if keys.higher_is_better(metric) else "lower"
     anomalies = ""
     if keys.N_ANOMALIES in row:
         total = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
@@ -105,7 +103,7 @@ def iteration_note(
         f"**Iteration {row[keys.ITERATION]}**: {version_label(before)} → {version_label(after)}",
         f"- removed {row[keys.N_REMOVED]} of {before.n} instances{anomalies} by "
         f"`{row.get('method', metric)}`",
-        f"- `{keys.tracking_name(metric)}` ({direction} is better): predicted "
+        f"- `{keys.tracking_name(metric)}` ({direction_phrase(metric)}): predicted "
         f"{_fmt(row.get(keys.PREDICTED_CHANGE))}, replay {_fmt(row.get(keys.ACTUAL_CHANGE))}, "
         f"fresh {_fmt(fresh)} → {row[metric]:.5g}: **{verdict}** under fresh retraining",
     ]
