@@ -42,7 +42,7 @@ from seeds import key_values
 from torch.func import grad
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset
+from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset, kind_fields
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.influence.methods import (
     METHODS,
@@ -138,6 +138,13 @@ def with_data(preset: Preset, args: argparse.Namespace) -> Preset:
     if args.dataset is None:
         return dataclasses.replace(preset, data_params={**preset.data_params, **args.data_param})
     return dataclasses.replace(preset, dataset=args.dataset, data_params=dict(args.data_param))
+
+
+def compact(value: Any) -> str:
+    """A config value on one line: a nested config's fields as key=value."""
+    if dataclasses.is_dataclass(value):
+        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+    return str(value)
 
 
 def scoring_method(preset: Preset, method: str | None = None) -> str:
@@ -486,17 +493,13 @@ def print_settings(
         [
             ("dataset", f"{preset.dataset} {json.dumps(preset.data_params)}"),
             ("instances / shape", f"{version.n} / {tuple(version.x.shape[1:])}"),
-            (
-                f"problem / model ({cfg.model.arch}) G / D hidden",
-                f"{cfg.problem} / {cfg.model.g_hidden} / {cfg.model.d_hidden}",
-            ),
-            (
-                "optimizers D / G",
-                f"{cfg.d_optim.name} lr={cfg.d_optim.lr} / {cfg.g_optim.name} lr={cfg.g_optim.lr}",
+            *(
+                (f"{cfg.problem}: {name}", compact(value))
+                for name, value in kind_fields(cfg).items()
             ),
             ("batch / epochs / steps", f"{cfg.batch_size} / {cfg.epochs} / {n_steps}"),
             ("checkpoint_every", str(cfg.checkpoint_every)),
-            ("update / dtype / device", f"{cfg.update} / {cfg.dtype} / {cfg.device}"),
+            ("dtype / device", f"{cfg.dtype} / {cfg.device}"),
             ("method / metric", metric_setting(preset, method, classifier_seconds)),
             (
                 "torch / threads / cpus",

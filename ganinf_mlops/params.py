@@ -3,7 +3,8 @@
 DVC stages, MLproject entry points and the CLI's `--params FILE` all read this one format:
 
     data:   {dataset: gaussian2d, params: {n: 2000, ...}}   # generator keyword arguments
-    train:  TrainConfig fields (model, d_optim, g_optim nested)
+    train:  the problem kind's TrainConfig fields (`problem` picks the kind; a GAN's model,
+            d_optim, g_optim nested; a classifier's model and optim)
     metric: MetricConfig fields
     job:    JobOptions fields (method, remove_frac, loo, iterations, ...)
 
@@ -22,9 +23,9 @@ from ganinf_mlops.config import (
     JobOptions,
     MetricConfig,
     Preset,
-    TrainConfig,
     from_dict,
     to_dict,
+    train_config_from_dict,
 )
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.io import atomic_file
@@ -57,7 +58,7 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
         description=f"parameters from {where}",
         dataset=str(data["dataset"]),
         data_params=dict(data["params"]),
-        train=from_dict(TrainConfig, params["train"], "train"),
+        train=train_config_from_dict(params["train"], "train"),
         metric=from_dict(MetricConfig, params["metric"], "metric"),
         job=from_dict(JobOptions, params["job"], "job"),
     )

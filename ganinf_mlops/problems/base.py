@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganinf_mlops.config import check_device
+from ganinf_mlops.config import TrainConfig, check_device
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.problems.schedule import Schedule
 from ganinf_mlops.registry import check_choice
@@ -54,6 +54,9 @@ class StepInputs:
 class Problem(ABC):
     """A training problem on one dataset version's arrays, with its schedule, ready to replay."""
 
+    # The kind's own config dataclass (a TrainConfig subclass): what `train:` holds for it.
+    config_class: type[TrainConfig] = TrainConfig
+
     # Names of the targets `targets()` returns, for the methods registry and error messages.
     target_names: tuple[str, ...] = ()
     # Names of the numeric results `evaluate()` returns (run metrics.json keys).
@@ -71,6 +74,11 @@ class Problem(ABC):
         y: np.ndarray | None = None,
         y_eval: np.ndarray | None = None,
     ):
+        if not isinstance(cfg, self.config_class):
+            raise ConfigError(
+                f"a {cfg.problem!r} run takes a {self.config_class.__name__}, "
+                f"got a {type(cfg).__name__}"
+            )
         self.cfg, self.metric, self.schedule = cfg, metric, schedule
         check_device(cfg.device, available=True)
         self.device = torch.device(cfg.device)

@@ -11,13 +11,14 @@ import torch
 from torch.func import vjp
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.methods import score, score_run
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.classifier import ClassifierConfig, ClassifierModelConfig
 from ganinf_mlops.train.rundir import CHECKPOINTS, RunDir
 from ganinf_mlops.train.trainer import train
 
@@ -35,10 +36,10 @@ def labelled(tmp_path):
     )
 
 
-def _cfg(lr: float, storage: str = "final") -> TrainConfig:
-    return TrainConfig(
-        problem="classifier", model=ModelConfig(arch="logreg"),
-        d_optim=OptimConfig(name="sgd", lr=lr), batch_size=B, epochs=3, checkpoint_every=2,
+def _cfg(lr: float, storage: str = "final") -> ClassifierConfig:
+    return ClassifierConfig(
+        model=ClassifierModelConfig(arch="logreg"),
+        optim=OptimConfig(name="sgd", lr=lr), batch_size=B, epochs=3, checkpoint_every=2,
         seed=3, storage=storage,
     )  # fmt: skip
 
