@@ -65,7 +65,14 @@ from seeds import key_values
 
 from ganinf_mlops import keys, report
 from ganinf_mlops.cleanse import Agreement, recorded_agreement
-from ganinf_mlops.config import POLICIES, PRESETS, Preset, get_preset, kind_fields
+from ganinf_mlops.config import (
+    POLICIES,
+    PRESETS,
+    Preset,
+    feature_classifier,
+    get_preset,
+    kind_fields,
+)
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
@@ -689,7 +696,7 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
         f"  train ({cfg.problem}): {kind}; batch {cfg.batch_size}, epochs {cfg.epochs}, "
         f"{cfg.dtype}, {cfg.device} (seed replaced per run)"
     )
-    if preset.metric.classifier is None:
+    if feature_classifier(preset.metric) is None:
         print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")
     else:
         print(

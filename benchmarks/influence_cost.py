@@ -42,7 +42,14 @@ from seeds import key_values
 from torch.func import grad
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset, kind_fields
+from ganinf_mlops.config import (
+    PRESETS,
+    Preset,
+    TrainConfig,
+    feature_classifier,
+    get_preset,
+    kind_fields,
+)
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.influence.methods import (
     METHODS,
@@ -617,7 +624,7 @@ def print_disk(d: dict[str, Any]) -> None:
 
 def check_children(memory: dict[str, dict[str, Any]], preset: Preset) -> None:
     """Every memory child loaded the classifier the runs were trained with (or none)."""
-    expected = preset.metric.classifier
+    expected = feature_classifier(preset.metric)
     want = None if expected is None else str(Path(expected).resolve())
     for m in memory.values():
         if "error" not in m and m.get("classifier") != want:
@@ -637,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         version = create_raw_version(work / "data", preset.dataset, **preset.data_params)
         # Images: FID and IS need a feature classifier on the raw version (not measured).
         classifier_seconds = None
-        if preset.metric.classifier is not None:
+        if feature_classifier(preset.metric) is not None:
             start = time.perf_counter()
             preset = with_classifier(preset, version, work, force=False, progress=False)
             classifier_seconds = time.perf_counter() - start

@@ -93,11 +93,20 @@ def train_config_class(problem: str) -> type[TrainConfig]:
     return PROBLEMS.get(problem).config_class
 
 
+def metric_config_class(problem: str) -> type:
+    """The metric config dataclass that the problem kind `problem` registered."""
+    from ganinf_mlops.problems import PROBLEMS  # late: the problem modules import this one
+
+    return PROBLEMS.get(problem).metric_class
+
+
 @dataclass(frozen=True)
 class MetricConfig:
-    """Evaluation of the final generator from `n_gen` fixed latents. `classifier` is the feature
-    classifier directory (`ganinf classifier`) whose features and softmax give FID and IS on
-    images; vector data needs none."""
+    """Evaluation of generated samples (the generative kinds' metric config): the final
+    generator's samples from `n_gen` fixed latents. `classifier` is the feature classifier
+    directory (`ganinf classifier`) whose features and softmax give FID and IS on images; vector
+    data needs none. A kind whose targets need other settings registers its own class as its
+    problem's `metric_class`."""
 
     bandwidth: float = 1.0
     n_gen: int = 1000
@@ -173,7 +182,7 @@ class Preset:
     dataset: str
     data_params: dict[str, Any]
     train: TrainConfig
-    metric: MetricConfig
+    metric: Any  # the problem kind's metric config (MetricConfig for generative kinds)
     job: JobOptions = field(default_factory=JobOptions)
 
 
@@ -322,5 +331,15 @@ def train_config_from_dict(d: Any, where: str = "train") -> TrainConfig:
     return from_dict(cls, cls.upgrade(d), where)
 
 
-def metric_config_from_dict(d: dict[str, Any]) -> MetricConfig:
-    return from_dict(MetricConfig, d, "metric")
+def metric_config_from_dict(d: Any, problem: str, where: str = "metric") -> Any:
+    """The `metric` section of a run or params file, as the metric config of kind `problem`."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    cls = metric_config_class(problem)
+    upgrade = getattr(cls, "upgrade", None)
+    return from_dict(cls, upgrade(d) if upgrade else d, where)
+
+
+def feature_classifier(metric: Any) -> str | None:
+    """The feature classifier directory a metric config names, if its kind has one."""
+    return getattr(metric, "classifier", None)

@@ -5,7 +5,7 @@ DVC stages, MLproject entry points and the CLI's `--params FILE` all read this o
     data:   {dataset: gaussian2d, params: {n: 2000, ...}}   # generator keyword arguments
     train:  the problem kind's TrainConfig fields (`problem` picks the kind; a GAN's model,
             d_optim, g_optim nested; a classifier's model and optim)
-    metric: MetricConfig fields
+    metric: the problem kind's metric config fields (MetricConfig for GANs; none for a classifier)
     job:    JobOptions fields (method, remove_frac, loo, iterations, ...)
 
 Every field must be present and no other: a typo or a missing key is an error naming its path.
@@ -21,9 +21,9 @@ import yaml
 
 from ganinf_mlops.config import (
     JobOptions,
-    MetricConfig,
     Preset,
     from_dict,
+    metric_config_from_dict,
     to_dict,
     train_config_from_dict,
 )
@@ -53,13 +53,14 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
         raise ConfigError(f"{where}: data needs exactly the keys dataset and params")
     if not isinstance(data["params"], dict):
         raise ConfigError(f"{where}: data.params must be a mapping")
+    train = train_config_from_dict(params["train"], "train")
     return Preset(
         name=where,
         description=f"parameters from {where}",
         dataset=str(data["dataset"]),
         data_params=dict(data["params"]),
-        train=train_config_from_dict(params["train"], "train"),
-        metric=from_dict(MetricConfig, params["metric"], "metric"),
+        train=train,
+        metric=metric_config_from_dict(params["metric"], train.problem),
         job=from_dict(JobOptions, params["job"], "job"),
     )
 

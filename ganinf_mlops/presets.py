@@ -11,7 +11,11 @@ import dataclasses
 from ganinf_mlops import keys
 from ganinf_mlops.config import JobOptions, MetricConfig, Preset
 from ganinf_mlops.optim import OptimConfig
-from ganinf_mlops.problems.classifier import ClassifierConfig, ClassifierModelConfig
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
 from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.registry import Registry
 
@@ -288,7 +292,7 @@ for _p in (
             epochs=20,
             checkpoint_every=48,
         ),
-        metric=MetricConfig(),
+        metric=ClassifierMetricConfig(),
         job=JobOptions(method=keys.VAL_LOSS, remove_frac=0.1, loo=40, iterations=1),
     ),
 ):

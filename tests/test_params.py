@@ -68,8 +68,13 @@ def test_a_classifier_written_in_the_gan_shaped_layout_still_reads():
     old["model"] = {**old["model"], "d_hidden": old["model"].pop("hidden"), "latent_dim": 10,
                     "g_hidden": [32, 32], "norm": "none"}  # fmt: skip
     old.update(update="simultaneous", reject_threshold=None, reject_embedding="pixels")
-    back = params_to_preset({**new, "train": old})
+    metric = {"bandwidth": 1.0, "n_gen": 1000, "seed": 12345, "classifier": None}
+    back = params_to_preset({**new, "train": old, "metric": metric})
     assert back.train == get_preset("digits-labelnoise").train
+    assert back.metric == get_preset("digits-labelnoise").metric
+    assert new["metric"] == {}  # a classifier's targets need no sample settings
+    with pytest.raises(ConfigError, match="unknown key metric.n_gen"):
+        params_to_preset({**new, "metric": {"n_gen": 5}})
 
 
 def test_params_sections_and_order():

@@ -49,7 +49,9 @@ from ganinf_mlops.problems.gan import UPDATES
 @click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size.")
 @click.option("--lr", type=float, help="Learning rate of every optimizer (both networks of a GAN).")
 @click.option(
-    "--optimizer", type=click.Choice(OPTIMIZERS.names()), help="Optimizer of every network (both of a GAN)."
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS.names()),
+    help="Optimizer of every network (both of a GAN).",
 )
 @click.option("--update", type=click.Choice(UPDATES), help="D/G update order.")
 @click.option("--seed", type=int, help="Seed of initialisation, minibatch order and latents.")

@@ -61,6 +61,17 @@ class ClassifierModelConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierMetricConfig:
+    """A classifier's targets need no settings: its losses on the held-out labels."""
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Runs and params files from before this class carried a GAN's sample settings."""
+        legacy = {"bandwidth", "n_gen", "seed", "classifier"}
+        return {} if data and set(data) <= legacy and data.get("classifier") is None else data
+
+
+@dataclass(frozen=True)
 class ClassifierConfig(TrainConfig):
     """How a classifier trains: its network and its one optimizer."""
 
@@ -97,6 +108,7 @@ class ClassifierProblem(Problem):
     """A classifier of labelled instances (vectors or images); target `val_loss`."""
 
     config_class = ClassifierConfig
+    metric_class = ClassifierMetricConfig
     target_names = (keys.VAL_LOSS,)
     result_names = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TEST_LOSS, keys.TEST_ACCURACY)
     loss_names = ("train_loss",)

@@ -23,13 +23,17 @@ from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import create_problem
-from ganinf_mlops.problems.classifier import ClassifierConfig, ClassifierModelConfig
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
 from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
 
-METRIC = MetricConfig()
+METRIC = ClassifierMetricConfig()
 N, B = 24, 6
 
 
@@ -189,6 +193,8 @@ def test_gan_methods_and_archs_are_refused_for_classifiers(labelled, tmp_path):
     for gan_only in ({"r1": 1.0}, {"reject_threshold": 0.1}, {"g_optim": written["optim"]}):
         with pytest.raises(ConfigError, match=f"unknown key train.{next(iter(gan_only))}"):
             train_config_from_dict({**written, **gan_only})
+    with pytest.raises(ConfigError, match="takes a ClassifierMetricConfig as its metric config"):
+        train(labelled, _cfg(), MetricConfig(), tmp_path / "r3", progress=False)
     with pytest.raises(ConfigError, match="takes a ClassifierConfig, got a GanConfig"):
         train(
             labelled,
@@ -201,6 +207,6 @@ def test_gan_methods_and_archs_are_refused_for_classifiers(labelled, tmp_path):
 
 def test_gan_runs_have_no_per_instance_losses(tiny_version, tmp_path):
     cfg = GanConfig(batch_size=4, epochs=1, model=ModelConfig(g_hidden=(3,), d_hidden=(3,)))
-    run = train(tiny_version, cfg, METRIC, tmp_path / "r", progress=False)
+    run = train(tiny_version, cfg, MetricConfig(), tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="method 'loss' needs per-instance training losses"):
         score(run, tiny_version, "loss", progress=False)
