@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_each_problem_kind_writes_only_its_own_fields():
 def test_a_classifier_written_in_the_gan_shaped_layout_still_reads():
     """Runs and params files from before ClassifierConfig borrowed a GAN's fields."""
     new = yaml.safe_load(params_text(get_preset("digits-labelnoise")))
-    old = dict(new["train"])
+    old = copy.deepcopy(new["train"])
     old["d_optim"] = old.pop("optim")
     old["g_optim"] = {**old["d_optim"], "lr": 0.001}
     old["model"] = {**old["model"], "d_hidden": old["model"].pop("hidden"), "latent_dim": 10,
