@@ -67,8 +67,9 @@ class ClassifierMetricConfig:
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
         """Runs and params files from before this class carried a GAN's sample settings."""
-        legacy = {"bandwidth", "n_gen", "seed", "classifier"}
-        return {} if data and set(data) <= legacy and data.get("classifier") is None else data
+        written = {"bandwidth", "n_gen", "seed"}  # what every such file held (classifier: later)
+        old = written <= set(data) <= {*written, "classifier"} and data.get("classifier") is None
+        return {} if old else data
 
 
 @dataclass(frozen=True)
