@@ -65,7 +65,14 @@ from seeds import key_values
 
 from ganinf_mlops import keys, report
 from ganinf_mlops.cleanse import Agreement, recorded_agreement
-from ganinf_mlops.config import POLICIES, PRESETS, Preset, get_preset
+from ganinf_mlops.config import (
+    POLICIES,
+    PRESETS,
+    Preset,
+    feature_classifier,
+    get_preset,
+    kind_fields,
+)
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
@@ -681,13 +688,12 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(f"cleansing benchmark: preset '{preset.name}' ({preset.description})")
     data = {**preset.data_params, **args.data_param}
     print(f"  dataset {preset.dataset} {json.dumps(data)} (seed replaced per run)")
+    kind = ", ".join(f"{k} {v}" for k, v in kind_fields(cfg).items())
     print(
-        f"  train: G {cfg.model.g_hidden} D {cfg.model.d_hidden} bias {cfg.model.bias}, "
-        f"{cfg.d_optim.name} "
-        f"lr D {cfg.d_optim.lr} G {cfg.g_optim.lr}, batch {cfg.batch_size}, epochs {cfg.epochs}, "
-        f"{cfg.update}, {cfg.dtype}, {cfg.device} (seed replaced per run)"
+        f"  train ({cfg.problem}): {kind}; batch {cfg.batch_size}, epochs {cfg.epochs}, "
+        f"{cfg.dtype}, {cfg.device} (seed replaced per run)"
     )
-    if preset.metric.classifier is None:
+    if feature_classifier(preset.metric) is None:
         print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")
     else:
         print(

@@ -42,7 +42,14 @@ from seeds import key_values
 from torch.func import grad
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import PRESETS, Preset, TrainConfig, get_preset
+from ganinf_mlops.config import (
+    PRESETS,
+    Preset,
+    TrainConfig,
+    feature_classifier,
+    get_preset,
+    kind_fields,
+)
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.influence.methods import (
     METHODS,
@@ -138,6 +145,13 @@ def with_data(preset: Preset, args: argparse.Namespace) -> Preset:
     if args.dataset is None:
         return dataclasses.replace(preset, data_params={**preset.data_params, **args.data_param})
     return dataclasses.replace(preset, dataset=args.dataset, data_params=dict(args.data_param))
+
+
+def compact(value: Any) -> str:
+    """A config value on one line: a nested config's fields as key=value."""
+    if dataclasses.is_dataclass(value):
+        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(value).items())
+    return str(value)
 
 
 def scoring_method(preset: Preset, method: str | None = None) -> str:
@@ -486,17 +500,13 @@ def print_settings(
         [
             ("dataset", f"{preset.dataset} {json.dumps(preset.data_params)}"),
             ("instances / shape", f"{version.n} / {tuple(version.x.shape[1:])}"),
-            (
-                f"problem / model ({cfg.model.arch}) G / D hidden",
-                f"{cfg.problem} / {cfg.model.g_hidden} / {cfg.model.d_hidden}",
-            ),
-            (
-                "optimizers D / G",
-                f"{cfg.d_optim.name} lr={cfg.d_optim.lr} / {cfg.g_optim.name} lr={cfg.g_optim.lr}",
+            *(
+                (f"{cfg.problem}: {name}", compact(value))
+                for name, value in kind_fields(cfg).items()
             ),
             ("batch / epochs / steps", f"{cfg.batch_size} / {cfg.epochs} / {n_steps}"),
             ("checkpoint_every", str(cfg.checkpoint_every)),
-            ("update / dtype / device", f"{cfg.update} / {cfg.dtype} / {cfg.device}"),
+            ("dtype / device", f"{cfg.dtype} / {cfg.device}"),
             ("method / metric", metric_setting(preset, method, classifier_seconds)),
             (
                 "torch / threads / cpus",
@@ -614,7 +624,7 @@ def print_disk(d: dict[str, Any]) -> None:
 
 def check_children(memory: dict[str, dict[str, Any]], preset: Preset) -> None:
     """Every memory child loaded the classifier the runs were trained with (or none)."""
-    expected = preset.metric.classifier
+    expected = feature_classifier(preset.metric)
     want = None if expected is None else str(Path(expected).resolve())
     for m in memory.values():
         if "error" not in m and m.get("classifier") != want:
@@ -634,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         version = create_raw_version(work / "data", preset.dataset, **preset.data_params)
         # Images: FID and IS need a feature classifier on the raw version (not measured).
         classifier_seconds = None
-        if preset.metric.classifier is not None:
+        if feature_classifier(preset.metric) is not None:
             start = time.perf_counter()
             preset = with_classifier(preset, version, work, force=False, progress=False)
             classifier_seconds = time.perf_counter() - start

@@ -10,41 +10,16 @@ from typing import Any, TypeVar
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.models import check_arch
-from ganinf_mlops.models.blocks import ACTIVATIONS, NORMS
 from ganinf_mlops.optim import OptimConfig
-from ganinf_mlops.registry import Registry, check_choice
+from ganinf_mlops.registry import check_choice
 
 T = TypeVar("T")
-UPDATES = ("simultaneous", "alternating")
 POLICIES = ("positive", "threshold", "top")  # cleanse selection policies (cleanse.py)
 BUDGETS = ("steps", "epochs")
 DTYPES = ("float64", "float32")
 # What a run keeps: "checkpoints" every checkpoint_every steps (exact influence by replay), or
 # "final": the initial and final states only (Suzuki et al.'s storage-efficient influence).
 STORAGE = ("checkpoints", "final")
-EMBEDDINGS = ("pixels", "classifier")  # spaces of memorization rejection
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The networks of a GAN: `arch` names a builder in `models.GAN_MODELS`; `g_hidden` and
-    `d_hidden` are layer widths (mlp) or channel counts (convolutional architectures)."""
-
-    arch: str = "mlp"
-    latent_dim: int = 10
-    g_hidden: tuple[int, ...] = (32, 32)
-    d_hidden: tuple[int, ...] = (64, 64)
-    bias: bool = False
-    activation: str = "relu"
-    norm: str = "none"  # "layer": per-instance layer norm in convolutional architectures
-
-    def __post_init__(self) -> None:
-        check_arch(self.arch)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("norm", self.norm, NORMS)
-        if self.latent_dim < 1 or not all(w >= 1 for w in (*self.g_hidden, *self.d_hidden)):
-            raise ConfigError("latent_dim and the hidden sizes must be >= 1")
 
 
 def check_device(device: str, available: bool = False) -> None:
@@ -70,43 +45,25 @@ def check_device(device: str, available: bool = False) -> None:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a run trains. `problem` names a problem kind in `problems.PROBLEMS` (what is trained:
-    a GAN, an image GAN or a classifier); the rest is shared by every kind (a classifier uses
-    `d_optim` and the discriminator's fields of `model`)."""
+    """How a run trains, as far as every problem kind shares it: `problem` names a kind in
+    `problems.PROBLEMS`, whose `config_class` (a subclass of this one, registered with the kind)
+    adds the kind's own fields: networks and optimizers of a GAN (`problems.gan.GanConfig`) or
+    of a classifier (`problems.classifier.ClassifierConfig`). A new kind adds its own subclass
+    and no field here or in another kind's config."""
 
     problem: str = "gan"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    d_optim: OptimConfig = field(default_factory=OptimConfig)
-    g_optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 100
     epochs: int = 50
-    update: str = "simultaneous"
     steps: int | None = None  # optimizer steps; None: epochs * (N // batch_size)
     seed: int = 0
     checkpoint_every: int = 50
     dtype: str = "float64"
     device: str = "cpu"
     storage: str = "checkpoints"  # see STORAGE
-    # Memorization rejection (Bai et al., GANs): generated samples whose cosine distance to the
-    # nearest training instance in `reject_embedding` space is below the threshold do not train
-    # the generator. None: off.
-    reject_threshold: float | None = None
-    reject_embedding: str = "pixels"  # "pixels" or "classifier" (image runs' feature classifier)
-    # R1 gradient penalty (Mescheder et al. 2018) on the discriminator's real instances: makes
-    # GAN training locally convergent, so a removal's effect does not grow chaotically. 0: off.
-    r1: float = 0.0
 
     def __post_init__(self) -> None:
-        check_choice("update", self.update, UPDATES)
         check_choice("storage", self.storage, STORAGE)
-        check_choice("reject_embedding", self.reject_embedding, EMBEDDINGS)
-        if self.reject_threshold is not None and not 0 <= self.reject_threshold <= 2:
-            raise ConfigError(
-                f"reject_threshold is a cosine distance in [0, 2], got {self.reject_threshold}"
-            )
         check_choice("dtype", self.dtype, DTYPES)
-        if not (self.r1 >= 0 and math.isfinite(self.r1)):
-            raise ConfigError(f"r1 must be >= 0, got {self.r1}")
         for name in ("batch_size", "epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -116,12 +73,40 @@ class TrainConfig:
             raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         check_device(self.device)
 
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A mapping written in an older layout of this kind's config, in today's layout (a
+        kind whose layout changed overrides this so old runs and params files stay readable)."""
+        return data
+
+
+def kind_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields a problem kind's config adds to TrainConfig's (networks, optimizers, ...)."""
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in shared}
+
+
+def train_config_class(problem: str) -> type[TrainConfig]:
+    """The config dataclass that the problem kind `problem` registered."""
+    from ganinf_mlops.problems import PROBLEMS  # late: the problem modules import this one
+
+    return PROBLEMS.get(problem).config_class
+
+
+def metric_config_class(problem: str) -> type:
+    """The metric config dataclass that the problem kind `problem` registered."""
+    from ganinf_mlops.problems import PROBLEMS  # late: the problem modules import this one
+
+    return PROBLEMS.get(problem).metric_class
+
 
 @dataclass(frozen=True)
 class MetricConfig:
-    """Evaluation of the final generator from `n_gen` fixed latents. `classifier` is the feature
-    classifier directory (`ganinf classifier`) whose features and softmax give FID and IS on
-    images; vector data needs none."""
+    """Evaluation of generated samples (the generative kinds' metric config): the final
+    generator's samples from `n_gen` fixed latents. `classifier` is the feature classifier
+    directory (`ganinf classifier`) whose features and softmax give FID and IS on images; vector
+    data needs none. A kind whose targets need other settings registers its own class as its
+    problem's `metric_class`."""
 
     bandwidth: float = 1.0
     n_gen: int = 1000
@@ -197,29 +182,42 @@ class Preset:
     dataset: str
     data_params: dict[str, Any]
     train: TrainConfig
-    metric: MetricConfig
+    metric: Any  # the problem kind's metric config (MetricConfig for generative kinds)
     job: JobOptions = field(default_factory=JobOptions)
 
 
-PRESETS: Registry[Preset] = Registry("preset")
-
-
 def get_preset(name: str) -> Preset:
+    from ganinf_mlops.presets import PRESETS
+
     return PRESETS.get(name)
+
+
+def __getattr__(name: str) -> Any:
+    # The presets build the problem kinds' configs, whose modules import this one: the registry
+    # lives in `presets` and is read from here lazily, without an import cycle.
+    if name == "PRESETS":
+        from ganinf_mlops.presets import PRESETS
+
+        return PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def with_train_options(cfg: TrainConfig, **options: Any) -> TrainConfig:
     """`cfg` with some fields replaced (None keeps the config's); `lr` and `optimizer` apply to
-    both networks' optimizers."""
+    every optimizer of the config (both networks' of a GAN, a classifier's one)."""
     given = {k: v for k, v in options.items() if v is not None}
     opt = {k: given.pop(k) for k in ("lr", "optimizer") if k in given}
     if opt:
-        o = {"name": opt.get("optimizer", cfg.d_optim.name), "lr": opt.get("lr", cfg.d_optim.lr)}
-        cfg = dataclasses.replace(
-            cfg,
-            d_optim=dataclasses.replace(cfg.d_optim, **o),
-            g_optim=dataclasses.replace(cfg.g_optim, **o),
-        )
+        rename = {"optimizer": "name"}
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if isinstance(value, OptimConfig):
+                changes = {rename.get(k, k): v for k, v in opt.items()}
+                given[f.name] = dataclasses.replace(value, **changes)
+    known = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"a {cfg.problem!r} run has no training option {unknown[0]!r}")
     return dataclasses.replace(cfg, **given)
 
 
@@ -233,12 +231,17 @@ ADDED_FIELDS = frozenset(
         ("ModelConfig", "norm"),
         ("MetricConfig", "classifier"),
         ("TrainConfig", "storage"),
-        ("TrainConfig", "reject_threshold"),
-        ("TrainConfig", "reject_embedding"),
-        ("TrainConfig", "r1"),
+        ("GanConfig", "reject_threshold"),
+        ("GanConfig", "reject_embedding"),
+        ("GanConfig", "r1"),
         ("JobOptions", "average_order"),
     }
 )
+
+
+def _added(cls: type, name: str) -> bool:
+    """Whether field `name` of `cls` (or of the base class declaring it) was added later."""
+    return any((c.__name__, name) in ADDED_FIELDS for c in cls.__mro__)
 
 
 def from_dict(cls: type[T], data: Any, where: str) -> T:
@@ -252,7 +255,7 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     # Fields added after a format was first written read as their defaults when absent, so
     # runs and params files written before them stay readable.
-    missing = [n for n in names if n not in data and (cls.__name__, n) not in ADDED_FIELDS]
+    missing = [n for n in names if n not in data and not _added(cls, n)]
     unknown = sorted(set(data) - set(names))
     if missing:
         raise ConfigError(f"{where}: missing key {where}.{missing[0]}")
@@ -316,13 +319,27 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """Inverse of `to_dict` for TrainConfig (as stored in a run's meta.json)."""
-    return from_dict(TrainConfig, d, "train")
+def train_config_from_dict(d: Any, where: str = "train") -> TrainConfig:
+    """Inverse of `to_dict` for a problem kind's TrainConfig (as in a run's meta.json or the
+    `train` section of params.yaml): `problem` picks the kind's config class."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    problem = d.get("problem", TrainConfig.problem)
+    if not isinstance(problem, str):
+        raise ConfigError(f"{where}.problem must be a string, got {problem!r}")
+    cls = train_config_class(problem)
+    return from_dict(cls, cls.upgrade(d), where)
 
 
-def metric_config_from_dict(d: dict[str, Any]) -> MetricConfig:
-    return from_dict(MetricConfig, d, "metric")
+def metric_config_from_dict(d: Any, problem: str, where: str = "metric") -> Any:
+    """The `metric` section of a run or params file, as the metric config of kind `problem`."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    cls = metric_config_class(problem)
+    upgrade = getattr(cls, "upgrade", None)
+    return from_dict(cls, upgrade(d) if upgrade else d, where)
 
 
-from ganinf_mlops import presets as _presets  # noqa: E402, F401  (fills PRESETS)
+def feature_classifier(metric: Any) -> str | None:
+    """The feature classifier directory a metric config names, if its kind has one."""
+    return getattr(metric, "classifier", None)

@@ -3,8 +3,9 @@
 DVC stages, MLproject entry points and the CLI's `--params FILE` all read this one format:
 
     data:   {dataset: gaussian2d, params: {n: 2000, ...}}   # generator keyword arguments
-    train:  TrainConfig fields (model, d_optim, g_optim nested)
-    metric: MetricConfig fields
+    train:  the problem kind's TrainConfig fields (`problem` picks the kind; a GAN's model,
+            d_optim, g_optim nested; a classifier's model and optim)
+    metric: the problem kind's metric config fields (MetricConfig for GANs; none for a classifier)
     job:    JobOptions fields (method, remove_frac, loo, iterations, ...)
 
 Every field must be present and no other: a typo or a missing key is an error naming its path.
@@ -20,11 +21,11 @@ import yaml
 
 from ganinf_mlops.config import (
     JobOptions,
-    MetricConfig,
     Preset,
-    TrainConfig,
     from_dict,
+    metric_config_from_dict,
     to_dict,
+    train_config_from_dict,
 )
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.io import atomic_file
@@ -52,13 +53,14 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
         raise ConfigError(f"{where}: data needs exactly the keys dataset and params")
     if not isinstance(data["params"], dict):
         raise ConfigError(f"{where}: data.params must be a mapping")
+    train = train_config_from_dict(params["train"], "train")
     return Preset(
         name=where,
         description=f"parameters from {where}",
         dataset=str(data["dataset"]),
         data_params=dict(data["params"]),
-        train=from_dict(TrainConfig, params["train"], "train"),
-        metric=from_dict(MetricConfig, params["metric"], "metric"),
+        train=train,
+        metric=metric_config_from_dict(params["metric"], train.problem),
         job=from_dict(JobOptions, params["job"], "job"),
     )
 

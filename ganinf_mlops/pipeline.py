@@ -30,7 +30,7 @@ from typing import Any
 from ganinf_mlops import keys
 from ganinf_mlops.chunks import chunked_cleanse
 from ganinf_mlops.cleanse import cleanse
-from ganinf_mlops.config import Preset, with_train_options
+from ganinf_mlops.config import Preset, feature_classifier, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.errors import (
     ConfigError,
@@ -249,7 +249,7 @@ def with_classifier(
 ) -> Preset:
     """The preset with its feature classifier (metric.classifier, relative to the working
     directory) trained on the raw version when missing; unchanged when it needs none."""
-    path = preset.metric.classifier
+    path = feature_classifier(preset.metric)
     if path is None:
         return preset
     path = str(workdir / path) if not Path(path).is_absolute() else path

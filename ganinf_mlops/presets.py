@@ -9,8 +9,17 @@ from __future__ import annotations
 import dataclasses
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import PRESETS, JobOptions, MetricConfig, ModelConfig, Preset, TrainConfig
+from ganinf_mlops.config import JobOptions, MetricConfig, Preset
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
+from ganinf_mlops.registry import Registry
+
+PRESETS: Registry[Preset] = Registry("preset")
 
 _DIGITS_MODEL = ModelConfig(
     arch="dcgan",
@@ -27,7 +36,7 @@ def _sgd(lr: float) -> OptimConfig:
     return OptimConfig(name="sgd", lr=lr)
 
 
-_DIGITS_TRAIN = TrainConfig(
+_DIGITS_TRAIN = GanConfig(
     problem="image_gan",
     model=_DIGITS_MODEL,
     d_optim=_sgd(0.01),
@@ -41,7 +50,7 @@ _DIGITS_TRAIN = TrainConfig(
 
 
 # The 2D GAN that fits the data (README, "Choosing the default"): `default` and `ring-2d`.
-_FITTING_2D = TrainConfig(
+_FITTING_2D = GanConfig(
     model=ModelConfig(bias=True),
     d_optim=_sgd(0.05),
     g_optim=_sgd(0.05),
@@ -104,7 +113,7 @@ for _p in (
         "whose training responds linearly to one removal (the fidelity demonstration).",
         dataset="gaussian2d",
         data_params={"n": 2000, "n_eval": 1000, "anomaly_frac": 0.02, "seed": 0},
-        train=TrainConfig(
+        train=GanConfig(
             d_optim=_sgd(0.01),
             g_optim=_sgd(0.01),
             batch_size=100,
@@ -118,7 +127,7 @@ for _p in (
         description="Smoke-test size (200 instances, 5 epochs): seconds, for tests and CI.",
         dataset="gaussian2d",
         data_params={"n": 200, "n_eval": 200, "anomaly_frac": 0.05, "seed": 0},
-        train=TrainConfig(
+        train=GanConfig(
             model=ModelConfig(g_hidden=(16, 16), d_hidden=(32, 32)),
             d_optim=_sgd(0.01),
             g_optim=_sgd(0.01),
@@ -134,7 +143,7 @@ for _p in (
         description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 50 epochs, SGD 1e-3.",
         dataset="gaussian2d",
         data_params={"n": 10000, "n_eval": 1000, "anomaly_frac": 0.0, "seed": 0},
-        train=TrainConfig(
+        train=GanConfig(
             d_optim=_sgd(1e-3),
             g_optim=_sgd(1e-3),
             batch_size=100,
@@ -198,7 +207,7 @@ for _p in (
         description="Smoke-test size of `digits` (300 images, 3 epochs): seconds, for tests.",
         dataset="digits",
         data_params={"n_eval": 200, "noise_frac": 0.05, "train_size": 300, "seed": 0},
-        train=TrainConfig(
+        train=GanConfig(
             problem="image_gan",
             model=ModelConfig(
                 arch="dcgan",
@@ -243,7 +252,7 @@ for _p in (
         "layer norm, latent 32, SGD 1e-3 with weight decay 1e-3, batch 100 (MNIST sample).",
         dataset="mnist_sample",
         data_params={"n_eval": 1000, "seed": 0},
-        train=TrainConfig(
+        train=GanConfig(
             problem="image_gan",
             model=ModelConfig(
                 arch="paper-mnist",
@@ -276,15 +285,14 @@ for _p in (
         "validation loss, judged by test accuracy.",
         dataset="digits",
         data_params={"n_eval": 597, "label_noise": 0.1, "seed": 0},
-        train=TrainConfig(
-            problem="classifier",
-            model=ModelConfig(arch="logreg"),
-            d_optim=OptimConfig(name="sgd", lr=0.1),
+        train=ClassifierConfig(
+            model=ClassifierModelConfig(arch="logreg"),
+            optim=OptimConfig(name="sgd", lr=0.1),
             batch_size=50,
             epochs=20,
             checkpoint_every=48,
         ),
-        metric=MetricConfig(),
+        metric=ClassifierMetricConfig(),
         job=JobOptions(method=keys.VAL_LOSS, remove_frac=0.1, loo=40, iterations=1),
     ),
 ):

@@ -90,10 +90,16 @@ def test_classifier_bad_input(clf, tmp_path, capsys):
     )  # fmt: skip
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        clf["params"].read_text().replace("reject_threshold: null", "reject_threshold: 3")
+        clf["params"]
+        .read_text()
+        .replace("  problem: classifier", "  problem: classifier\n  r1: 1.0")
     )
-    fails(
+    fails(  # a GAN's field is no classifier setting
         capsys, "train", "--params", bad, "--data", clf["raw"], "--out", tmp_path / "r2",
-        match="reject_threshold is a cosine distance in [0, 2]",
+        match="unknown key train.r1",
+    )  # fmt: skip
+    fails(
+        capsys, "train", "--params", clf["params"], "--data", clf["raw"], "--out", tmp_path / "r2",
+        "--update", "alternating", match="a 'classifier' run has no training option 'update'",
     )  # fmt: skip
     assert not any((tmp_path / n).exists() for n in ("r", "r2", "bad", "s.csv", "g.json"))

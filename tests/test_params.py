@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from pathlib import Path
@@ -39,9 +40,42 @@ def test_every_preset_round_trips_through_yaml(name):
     back = params_to_preset(yaml.safe_load(text), where="x.yaml")
     _same_content(back, preset)
     assert back.name == "x.yaml"
-    # Tuples come back as tuples (frozen dataclasses compare them by type).
-    assert isinstance(back.train.model.g_hidden, tuple)
+    # Tuples come back as tuples (frozen dataclasses compare them by type), and each problem
+    # kind's config comes back as that kind's class.
+    model = back.train.model
+    assert isinstance(getattr(model, "g_hidden", getattr(model, "hidden", None)), tuple)
+    assert type(back.train) is type(preset.train)
     assert params_text(back) == text
+
+
+def test_each_problem_kind_writes_only_its_own_fields():
+    gan = yaml.safe_load(params_text(get_preset("default")))["train"]
+    clf = yaml.safe_load(params_text(get_preset("digits-labelnoise")))["train"]
+    shared = {"problem", "batch_size", "epochs", "steps", "seed", "checkpoint_every", "dtype",
+              "device", "storage"}  # fmt: skip
+    assert set(gan) - shared == {
+        "model", "d_optim", "g_optim", "update", "reject_threshold", "reject_embedding", "r1"
+    }  # fmt: skip
+    assert set(clf) - shared == {"model", "optim"}
+    assert set(clf["model"]) == {"arch", "hidden", "bias", "activation"}
+
+
+def test_a_classifier_written_in_the_gan_shaped_layout_still_reads():
+    """Runs and params files from before ClassifierConfig borrowed a GAN's fields."""
+    new = yaml.safe_load(params_text(get_preset("digits-labelnoise")))
+    old = copy.deepcopy(new["train"])
+    old["d_optim"] = old.pop("optim")
+    old["g_optim"] = {**old["d_optim"], "lr": 0.001}
+    old["model"] = {**old["model"], "d_hidden": old["model"].pop("hidden"), "latent_dim": 10,
+                    "g_hidden": [32, 32], "norm": "none"}  # fmt: skip
+    old.update(update="simultaneous", reject_threshold=None, reject_embedding="pixels")
+    metric = {"bandwidth": 1.0, "n_gen": 1000, "seed": 12345, "classifier": None}
+    back = params_to_preset({**new, "train": old, "metric": metric})
+    assert back.train == get_preset("digits-labelnoise").train
+    assert back.metric == get_preset("digits-labelnoise").metric
+    assert new["metric"] == {}  # a classifier's targets need no sample settings
+    with pytest.raises(ConfigError, match="unknown key metric.n_gen"):
+        params_to_preset({**new, "metric": {"n_gen": 5}})
 
 
 def test_params_sections_and_order():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from ganinf_mlops.config import PRESETS, Preset, get_preset
+from ganinf_mlops.config import Preset, get_preset
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.presets import PRESETS
 
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 

@@ -18,9 +18,10 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
-from ganinf_mlops.config import DTYPES, UPDATES
+from ganinf_mlops.config import DTYPES
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.optim import OPTIMIZERS
+from ganinf_mlops.problems.gan import UPDATES
 
 
 @cli.command("train")
@@ -46,9 +47,11 @@ from ganinf_mlops.optim import OPTIMIZERS
     help="Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size.")
-@click.option("--lr", type=float, help="Learning rate of both networks.")
+@click.option("--lr", type=float, help="Learning rate of every optimizer (both networks of a GAN).")
 @click.option(
-    "--optimizer", type=click.Choice(OPTIMIZERS.names()), help="Optimizer of both networks."
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS.names()),
+    help="Optimizer of every network (both of a GAN).",
 )
 @click.option("--update", type=click.Choice(UPDATES), help="D/G update order.")
 @click.option("--seed", type=int, help="Seed of initialisation, minibatch order and latents.")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganinf_mlops.registry import Registry, check_choice
+from ganinf_mlops.registry import Registry
 
 GanBuilder = Callable[
     [Any, tuple[int, ...], int, torch.dtype, torch.device], tuple[nn.Module, nn.Module]
@@ -19,13 +19,6 @@ GanBuilder = Callable[
 GAN_MODELS: Registry[GanBuilder] = Registry("GAN architecture")
 ClassifierBuilder = Callable[[Any, tuple[int, ...], int, int, torch.dtype, torch.device], nn.Module]
 CLASSIFIER_MODELS: Registry[ClassifierBuilder] = Registry("classifier architecture")
-
-
-def check_arch(arch: str) -> None:
-    """`arch` names a GAN or a classifier architecture (the problem kind picks the registry)."""
-    if arch not in GAN_MODELS and arch not in CLASSIFIER_MODELS:
-        names = sorted({*GAN_MODELS.names(), *CLASSIFIER_MODELS.names()})
-        check_choice("model architecture", arch, names)
 
 
 from ganinf_mlops.models import classifiers as _classifiers  # noqa: E402, F401  ("logreg", "mlp", "cnn")

@@ -2,12 +2,11 @@
 n_classes, seed, dtype, device)` returns a network from instances to class logits.
 
 logreg  flatten -> linear (multinomial logistic regression, the convex case of Hara et al.)
-mlp     flatten -> `d_hidden` layers with `activation` -> linear
+mlp     flatten -> `hidden` layers with `activation` -> linear
 cnn     the feature CNN of `features.classifier` (conv 8@5x5, pool, conv 8@5x5, pool, dense 128
         sigmoid, dense): the reference's MNIST classifier, images [C, H, W] only
 
-A classifier is trained like the GAN's discriminator, so it reads the discriminator's fields of
-`config.ModelConfig` (`d_hidden`, `bias`, `activation`).
+`cfg` is a `problems.classifier.ClassifierModelConfig` (`hidden`, `bias`, `activation`).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ def logreg(cfg: Any, data_shape, n_classes: int, seed: int, dtype, device) -> nn
 
 @CLASSIFIER_MODELS.register("mlp")
 def mlp_classifier(cfg: Any, data_shape, n_classes: int, seed: int, dtype, device) -> nn.Module:
-    sizes = [math.prod(data_shape), *cfg.d_hidden, n_classes]
+    sizes = [math.prod(data_shape), *cfg.hidden, n_classes]
 
     def build() -> nn.Module:
         return nn.Sequential(

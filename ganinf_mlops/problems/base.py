@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganinf_mlops.config import check_device
+from ganinf_mlops.config import MetricConfig, TrainConfig, check_device
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.metrics.specs import Metric
 from ganinf_mlops.problems.schedule import Schedule
@@ -65,6 +65,11 @@ class StepInputs:
 class Problem(ABC):
     """A training problem on one dataset version's arrays, with its schedule, ready to replay."""
 
+    # The kind's own config dataclass (a TrainConfig subclass): what `train:` holds for it.
+    config_class: type[TrainConfig] = TrainConfig
+    # Its metric config dataclass: what `metric:` holds for it (generated samples by default).
+    metric_class: type = MetricConfig
+
     # Names of the targets `targets()` returns, for the methods registry and error messages.
     target_names: tuple[str, ...] = ()
     # Names of the numeric results `evaluate()` returns (run metrics.json keys).
@@ -82,6 +87,16 @@ class Problem(ABC):
         y: np.ndarray | None = None,
         y_eval: np.ndarray | None = None,
     ):
+        if not isinstance(cfg, self.config_class):
+            raise ConfigError(
+                f"a {cfg.problem!r} run takes a {self.config_class.__name__}, "
+                f"got a {type(cfg).__name__}"
+            )
+        if not isinstance(metric, self.metric_class):
+            raise ConfigError(
+                f"a {cfg.problem!r} run takes a {self.metric_class.__name__} as its metric "
+                f"config, got a {type(metric).__name__}"
+            )
         self.cfg, self.metric, self.schedule = cfg, metric, schedule
         check_device(cfg.device, available=True)
         self.device = torch.device(cfg.device)

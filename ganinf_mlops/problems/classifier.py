@@ -13,11 +13,14 @@ loss is the influence target `val_loss` (what the instances are scored against),
 test set on which a cleansing is judged (`test_accuracy`, `test_loss`), so the judgement does not
 reuse the data the removal was chosen for.
 
-A classifier is trained like a GAN's discriminator: it uses `train.d_optim` and the
-discriminator's fields of `train.model` (`d_hidden`, `bias`, `activation`).
+Its config is `ClassifierConfig`: the network (`train.model`: arch, hidden widths, bias,
+activation) and one optimizer (`train.optim`), and nothing of a GAN's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,14 +28,81 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
+from ganinf_mlops.config import TrainConfig
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
+from ganinf_mlops.models.blocks import ACTIVATIONS
+from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
 from ganinf_mlops.problems.gan import params_of
+from ganinf_mlops.registry import check_choice
 
 MAX_CLASSES = 10_000  # a label beyond this is a data error, not a 10^9-way output layer
+# What a classifier's train config held when it borrowed a GAN's (before ClassifierConfig).
+_GAN_ONLY = ("g_optim", "update", "reject_threshold", "reject_embedding", "r1")
+
+
+@dataclass(frozen=True)
+class ClassifierModelConfig:
+    """The network: `arch` names a builder in `models.CLASSIFIER_MODELS`; `hidden` are the layer
+    widths of arch "mlp"."""
+
+    arch: str = "logreg"
+    hidden: tuple[int, ...] = (64, 64)
+    bias: bool = False
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        CLASSIFIER_MODELS.check(self.arch)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if not all(w >= 1 for w in self.hidden):
+            raise ConfigError("the hidden sizes must be >= 1")
+
+
+@dataclass(frozen=True)
+class ClassifierMetricConfig:
+    """A classifier's targets need no settings: its losses on the held-out labels."""
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Runs and params files from before this class carried a GAN's sample settings."""
+        written = {"bandwidth", "n_gen", "seed"}  # what every such file held (classifier: later)
+        old = written <= set(data) <= {*written, "classifier"} and data.get("classifier") is None
+        return {} if old else data
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(TrainConfig):
+    """How a classifier trains: its network and its one optimizer."""
+
+    problem: str = "classifier"
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The layout that borrowed a GAN's config (`d_optim`, the discriminator's fields of
+        `model`, GAN-only fields at their inert values) in today's; runs and params files
+        written before ClassifierConfig stay readable."""
+        if "d_optim" not in data:
+            return data
+        new = {k: v for k, v in data.items() if k not in (*_GAN_ONLY, "d_optim", "model")}
+        new["optim"] = data["d_optim"]
+        model = data.get("model")
+        if isinstance(model, dict):
+            new["model"] = {
+                k: model[src]
+                for k, src in (
+                    ("arch", "arch"),
+                    ("hidden", "d_hidden"),
+                    ("bias", "bias"),
+                    ("activation", "activation"),
+                )
+                if src in model
+            }
+        return new
 
 VAL_LOSS_SPEC = register(
     Metric(
@@ -53,17 +123,14 @@ register(
 class ClassifierProblem(Problem):
     """A classifier of labelled instances (vectors or images); target `val_loss`."""
 
+    config_class = ClassifierConfig
+    metric_class = ClassifierMetricConfig
     target_names = (keys.VAL_LOSS,)
     result_names = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TEST_LOSS, keys.TEST_ACCURACY)
     loss_names = ("train_loss",)
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
         super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
-        if cfg.r1 or cfg.reject_threshold is not None:
-            raise ConfigError(
-                "train.r1 and train.reject_threshold act on a GAN's discriminator and generator; "
-                "a classifier has neither (set r1: 0 and reject_threshold: null)"
-            )
         if self.y is None or self.y_eval is None:
             raise DataError(
                 "a classifier needs class labels: this dataset version has none (y, y_eval); "
@@ -85,7 +152,7 @@ class ClassifierProblem(Problem):
         )
         self.x_val, self.y_val = self.x_eval[0::2], self.y_eval[0::2]
         self.x_test, self.y_test = self.x_eval[1::2], self.y_eval[1::2]
-        net, d_optim = self.net, cfg.d_optim
+        net, opt_cfg = self.net, cfg.optim
 
         def batch_loss(p, w, x, y):
             return (
@@ -97,7 +164,7 @@ class ClassifierProblem(Problem):
         def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
             x, y = data
             g, loss = loss_grad(state["c"], w, x, y)
-            p, opt = optim.update(d_optim, state["c"], g, state["c_opt"], t)
+            p, opt = optim.update(opt_cfg, state["c"], g, state["c_opt"], t)
             return {"c": p, "c_opt": opt}, (loss.detach(),)
 
         self._step = step
@@ -111,7 +178,7 @@ class ClassifierProblem(Problem):
 
     def initial_state(self) -> State:
         p = params_of(self.net)
-        return {"c": p, "c_opt": optim.init_state(self.cfg.d_optim, p)}
+        return {"c": p, "c_opt": optim.init_state(self.cfg.optim, p)}
 
     def logits(self, state: State, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.net, state["c"], (x,))

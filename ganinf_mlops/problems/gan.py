@@ -25,7 +25,9 @@ loss on held-out data (the baseline of Terashita et al.).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -35,15 +37,73 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
+from ganinf_mlops.config import TrainConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.metrics.all import ALL_SPEC, average_log_likelihood
 from ganinf_mlops.metrics.frechet import FD_SPEC, GaussianFit, frechet_distance
 from ganinf_mlops.metrics.moments import moment_errors
 from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.models.blocks import ACTIVATIONS, NORMS
+from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
 from ganinf_mlops.problems.schedule import latent
+from ganinf_mlops.registry import check_choice
+
+UPDATES = ("simultaneous", "alternating")
+EMBEDDINGS = ("pixels", "classifier")  # spaces of memorization rejection
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The networks of a GAN: `arch` names a builder in `models.GAN_MODELS`; `g_hidden` and
+    `d_hidden` are layer widths (mlp) or channel counts (convolutional architectures)."""
+
+    arch: str = "mlp"
+    latent_dim: int = 10
+    g_hidden: tuple[int, ...] = (32, 32)
+    d_hidden: tuple[int, ...] = (64, 64)
+    bias: bool = False
+    activation: str = "relu"
+    norm: str = "none"  # "layer": per-instance layer norm in convolutional architectures
+
+    def __post_init__(self) -> None:
+        GAN_MODELS.check(self.arch)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("norm", self.norm, NORMS)
+        if self.latent_dim < 1 or not all(w >= 1 for w in (*self.g_hidden, *self.d_hidden)):
+            raise ConfigError("latent_dim and the hidden sizes must be >= 1")
+
+
+@dataclass(frozen=True)
+class GanConfig(TrainConfig):
+    """How a GAN trains (problem kinds "gan" and "image_gan"): its networks, one optimizer per
+    network, the update order, memorization rejection and R1."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    g_optim: OptimConfig = field(default_factory=OptimConfig)
+    update: str = "simultaneous"
+    # Memorization rejection (Bai et al.): generated samples whose cosine distance to the nearest
+    # training instance in `reject_embedding` space is below the threshold do not train the
+    # generator. None: off.
+    reject_threshold: float | None = None
+    reject_embedding: str = "pixels"  # "pixels" or "classifier" (image runs' feature classifier)
+    # R1 gradient penalty (Mescheder et al. 2018) on the discriminator's real instances: makes
+    # GAN training locally convergent, so a removal's effect does not grow chaotically. 0: off.
+    r1: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("update", self.update, UPDATES)
+        check_choice("reject_embedding", self.reject_embedding, EMBEDDINGS)
+        if self.reject_threshold is not None and not 0 <= self.reject_threshold <= 2:
+            raise ConfigError(
+                f"reject_threshold is a cosine distance in [0, 2], got {self.reject_threshold}"
+            )
+        if not (self.r1 >= 0 and math.isfinite(self.r1)):
+            raise ConfigError(f"r1 must be >= 0, got {self.r1}")
 
 DISC_LOSS_SPEC = register(
     Metric(
@@ -158,6 +218,7 @@ class GanProblem(Problem):
     """A GAN on vector data; the networks come from `models.GAN_MODELS[cfg.model.arch]`.
     Subclasses change what is measured (targets, evaluate), not how it trains."""
 
+    config_class = GanConfig
     target_names = (keys.ALL, keys.FD, keys.DISC_LOSS)
     result_names = (keys.ALL, keys.FD, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR)
     instance_ndim = 1  # dimensions of one instance: vectors here, [C, H, W] images in image_gan

@@ -33,7 +33,6 @@ from safetensors.torch import load_file, save_file
 
 from ganinf_mlops import keys
 from ganinf_mlops.config import (
-    MetricConfig,
     TrainConfig,
     metric_config_from_dict,
     train_config_from_dict,
@@ -166,7 +165,7 @@ class RunDir:
         self.meta: dict[str, Any] = meta
         try:
             self.train_config: TrainConfig = train_config_from_dict(meta["train"])
-            self.metric_config: MetricConfig = metric_config_from_dict(meta["metric"])
+            self.metric_config = metric_config_from_dict(meta["metric"], self.train_config.problem)
             if meta.get("classifier_path") is not None:
                 # Recorded relative to the run: valid from any working directory.
                 rel = os.path.normpath(self.path / str(meta["classifier_path"]))

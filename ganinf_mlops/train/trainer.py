@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 import ganinf_mlops
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, TrainConfig, to_dict
+from ganinf_mlops.config import MetricConfig, TrainConfig, feature_classifier, to_dict
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import (
     DataError,
@@ -96,7 +96,7 @@ def train(
 ) -> Path:
     """Train, record the run directory `out_dir` (renamed into place when complete) and return
     it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py)."""
-    check_disjoint(out_dir, version.path, replay, metric.classifier)
+    check_disjoint(out_dir, version.path, replay, feature_classifier(metric))
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise OutputExistsError(out_dir)
@@ -174,8 +174,8 @@ def train(
             # the classifier's directory relative to the run, like the dataset's.
             "provenance": problem.provenance(),
             "classifier_path": None
-            if metric.classifier is None
-            else os.path.relpath(Path(metric.classifier).resolve(), out_dir.resolve()),
+            if feature_classifier(metric) is None
+            else os.path.relpath(Path(feature_classifier(metric)).resolve(), out_dir.resolve()),
             "n_steps": n_steps,
             "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
             if parent is None

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from ganinf_mlops.cleanse import member_changes
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import score, score_ensemble
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import seed_siblings, train
 
-CFG = TrainConfig(
+CFG = GanConfig(
     model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,)),
     d_optim=OptimConfig("adam", lr=0.01),
     g_optim=OptimConfig("adam", lr=0.01),

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import Provenance, write_version
 from ganinf_mlops.influence.groups import group_fidelity, group_metrics, pct
 from ganinf_mlops.influence.loo import loo_changes, removal_changes
 from ganinf_mlops.influence.methods import score
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
 
-CFG = TrainConfig(
+CFG = GanConfig(
     model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,)),
     d_optim=OptimConfig("sgd", lr=0.05),
     g_optim=OptimConfig("sgd", lr=0.05),

@@ -11,17 +11,22 @@ import torch
 from torch.func import vjp
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.methods import score, score_run
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
 from ganinf_mlops.train.rundir import CHECKPOINTS, RunDir
 from ganinf_mlops.train.trainer import train
 
 N, B = 22, 5  # 4 minibatches an epoch: 2 instances sit out each epoch
+METRIC = ClassifierMetricConfig()
 
 
 @pytest.fixture
@@ -35,18 +40,24 @@ def labelled(tmp_path):
     )
 
 
-def _cfg(lr: float, storage: str = "final") -> TrainConfig:
-    return TrainConfig(
-        problem="classifier", model=ModelConfig(arch="logreg"),
-        d_optim=OptimConfig(name="sgd", lr=lr), batch_size=B, epochs=3, checkpoint_every=2,
+def _cfg(lr: float, storage: str = "final") -> ClassifierConfig:
+    return ClassifierConfig(
+        model=ClassifierModelConfig(arch="logreg"),
+        optim=OptimConfig(name="sgd", lr=lr), batch_size=B, epochs=3, checkpoint_every=2,
         seed=3, storage=storage,
     )  # fmt: skip
 
 
 def test_final_storage_keeps_the_initial_and_final_states_only(labelled, tmp_path):
-    final = RunDir(train(labelled, _cfg(0.1), MetricConfig(), tmp_path / "f", progress=False))
+    final = RunDir(train(labelled, _cfg(0.1), METRIC, tmp_path / "f", progress=False))
     full = RunDir(
-        train(labelled, _cfg(0.1, "checkpoints"), MetricConfig(), tmp_path / "c", progress=False)
+        train(
+            labelled,
+            _cfg(0.1, "checkpoints"),
+            METRIC,
+            tmp_path / "c",
+            progress=False,
+        )
     )
     assert final.checkpoint_steps == [0, final.n_steps]
     assert len(list((final.path / CHECKPOINTS).iterdir())) == 2
@@ -64,7 +75,7 @@ def _target(run, version):
 
 
 def test_last_epoch_pass_is_the_documented_linearisation(labelled, tmp_path):
-    run = RunDir(train(labelled, _cfg(0.1), MetricConfig(), tmp_path / "r", progress=False))
+    run = RunDir(train(labelled, _cfg(0.1), METRIC, tmp_path / "r", progress=False))
     problem = run.problem(labelled)
     target = problem.target(keys.VAL_LOSS)
     got = last_epoch_pass(problem, run, target, progress=False)
@@ -90,7 +101,7 @@ def test_last_epoch_pass_approaches_the_exact_pass_when_parameters_settle(labell
     # With a tiny learning rate the states of the last epoch are all close to the final one,
     # so linearising at s_T is nearly exact; at lr 1 it is not.
     for lr, tol in ((1e-4, 1e-3), (1.0, None)):
-        run = RunDir(train(labelled, _cfg(lr), MetricConfig(), tmp_path / f"{lr}", progress=False))
+        run = RunDir(train(labelled, _cfg(lr), METRIC, tmp_path / f"{lr}", progress=False))
         problem = run.problem(labelled)
         target = problem.target(keys.VAL_LOSS)
         approx = last_epoch_pass(problem, run, target, progress=False).grad_w
@@ -104,7 +115,7 @@ def test_last_epoch_pass_approaches_the_exact_pass_when_parameters_settle(labell
 
 
 def test_score_and_cli_options(labelled, tmp_path):
-    run = train(labelled, _cfg(0.1), MetricConfig(), tmp_path / "r", progress=False)
+    run = train(labelled, _cfg(0.1), METRIC, tmp_path / "r", progress=False)
     table = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, progress=False)
     assert table.extra["storage_efficient"] is True and np.isfinite(table.harmfulness).all()
     two = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, last_epochs=2, progress=False)

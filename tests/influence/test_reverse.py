@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.utils._pytree import tree_map
 
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import Problem
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.problems.schedule import latent
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
@@ -24,9 +25,9 @@ TINY_MODEL = ModelConfig(latent_dim=3, g_hidden=(5, 4), d_hidden=(6, 5), bias=Tr
 METRIC = MetricConfig(bandwidth=0.7, n_gen=17, seed=3)
 
 
-def _cfg(opt: str, update: str, lr: float, r1: float = 0.0) -> TrainConfig:
+def _cfg(opt: str, update: str, lr: float, r1: float = 0.0) -> GanConfig:
     o = OptimConfig(name=opt, lr=lr, momentum=0.8, beta1=0.5, beta2=0.9)
-    return TrainConfig(
+    return GanConfig(
         r1=r1,
         model=TINY_MODEL,
         d_optim=o,
@@ -154,7 +155,7 @@ def test_reverse_pass_is_exact_with_the_r1_penalty(tiny_version, tmp_path, opt, 
     _check_exact(tiny_version, tmp_path, _cfg(opt, update, 0.05 if opt == "sgd" else 0.01, r1=2.0))
 
 
-def _check_exact(tiny_version, tmp_path, cfg: TrainConfig) -> None:
+def _check_exact(tiny_version, tmp_path, cfg: GanConfig) -> None:
     run = train(tiny_version, cfg, METRIC, tmp_path / "run", progress=False)
     traj = RunDir(run)
     problem = traj.problem(tiny_version)

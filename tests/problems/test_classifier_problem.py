@@ -5,7 +5,6 @@ against real leave-one-out retraining."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from scipy.stats import kendalltau, pearsonr
 from torch.func import functional_call
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig, to_dict, train_config_from_dict
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.influence.loo import loo_changes
@@ -24,11 +23,17 @@ from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import create_problem
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
 
-METRIC = MetricConfig()
+METRIC = ClassifierMetricConfig()
 N, B = 24, 6
 
 
@@ -52,11 +57,11 @@ def labelled(tmp_path):
     )  # fmt: skip
 
 
-def _cfg(arch="mlp", opt="sgd", lr=0.1, epochs=3) -> TrainConfig:
+def _cfg(arch="mlp", opt="sgd", lr=0.1, epochs=3) -> ClassifierConfig:
     o = OptimConfig(name=opt, lr=lr, momentum=0.8, beta1=0.7, beta2=0.95, weight_decay=1e-3)
-    return TrainConfig(
-        problem="classifier", model=ModelConfig(arch=arch, d_hidden=(5,), bias=True,
-        activation="tanh"), d_optim=o, batch_size=B, epochs=epochs, checkpoint_every=4, seed=2,
+    return ClassifierConfig(
+        model=ClassifierModelConfig(arch=arch, hidden=(5,), bias=True,
+        activation="tanh"), optim=o, batch_size=B, epochs=epochs, checkpoint_every=4, seed=2,
     )  # fmt: skip
 
 
@@ -77,7 +82,7 @@ def test_pure_step_matches_torch_optim(labelled, opt):
     schedule = make_schedule(N, B, cfg.epochs, 9)
     problem = create_problem(cfg, METRIC, v.x, v.x_eval, schedule, v.y, v.y_eval)
     net = copy.deepcopy(problem.net)
-    optimizer = _torch_optimizer(cfg.d_optim, list(net.parameters()))
+    optimizer = _torch_optimizer(cfg.optim, list(net.parameters()))
     state = problem.initial_state()
     w_all = torch.rand(N, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     for t in range(schedule.n_steps):
@@ -182,15 +187,26 @@ def test_gan_methods_and_archs_are_refused_for_classifiers(labelled, tmp_path):
     with pytest.raises(ConfigError, match="classifier architecture 'dcgan'"):
         train(labelled, _cfg(arch="dcgan"), METRIC, tmp_path / "r2", progress=False)
     with pytest.raises(ConfigError, match="takes images"):
-        CLASSIFIER_MODELS.get("cnn")(ModelConfig(), (4,), 3, 0, torch.float64, "cpu")
-    for gan_only in ({"r1": 1.0}, {"reject_threshold": 0.1}):
-        cfg = dataclasses.replace(_cfg(), **gan_only)
-        with pytest.raises(ConfigError, match="a classifier has neither"):
-            train(labelled, cfg, METRIC, tmp_path / "r3", progress=False)
+        CLASSIFIER_MODELS.get("cnn")(ClassifierModelConfig(), (4,), 3, 0, torch.float64, "cpu")
+    # A classifier's config has no GAN fields: they are unknown keys, not silently ignored.
+    written = to_dict(_cfg())
+    for gan_only in ({"r1": 1.0}, {"reject_threshold": 0.1}, {"g_optim": written["optim"]}):
+        with pytest.raises(ConfigError, match=f"unknown key train.{next(iter(gan_only))}"):
+            train_config_from_dict({**written, **gan_only})
+    with pytest.raises(ConfigError, match="takes a ClassifierMetricConfig as its metric config"):
+        train(labelled, _cfg(), MetricConfig(), tmp_path / "r3", progress=False)
+    with pytest.raises(ConfigError, match="takes a ClassifierConfig, got a GanConfig"):
+        train(
+            labelled,
+            GanConfig(problem="classifier", batch_size=B),
+            METRIC,
+            tmp_path / "r3",
+            progress=False,
+        )
 
 
 def test_gan_runs_have_no_per_instance_losses(tiny_version, tmp_path):
-    cfg = TrainConfig(batch_size=4, epochs=1, model=ModelConfig(g_hidden=(3,), d_hidden=(3,)))
-    run = train(tiny_version, cfg, METRIC, tmp_path / "r", progress=False)
+    cfg = GanConfig(batch_size=4, epochs=1, model=ModelConfig(g_hidden=(3,), d_hidden=(3,)))
+    run = train(tiny_version, cfg, MetricConfig(), tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="method 'loss' needs per-instance training losses"):
         score(run, tiny_version, "loss", progress=False)

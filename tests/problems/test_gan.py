@@ -14,13 +14,13 @@ from torch import nn
 from torch.func import functional_call
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.metrics.all import average_log_likelihood
 from ganinf_mlops.metrics.moments import moment_errors
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import Problem, create_problem
-from ganinf_mlops.problems.gan import GanProblem
+from ganinf_mlops.problems.gan import GanConfig, GanProblem, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 
 N, B = 10, 4
@@ -32,8 +32,8 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(N, 2)) + 0.5, rng.normal(size=(7, 2))
 
 
-def _cfg(update: str, d_opt: OptimConfig, g_opt: OptimConfig, bias: bool = True) -> TrainConfig:
-    return TrainConfig(
+def _cfg(update: str, d_opt: OptimConfig, g_opt: OptimConfig, bias: bool = True) -> GanConfig:
+    return GanConfig(
         model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6, 4), bias=bias),
         d_optim=d_opt,
         g_optim=g_opt,
@@ -44,7 +44,7 @@ def _cfg(update: str, d_opt: OptimConfig, g_opt: OptimConfig, bias: bool = True)
     )
 
 
-def _problem(cfg: TrainConfig) -> Problem:
+def _problem(cfg: GanConfig) -> Problem:
     x, x_eval = _data()
     return create_problem(cfg, METRIC, x, x_eval, make_schedule(N, cfg.batch_size, cfg.epochs, 9))
 
@@ -61,7 +61,7 @@ def _torch_optimizer(cfg: OptimConfig, params: list[nn.Parameter]) -> torch.opti
 class Reference:
     """The documented training step, written with nn.Modules, autograd and torch.optim."""
 
-    def __init__(self, problem: GanProblem, cfg: TrainConfig) -> None:
+    def __init__(self, problem: GanProblem, cfg: GanConfig) -> None:
         self.gen, self.disc = copy.deepcopy(problem.gen), copy.deepcopy(problem.disc)
         self.d_opt = _torch_optimizer(cfg.d_optim, list(self.disc.parameters()))
         self.g_opt = _torch_optimizer(cfg.g_optim, list(self.gen.parameters()))

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.features.classifier import FeatureCNN, save_classifier
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.train.rundir import RunDir, flatten_state
 from ganinf_mlops.train.trainer import run_steps, train
 
@@ -45,9 +46,9 @@ def image_setup(tmp_path):
     return v, MetricConfig(n_gen=9, seed=4, classifier=str(tmp_path / "clf"))
 
 
-def _cfg(opt: str) -> TrainConfig:
+def _cfg(opt: str) -> GanConfig:
     o = OptimConfig(name=opt, lr=0.05 if opt == "sgd" else 0.01, beta1=0.5, weight_decay=1e-3)
-    return TrainConfig(
+    return GanConfig(
         problem="image_gan", model=TINY, d_optim=o, g_optim=o, batch_size=4, epochs=2,
         update="alternating", checkpoint_every=2, seed=1,
     )  # fmt: skip

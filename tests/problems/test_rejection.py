@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import create_problem
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import train
@@ -25,15 +26,15 @@ METRIC = MetricConfig(bandwidth=0.8, n_gen=13, seed=3)
 SGD = OptimConfig("sgd", lr=0.1)
 
 
-def _cfg(threshold: float | None) -> TrainConfig:
-    return TrainConfig(
+def _cfg(threshold: float | None) -> GanConfig:
+    return GanConfig(
         model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,), bias=True),
         d_optim=SGD, g_optim=SGD, batch_size=4, epochs=2, update="alternating", seed=5,
         checkpoint_every=2, reject_threshold=threshold,
     )  # fmt: skip
 
 
-def _problem(cfg: TrainConfig, x: np.ndarray):
+def _problem(cfg: GanConfig, x: np.ndarray):
     return create_problem(cfg, METRIC, x, x[:5], make_schedule(len(x), 4, 2, 9))
 
 

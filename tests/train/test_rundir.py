@@ -13,12 +13,12 @@ from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import DigestMismatchError, TrajectoryError
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import create_problem
-from ganinf_mlops.problems.gan import GanProblem
+from ganinf_mlops.problems.gan import GanConfig, GanProblem, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 from ganinf_mlops.train.rundir import (
     RunDir,
@@ -29,7 +29,7 @@ from ganinf_mlops.train.rundir import (
 )
 from ganinf_mlops.train.trainer import train
 
-CFG = TrainConfig(
+CFG = GanConfig(
     model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,)),
     d_optim=OptimConfig("sgd", lr=0.05),
     g_optim=OptimConfig("sgd", lr=0.05),
@@ -52,7 +52,7 @@ def _assert_same_tree(a: Any, b: Any) -> None:
 
 
 def _state(d_name: str, g_name: str) -> dict[str, Any]:
-    cfg = TrainConfig(
+    cfg = GanConfig(
         model=CFG.model, d_optim=OptimConfig(d_name), g_optim=OptimConfig(g_name), batch_size=4
     )
     rng = np.random.default_rng(0)

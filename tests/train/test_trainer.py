@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch.utils._pytree import tree_leaves
 
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import DigestMismatchError, OutputExistsError, TrajectoryError
 from ganinf_mlops.optim import OptimConfig
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import run_steps, train
 
-CFG = TrainConfig(
+CFG = GanConfig(
     model=ModelConfig(latent_dim=3, g_hidden=(5,), d_hidden=(6,)),
     d_optim=OptimConfig("adam", lr=0.01),
     g_optim=OptimConfig("momentum", lr=0.05),
@@ -86,7 +87,7 @@ def test_corrupt_run_directory(tiny_version, tmp_path):
 
 
 def test_diverging_training_leaves_nothing(tiny_version, tmp_path):
-    wild = TrainConfig(
+    wild = GanConfig(
         model=CFG.model,
         d_optim=OptimConfig("sgd", lr=1e6),
         g_optim=OptimConfig("sgd", lr=1e6),
