@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, ModelConfig, TrainConfig
+from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
 from ganinf_mlops.influence.scores import ScoreTable
@@ -16,6 +16,12 @@ from ganinf_mlops.metrics import specs
 from ganinf_mlops.metrics.specs import METRICS, Metric, axis_label, direction_phrase, register
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS, Target, create_problem
+from ganinf_mlops.problems.classifier import (
+    ClassifierConfig,
+    ClassifierMetricConfig,
+    ClassifierModelConfig,
+)
+from ganinf_mlops.problems.gan import GanConfig, ModelConfig
 from ganinf_mlops.problems.schedule import make_schedule
 
 # What keys.py spelled out by hand before the registry: the derived views must not differ.
@@ -86,7 +92,7 @@ def test_every_target_and_result_of_every_problem_kind_is_a_registered_metric() 
 
 def _gan_problem():
     rng = np.random.default_rng(1)
-    cfg = TrainConfig(
+    cfg = GanConfig(
         model=ModelConfig(latent_dim=2, g_hidden=(4,), d_hidden=(4,)),
         d_optim=OptimConfig("sgd", lr=0.05), g_optim=OptimConfig("sgd", lr=0.05),
         batch_size=4, epochs=1, seed=1,
@@ -98,14 +104,14 @@ def _gan_problem():
 
 def _classifier_problem():
     rng = np.random.default_rng(2)
-    cfg = TrainConfig(
-        problem="classifier", model=ModelConfig(d_hidden=(4,)),
-        d_optim=OptimConfig("sgd", lr=0.1), batch_size=4, epochs=1, seed=1,
+    cfg = ClassifierConfig(
+        model=ClassifierModelConfig(arch="mlp", hidden=(4,)),
+        optim=OptimConfig("sgd", lr=0.1), batch_size=4, epochs=1, seed=1,
     )  # fmt: skip
     x, y = rng.normal(size=(8, 3)), np.arange(8) % 2
     x_eval, y_eval = rng.normal(size=(6, 3)), np.arange(6) % 2
     schedule = make_schedule(8, 4, 1, 3)
-    return create_problem(cfg, MetricConfig(), x, x_eval, schedule, y, y_eval)
+    return create_problem(cfg, ClassifierMetricConfig(), x, x_eval, schedule, y, y_eval)
 
 
 @pytest.mark.parametrize("make", [_gan_problem, _classifier_problem])
