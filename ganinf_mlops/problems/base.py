@@ -140,9 +140,9 @@ class Problem(ABC):
         data: tuple[torch.Tensor, ...],
         t: int,
     ) -> tuple[State, tuple[torch.Tensor, ...]]:
-        """`step` plus a term for every training instance j weighted by w_all[j] [N] (0 in
-        training), normalised like a batch slot's: d state'/d w_all[j] is the step's response to
-        j as if j were in this minibatch (the reverse pass's order-averaged influence)."""
+        """`step` plus a term for every training instance j weighted by `w_all[j]` (`w_all` [N],
+        0 in training), normalised like a batch slot's: d state'/d w_all[j] is the step's response
+        to j as if j were in this minibatch (the reverse pass's order-averaged influence)."""
         raise ConfigError(
             f"order-averaged influence is implemented for GANs; a {self.cfg.problem!r} run "
             "has no step with every instance"
