@@ -18,11 +18,9 @@ retraining (what production sees), under the names of `keys` (the same as `ganin
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +39,10 @@ from ganinf_mlops.errors import (
 )
 from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
-from ganinf_mlops.influence.scores import ScoreTable, read_scores, write_scores
+from ganinf_mlops.influence.scores import read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import changed_keys, read_json, write_json
+from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
@@ -51,46 +50,6 @@ from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
 
 log = logging.getLogger(__name__)
-
-
-class Observer:
-    """Callbacks of the job; the base class ignores everything (no tracking)."""
-
-    @contextlib.contextmanager
-    def stage(
-        self, name: str, version: DatasetVersion | None = None, **tags: str
-    ) -> Iterator[str | None]:
-        """Around one CLI stage (prepare, train, influence, ...); yields a run id or None."""
-        yield None
-
-    @contextlib.contextmanager
-    def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
-        """Iteration `index` works on `version` (None for iteration 0, which prepares it)."""
-        yield
-
-    def prepared(self, version: DatasetVersion) -> None: ...
-
-    def trained(self, run: Path, version: DatasetVersion, role: str) -> None: ...
-
-    def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None: ...
-
-    def validated(self, report: dict[str, Any]) -> None: ...
-
-    def cleansed(self, version: DatasetVersion) -> None: ...
-
-    def gated(self, report: dict[str, Any]) -> None: ...
-
-    def iteration_done(self, row: dict[str, Any]) -> None: ...
-
-    def job_done(self, summary: dict[str, Any]) -> None: ...
-
-    def ui_hint(self) -> str | None:
-        """Where a person can look at what was logged (None: nothing was)."""
-        return None
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
+from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
-from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.report import outcome, verdict
 from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
