@@ -77,6 +77,7 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
 from ganinf_mlops.influence.methods import METHODS, influence_methods
 from ganinf_mlops.io import write_json
+from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.metrics.specs import direction_phrase
 from ganinf_mlops.pipeline import fresh_runs, run_iteration, with_classifier
 from ganinf_mlops.train.rundir import RunDir
@@ -396,9 +397,9 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
         job=dataclasses.replace(preset.job, retrain_seeds=job.retrain_seeds),
     )
     work = Path(job.work)
-    raw = create_raw_version(work / "data" / "v0", preset.dataset, **preset.data_params)
+    raw = create_raw_version(JobLayout(work).version(0), preset.dataset, **preset.data_params)
     preset = with_classifier(preset, raw, work, force=False, progress=False)  # images: FID, IS
-    base_runs = fresh_runs(raw, preset, work / "runs", "r0", progress=False)
+    base_runs = fresh_runs(raw, preset, JobLayout(work).run(0), progress=False)
     run = base_runs[0]  # the run every method scores and replays
     base = seed_group(base_runs)
     methods: dict[str, Any] = {}

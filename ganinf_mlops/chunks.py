@@ -31,6 +31,7 @@ from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.methods import score_runs
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
+from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
 
@@ -57,8 +58,7 @@ def chunked_cleanse(
     Returns the new version and one record per chunk: n_removed, predicted (from the scores of
     that chunk's starting point) and actual (its replay's change) change of the metric.
     """
-    job = preset.job
-    base = workdir / "chunks" / f"it{i}"
+    job, layout = preset.job, JobLayout(workdir)
     k = removal_count(version.n, job.remove_frac, None)
     # The ensemble's members vote on the whole budget.
     agree = check_agreement(version, table, k, job.policy, job.threshold, job.min_agreement)
@@ -72,14 +72,14 @@ def chunked_cleanse(
                 cur_runs, cur_version, job.method, last_epochs=job.last_epochs,
                 seed=job.seed + i, progress=progress, average_order=job.average_order,
             )  # fmt: skip
-            cur_scores = base / f"scores_c{c}.csv"
+            cur_scores = layout.chunk_scores(i, c)
             write_scores(cur_scores, cur_table)
         ids = select_removals(cur_table, size, job.policy, job.threshold)
         if ids.size == 0:
             break
         predicted = predicted_sum(cur_table, ids)
         child = remove_ids(
-            cur_version, ids, base / f"v_c{c}", cur_scores, cur_table, predicted,
+            cur_version, ids, layout.chunk_version(i, c), cur_scores, cur_table, predicted,
             params={"chunk": c}, force=force,
         )  # fmt: skip
         replays = [
@@ -87,7 +87,7 @@ def chunked_cleanse(
                 child,
                 preset.train,
                 preset.metric,
-                sibling_path(base / f"replay_c{c}", m),  # named like the members it replays
+                sibling_path(layout.chunk_replay(i, c), m),  # named like the members it replays
                 replay=member,
                 force=force,
                 progress=progress,
@@ -120,7 +120,7 @@ def chunked_cleanse(
         **agreement_params(agree, job.min_agreement),
     }
     new = remove_ids(
-        version, np.concatenate(removed), workdir / "data" / f"v{i}", scores_path, table, total,
+        version, np.concatenate(removed), layout.version(i), scores_path, table, total,
         params=params, force=force,
     )  # fmt: skip
     return new, records

@@ -1,15 +1,9 @@
 """The job end to end: prepare, train, then K iterations of score -> validate -> cleanse -> retrain.
 
 Each step is the same library call the CLI commands and DVC stages make; this module only wires
-them into one working directory and tells an observer (MLflow tracking, or nothing) what happened:
-
-    WORKDIR/data/v0, v1, ...          dataset versions (v0 raw; v_i cleansed from v_{i-1})
-    WORKDIR/runs/r0, r1, ...          training runs: r0 on v0, r_i fresh retraining on v_i
-    WORKDIR/runs/replay1, ...         counterfactual retraining: r_{i-1}'s schedule on v_i
-    WORKDIR/scores/it<i>_<method>.csv scores of r_{i-1} used to cleanse v_{i-1} into v_i
-    WORKDIR/reports/validate_it<i>.json, chunks_it<i>.json (with job.chunks > 1)
-    WORKDIR/config.json               the job's configuration (what --resume must match)
-    WORKDIR/summary.json              `report.summarize` of the chain, plus the job's settings
+them into one working directory (laid out by `layout.JobLayout`: data/v<i>, runs/r<i>,
+runs/replay<i>, scores/, reports/, config.json, summary.json) and tells an observer (`observer`:
+MLflow tracking, or nothing) what happened.
 
 Every iteration records the change of the metric its scores predicted for the removal next to
 the change observed after counterfactual replay (what the estimate models) and after fresh
@@ -18,11 +12,9 @@ retraining (what production sees), under the names of `keys` (the same as `ganin
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +33,11 @@ from ganinf_mlops.errors import (
 )
 from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
-from ganinf_mlops.influence.scores import ScoreTable, read_scores, write_scores
+from ganinf_mlops.influence.scores import read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import changed_keys, read_json, write_json
+from ganinf_mlops.layout import JobLayout
+from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
@@ -51,46 +45,6 @@ from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
 
 log = logging.getLogger(__name__)
-
-
-class Observer:
-    """Callbacks of the job; the base class ignores everything (no tracking)."""
-
-    @contextlib.contextmanager
-    def stage(
-        self, name: str, version: DatasetVersion | None = None, **tags: str
-    ) -> Iterator[str | None]:
-        """Around one CLI stage (prepare, train, influence, ...); yields a run id or None."""
-        yield None
-
-    @contextlib.contextmanager
-    def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
-        """Iteration `index` works on `version` (None for iteration 0, which prepares it)."""
-        yield
-
-    def prepared(self, version: DatasetVersion) -> None: ...
-
-    def trained(self, run: Path, version: DatasetVersion, role: str) -> None: ...
-
-    def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None: ...
-
-    def validated(self, report: dict[str, Any]) -> None: ...
-
-    def cleansed(self, version: DatasetVersion) -> None: ...
-
-    def gated(self, report: dict[str, Any]) -> None: ...
-
-    def iteration_done(self, row: dict[str, Any]) -> None: ...
-
-    def job_done(self, summary: dict[str, Any]) -> None: ...
-
-    def ui_hint(self) -> str | None:
-        """Where a person can look at what was logged (None: nothing was)."""
-        return None
 
 
 @dataclass(frozen=True)
@@ -107,8 +61,7 @@ class IterationOutputs:
 def fresh_runs(
     version: DatasetVersion,
     preset: Preset,
-    runs_dir: Path,
-    name: str,
+    run: Path,
     *,
     steps: int | None = None,
     observer: Observer | None = None,
@@ -116,13 +69,13 @@ def fresh_runs(
     progress: bool = True,
     resume: bool = False,
 ) -> list[Path]:
-    """Fresh trainings on `version`, one per retraining seed (train.seed, +1, ...): <name>,
-    <name>-seed1, ...; `steps` fixes the step budget (None: the config's epochs)."""
+    """Fresh trainings on `version`, one per retraining seed (train.seed, +1, ...): `run`,
+    <run>-seed1, ...; `steps` fixes the step budget (None: the config's epochs)."""
     obs = observer or Observer()
     out = []
     for r in range(preset.job.retrain_seeds):
         cfg = with_train_options(preset.train, seed=preset.train.seed + r, steps=steps)
-        path = sibling_path(runs_dir / name, r)
+        path = sibling_path(run, r)
         out.append(_train(version, cfg, preset, path, force=force, progress=progress,
                           resume=resume))  # fmt: skip
         obs.trained(out[-1], version, "main" if r == 0 else f"seed{r}")
@@ -168,8 +121,8 @@ def run_iteration(
 
     With `resume`, each output already on disk (all are written atomically) is read back and
     checked instead of being recomputed: an interrupted job continues where it stopped."""
-    job, obs = preset.job, observer or Observer()
-    scores_path = workdir / "scores" / f"it{i}_{job.method}.csv"
+    job, obs, layout = preset.job, observer or Observer(), JobLayout(workdir)
+    scores_path = layout.scores(i, job.method)
     if resume and scores_path.exists():
         table = read_scores(scores_path)
         if table.dataset_digest != version.digest or table.method != job.method:
@@ -182,7 +135,7 @@ def run_iteration(
         write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)
     report = None
-    report_path = workdir / "reports" / f"validate_it{i}.json"
+    report_path = layout.validation(i)
     if job.loo and METHODS.get(job.method).predicts_change:
         if resume and report_path.exists():
             report = read_json(report_path, "validation report")
@@ -199,8 +152,8 @@ def run_iteration(
             write_json(report_path, report)
         obs.validated(report)
     chunks = None
-    new_path = workdir / "data" / f"v{i}"
-    chunks_path = workdir / "reports" / f"chunks_it{i}.json"
+    new_path = layout.version(i)
+    chunks_path = layout.chunk_report(i)
     if job.chunks > 1:
         if resume and new_path.exists() and chunks_path.exists():
             new, chunks = load_version(new_path), read_json(chunks_path, "chunk report")
@@ -226,9 +179,8 @@ def run_iteration(
     if new.manifest.parent_digest != version.digest:
         raise DataError(f"{new.path} was not cleansed from {version.path}: cannot resume")
     obs.cleansed(new)
-    runs = workdir / "runs"
     replay = _train(
-        new, preset.train, preset, runs / f"replay{i}", replay=run, force=force,
+        new, preset.train, preset, layout.replay(i), replay=run, force=force,
         progress=progress, resume=resume,
     )  # fmt: skip
     obs.trained(replay, new, "replay")
@@ -236,7 +188,7 @@ def run_iteration(
     # less data is not also less training.
     steps = RunDir(run).n_steps if job.retrain_budget == "steps" else None
     fresh = fresh_runs(
-        new, preset, runs, f"r{i}", steps=steps, observer=obs, force=force, progress=progress,
+        new, preset, layout.run(i), steps=steps, observer=obs, force=force, progress=progress,
         resume=resume,
     )  # fmt: skip
     return IterationOutputs(
@@ -257,21 +209,23 @@ def with_classifier(
     return dataclasses.replace(preset, metric=dataclasses.replace(preset.metric, classifier=path))
 
 
-CONFIG_FILE = "config.json"  # the job's configuration, what --resume must match
-
-
 def _check_start(workdir: Path, preset: Preset, *, force: bool, resume: bool) -> None:
     """Refuse a finished job (unless --force), or a resume with another configuration; record
     the configuration of a new job."""
     config = json.loads(json.dumps(preset_to_params(preset)))  # as JSON reads it back
+    layout = JobLayout(workdir)
     if resume:
         if force:
             raise ConfigError("--resume continues a job, --force starts it over: give one")
-        if (workdir / "summary.json").exists():
-            raise ConfigError(f"{workdir} finished already (summary.json): nothing to resume")
-        if not (workdir / CONFIG_FILE).is_file():
-            raise ConfigError(f"nothing to resume: {workdir} holds no started job ({CONFIG_FILE})")
-        recorded = read_json(workdir / CONFIG_FILE, f"job {workdir}:", ConfigError)
+        if layout.summary.exists():
+            raise ConfigError(
+                f"{workdir} finished already ({layout.summary.name}): nothing to resume"
+            )
+        if not layout.config.is_file():
+            raise ConfigError(
+                f"nothing to resume: {workdir} holds no started job ({layout.config.name})"
+            )
+        recorded = read_json(layout.config, f"job {workdir}:", ConfigError)
         if recorded != config:
             changed = changed_keys(config, recorded)
             raise ConfigError(
@@ -279,14 +233,14 @@ def _check_start(workdir: Path, preset: Preset, *, force: bool, resume: bool) ->
                 "resume it with the same configuration, or start over with --force"
             )
         return
-    if (workdir / "summary.json").exists() and not force:
+    if layout.summary.exists() and not force:
         raise OutputExistsError(workdir)
-    if (workdir / CONFIG_FILE).exists() and not force:
+    if layout.config.exists() and not force:
         raise GaninfError(
             f"an interrupted job is in {workdir}: --resume continues it, --force starts over"
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    write_json(workdir / CONFIG_FILE, config)
+    write_json(layout.config, config)
 
 
 def run_job(
@@ -304,12 +258,13 @@ def run_job(
     `workdir/config.json`): what is on disk is checked and kept, the first unfinished step runs.
     """
     workdir, job, obs = Path(workdir), preset.job, observer or Observer()
+    layout = JobLayout(workdir)
     METHODS.check(job.method)
     _check_start(workdir, preset, force=force, resume=resume)
     with obs.job(preset, workdir):
         # Iteration 0 prepares the raw version and trains the first run on it.
         with obs.iteration(0, None, job.method):
-            raw_path = workdir / "data" / "v0"
+            raw_path = layout.version(0)
             if resume and raw_path.exists():
                 raw = load_version(raw_path)
             else:
@@ -319,7 +274,7 @@ def run_job(
             obs.prepared(raw)
             preset = with_classifier(preset, raw, workdir, force=force, progress=progress)
             runs = fresh_runs(
-                raw, preset, workdir / "runs", "r0", observer=obs, force=force, progress=progress,
+                raw, preset, layout.run(0), observer=obs, force=force, progress=progress,
                 resume=resume,
             )  # fmt: skip
         version, run, replays = raw, runs[0], []
@@ -378,7 +333,7 @@ def run_job(
             "final_digest": version.digest,
             "stopped": stopped,
         }
-        write_json(workdir / "summary.json", summary)
+        write_json(layout.summary, summary)
         obs.job_done(summary)
     return summary
 

@@ -13,7 +13,8 @@ from ganinf_mlops.config import get_preset
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.methods import score
-from ganinf_mlops.influence.scores import read_scores, write_scores
+from ganinf_mlops.influence.scores import meta_path, read_scores, write_scores
+from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.train.trainer import train
 
 
@@ -52,6 +53,16 @@ def test_chunked_cleanse_rescores_on_each_replay(tmp_path) -> None:
     assert np.isin(second.top_ids(3), removed).all()
     for r in records:
         assert np.sign(r[keys.ACTUAL_CHANGE]) == np.sign(r[keys.PREDICTED_CHANGE])
+    # What the chunks leave is where the job's layout says, and the cleansed version is v1.
+    layout = JobLayout(tmp_path)
+    assert new.path == layout.version(1)
+    rescored = [layout.chunk_scores(1, c) for c in (2, 3)]
+    assert set(layout.chunks(1).iterdir()) == {
+        *(layout.chunk_version(1, c) for c in (1, 2, 3)),
+        *(layout.chunk_replay(1, c) for c in (1, 2, 3)),
+        *rescored,
+        *map(meta_path, rescored),
+    }
 
 
 def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:

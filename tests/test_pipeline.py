@@ -17,7 +17,8 @@ from ganinf_mlops import keys, pipeline, report
 from ganinf_mlops.config import Preset, get_preset
 from ganinf_mlops.data.version import DatasetVersion, load_version
 from ganinf_mlops.errors import ConfigError, GaninfError, OutputExistsError
-from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.influence.scores import ScoreTable, meta_path
+from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.problems.gan import GanProblem
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.rundir import RunDir
@@ -137,6 +138,17 @@ def test_observer_callbacks_in_order(job_run):
         ]
     expected += [("job_done",), ("job_exit",)]
     assert rec.events == expected
+
+
+def test_the_job_writes_where_its_layout_says(job_run):
+    w, _, _ = job_run
+    layout = JobLayout(w)
+    expected = {layout.config, layout.summary}
+    expected |= {p for i in range(3) for p in (layout.version(i), layout.run(i))}
+    for i in (1, 2):
+        scores = layout.scores(i, "all")
+        expected |= {layout.replay(i), scores, meta_path(scores)}
+    assert {*w.glob("*/*"), *(p for p in w.iterdir() if p.is_file())} == expected
 
 
 def test_summary_json_is_the_summary_of_the_runs_plus_job_extras(job_run):
@@ -415,7 +427,7 @@ def test_resume_refusals(reference, tmp_path):
 
     w = tmp_path / "w"
     (w).mkdir()
-    (w / pipeline.CONFIG_FILE).write_text(json.dumps({"job": {}}))
+    JobLayout(w).config.write_text(json.dumps({"job": {}}))
     with pytest.raises(ConfigError, match=r"other settings \(.*job.*\)"):
         pipeline.run_job(w, _preset(), progress=False, resume=True)
     other = _preset()

@@ -75,6 +75,9 @@ def progress() -> bool:
     return click.get_current_context().find_root().obj["progress"]
 
 
+DEFAULT_TRACKING = "mlflow"  # the tracking backend that "on" means
+
+
 def tracking_options(f):
     """--tracking/--no-tracking and --experiment: MLflow logging of the command."""
     f = click.option(
@@ -89,16 +92,20 @@ def tracking_options(f):
 
 
 def make_observer(tracking: bool | None, experiment: str):
-    """An MLflow tracker (checked reachable before any work) or a silent observer."""
+    """The observer of the chosen tracking backend (`observer.OBSERVERS`), checked usable before
+    any work: --no-tracking or GANINF_TRACKING=0 (or "none") chooses none; otherwise the backend
+    GANINF_TRACKING names, else (GANINF_TRACKING=1, unset, any other value) MLflow."""
+    import ganinf_mlops.tracking  # noqa: F401  (registers the backends; imports no mlflow)
+    from ganinf_mlops.observer import NONE, OBSERVERS
+
+    name = os.environ.get("GANINF_TRACKING", "1")
     if tracking is None:
-        tracking = os.environ.get("GANINF_TRACKING", "1") != "0"
+        tracking = name not in ("0", NONE)
     if not tracking:
-        from ganinf_mlops.pipeline import Observer
-
-        return Observer()
-    from ganinf_mlops.tracking.mlflow_runs import MlflowTracker
-
-    return MlflowTracker(experiment=experiment)
+        name = NONE
+    elif name == NONE or name not in OBSERVERS:
+        name = DEFAULT_TRACKING
+    return OBSERVERS.get(name)(experiment)
 
 
 class BlankOr(click.ParamType):

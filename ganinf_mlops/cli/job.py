@@ -133,13 +133,14 @@ def _run_loop(
     resume: bool,
     **job: Any,
 ) -> None:
+    from ganinf_mlops.layout import JobLayout
     from ganinf_mlops.params import with_job
     from ganinf_mlops.pipeline import run_job
 
     cfg = with_job(load_config(preset, params_file), **job)
     obs = make_observer(tracking, experiment)
     summary = run_job(out, cfg, observer=obs, force=force, progress=progress(), resume=resume)
-    for line in output.job_lines(summary, str(out / "summary.json")):
+    for line in output.job_lines(summary, str(JobLayout(out).summary)):
         click.echo(line)
     hint = obs.ui_hint()
     if hint:

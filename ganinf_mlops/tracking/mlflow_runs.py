@@ -32,8 +32,8 @@ from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
+from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
-from ganinf_mlops.pipeline import Observer
 from ganinf_mlops.report import outcome, verdict
 from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
@@ -139,7 +139,7 @@ class MlflowTracker(RunLog, Observer):
         with mlflow.start_run(run_name=f"job {workdir.name}", tags={tags.STAGE: "job"}) as run:
             self._job_run = run.info.run_id
             mlflow.log_params(flatten(preset_to_params(preset)))
-            mlflow.set_tag("ganinf.preset", preset.name)
+            mlflow.set_tag(tags.PRESET, preset.name)
             try:
                 with self._described(None):  # job_done writes the job's description
                     yield
@@ -321,7 +321,7 @@ class MlflowTracker(RunLog, Observer):
             )
 
     def gated(self, report: dict[str, Any]) -> None:
-        mlflow.set_tag("ganinf.gate", "pass" if report["passed"] else "fail")
+        mlflow.set_tag(tags.GATE, "pass" if report["passed"] else "fail")
         if "method" in report:  # the harmful-fraction check ran
             mlflow.set_tag(tags.METHOD, report["method"])
             self._log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})

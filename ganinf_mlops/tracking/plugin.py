@@ -86,9 +86,9 @@ def git_tags(root: Path) -> dict[str, str]:
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     # MLflow's own git context only sees the entry point's repository (the installed `ganinf`
     # script lives in the venv), so its Version field would stay empty: fill it from the project.
-    out = {T.PREFIX + "git_commit": commit, "mlflow.source.git.commit": commit}
+    out = {T.GIT_COMMIT: commit, "mlflow.source.git.commit": commit}
     if status is not None:
-        out[T.PREFIX + "git_dirty"] = "true" if status else "false"
+        out[T.GIT_DIRTY] = "true" if status else "false"
     return out
 
 

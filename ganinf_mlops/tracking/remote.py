@@ -134,8 +134,10 @@ def _fetch_classifier(
     """Download the run's feature classifier and point the fetched copy's meta.json at it
     (`RunDir.problem` still checks its digest against the one the run recorded)."""
     missing = "an image run whose feature classifier was not logged with it"
+    from ganinf_mlops.train.rundir import META
+
     local = _artifact(client, run_id, CLASSIFIER_ARTIFACT, tmp, uri, missing)
-    write_json(traj / "meta.json", {**meta, "classifier_path": os.path.relpath(local, traj)})
+    write_json(traj / META, {**meta, "classifier_path": os.path.relpath(local, traj)})
 
 
 def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:

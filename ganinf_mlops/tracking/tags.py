@@ -8,6 +8,8 @@ DATASET_DIGEST = "ganinf.dataset_digest"  # full sha256 of the version the run r
 PARENT_DIGEST = "ganinf.input_parent_digest"  # that version's parent (absent for raw data)
 INPUT_VERSION = "ganinf.input_version"  # the version read, "v1 (07f90fab65c1)"
 OUTPUT_VERSION = "ganinf.output_version"  # the version written, "v2 (4be1...)"
+PRESET = "ganinf.preset"  # job: the name of the configuration it ran
+GATE = "ganinf.gate"  # gate: pass | fail
 VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the scored metric)
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)
@@ -25,6 +27,8 @@ DVC_EXPERIMENT = "ganinf.dvc_experiment"  # DVC experiment name (its parent run,
 DVC_BASELINE = "ganinf.dvc_baseline_rev"  # the commit the DVC experiment started from
 DVC_STAGE = "ganinf.dvc_stage"  # the DVC stage a run belongs to ("retrain@v2")
 DVC_LAST_STAGE = "ganinf.dvc_last_stage"  # a DVC experiment's parent run: its last stage run
+GIT_COMMIT = "ganinf.git_commit"  # the project's commit, set by the run-context plugin
+GIT_DIRTY = "ganinf.git_dirty"  # "true" when tracked files differ from it (the plugin)
 DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
 SCORED_TRAJECTORY = "ganinf.scored_trajectory"  # runs:/<id>/<path> of the trajectory scored
 DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
