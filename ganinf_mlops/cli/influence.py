@@ -155,6 +155,7 @@ def influence(
     harmfulness is the predicted improvement of the metric on removal (rank 1 = most harmful).
     """
     from ganinf_mlops.influence.methods import score_run
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import write_scores
 
     job = load_config(preset, params_file).job
@@ -179,12 +180,9 @@ def influence(
     method = _method(method, metric, job.method)
     obs = make_observer(tracking, experiment)
     with obs.stage("influence", version):
-        table = score_run(
-            run,
-            version,
+        options = ScoringOptions(
             method,
             ensemble=job.ensemble if ensemble is None else ensemble,
-            members=members,
             last_epochs=last_epochs or job.last_epochs,
             checkpointed=not no_checkpointing,
             seed=job.seed if seed is None else seed,
@@ -192,6 +190,7 @@ def influence(
             storage_efficient=storage_efficient,
             average_order=job.average_order if average_order is None else average_order,
         )
+        table = score_run(run, version, options, members=members)
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))
@@ -250,6 +249,7 @@ def validate_cmd(
     """Compare influence estimates with real retraining (same schedule): leave-one-out
     (w_j = 0) and, for the group score, removal of random sets and of the top-ranked sets."""
     from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.influence.validate import validate
     from ganinf_mlops.io import write_json
@@ -266,7 +266,7 @@ def validate_cmd(
         table = (
             read_scores(scores)
             if scores is not None
-            else score(run, version, method, progress=progress())
+            else score(run, version, ScoringOptions(method, progress=progress()))
         )
         report = validate(
             run,
