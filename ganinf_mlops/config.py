@@ -26,6 +26,12 @@ STORAGE = ("checkpoints", "final")
 EMBEDDINGS = ("pixels", "classifier")  # spaces of memorization rejection
 
 
+def _help(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with its help text (and `cli.options` metadata: min, choices), which
+    the CLI options derived from it show."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The networks of a GAN: `arch` names a builder in `models.GAN_MODELS`; `g_hidden` and
@@ -78,14 +84,20 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     d_optim: OptimConfig = field(default_factory=OptimConfig)
     g_optim: OptimConfig = field(default_factory=OptimConfig)
-    batch_size: int = 100
-    epochs: int = 50
-    update: str = "simultaneous"
-    steps: int | None = None  # optimizer steps; None: epochs * (N // batch_size)
-    seed: int = 0
-    checkpoint_every: int = 50
-    dtype: str = "float64"
-    device: str = "cpu"
+    batch_size: int = _help(100, "Minibatch size.", min=1)
+    epochs: int = _help(50, "Epochs.", min=1)
+    update: str = _help("simultaneous", "D/G update order.", choices=UPDATES)
+    steps: int | None = _help(  # None: epochs * (N // batch_size)
+        None,
+        "Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
+        min=1,
+    )
+    seed: int = _help(0, "Seed of initialisation, minibatch order and latents.")
+    checkpoint_every: int = _help(
+        50, "Checkpoint interval K in steps (the reverse pass holds K steps in memory).", min=1
+    )
+    dtype: str = _help("float64", "Floating point type.", choices=DTYPES)
+    device: str = _help("cpu", "Torch device, e.g. cpu or cuda.")
     storage: str = "checkpoints"  # see STORAGE
     # Memorization rejection (Bai et al., GANs): generated samples whose cosine distance to the
     # nearest training instance in `reject_embedding` space is below the threshold do not train
@@ -139,26 +151,59 @@ class MetricConfig:
 class JobOptions:
     """What the job, the DVC pipeline and the cleanse loop do with a trained run."""
 
-    method: str = keys.ALL  # scoring method for cleansing (influence metric or baseline)
-    remove_frac: float = 0.05  # per cleanse iteration
-    loo: int = 40  # leave-one-out retrainings for validation (0: skip)
-    group_subsets: int = 50  # random removal sets per fraction for group fidelity (0: skip)
-    last_epochs: int | None = None  # trace back only the last k epochs
-    # influence averaged over minibatch orders (each instance at every traced step, weighted by
-    # its chance B/N of being there) instead of at the steps it was drawn at
-    average_order: bool = False
-    seed: int = 0  # validation instance choice and baseline scores
-    iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
-    stop_when_worse: bool = False  # stop the loop once the metric stops improving
-    policy: str = "positive"  # which of the top remove_frac go: positive | threshold | top
-    threshold: float | None = None  # harmfulness cut-off of policy "threshold"
-    retrain_budget: str = "steps"  # fresh retraining keeps the parent's "steps" or "epochs"
-    retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
-    chunks: int = 1  # remove each iteration's budget in this many re-scored chunks
-    ensemble: int = 1  # average influence over this many runs (training seeds) of a version
-    # cleanse only when this fraction of the ensemble's members, each held out of the
-    # selection, predicts that it helps (None: no check)
-    min_agreement: float | None = None
+    method: str = _help(
+        keys.ALL, "Scoring method: an influence target of the run's problem, or a baseline."
+    )
+    remove_frac: float = _help(0.05, "Fraction of the instances removed per cleanse, in (0, 1).")
+    loo: int = _help(
+        40,
+        "Leave-one-out retrainings for validation: 1/4 top, 1/4 bottom, 1/2 random instances; "
+        "0 skips validation.",
+        min=0,
+    )
+    group_subsets: int = _help(
+        50, "Random removal sets per fraction (1%, 5%, 20%) for the group score, 0 skips it.", min=0
+    )
+    last_epochs: int | None = _help(None, "Trace back only the last K epochs.", min=1)
+    average_order: bool = _help(
+        False,
+        "Average each instance's influence over minibatch orders: it is counted at every traced "
+        "step, weighted by its chance B/N of being drawn there, instead of at the steps it was "
+        "drawn at (steadier between training seeds; D sees all N instances per traced step, so "
+        "use it with --last-epochs).",
+    )
+    seed: int = _help(0, "Seed of the validation's instance choice and of the baselines' scores.")
+    iterations: int = _help(3, "Cleanse -> retrain iterations of `ganinf loop`.", min=1)
+    stop_when_worse: bool = _help(False, "Stop the loop once the metric stops improving.")
+    policy: str = _help(
+        "positive",
+        "Which of the top remove_frac go: positive (only those predicted to help), threshold "
+        "(harmfulness > threshold) or top (all).",
+        choices=POLICIES,
+    )
+    threshold: float | None = _help(None, "Harmfulness cut-off of policy threshold.")
+    retrain_budget: str = _help(
+        "steps",
+        "Fresh retraining keeps the parent's optimizer 'steps' or the config's 'epochs'.",
+        choices=BUDGETS,
+    )
+    retrain_seeds: int = _help(
+        1, "Fresh retrainings per version, over training seeds (mean +- std).", min=1
+    )
+    chunks: int = _help(
+        1,
+        "Remove each iteration's budget in C chunks, re-scoring on the counterfactual replay "
+        "after each (of every ensemble member).",
+        min=1,
+    )
+    ensemble: int = _help(
+        1, "Average influence over K runs of each version that differ in the training seed.", min=1
+    )
+    min_agreement: float | None = _help(
+        None,
+        "Cleanse only when this fraction of the ensemble's members, each held out of the "
+        "selection, predicts that the selection helps (None: no check).",
+    )
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)

@@ -15,17 +15,14 @@ from typing import Any
 from ganinf_mlops import keys
 from ganinf_mlops.config import JobOptions
 
+_JOB = {f.name: f.metadata for f in dataclasses.fields(JobOptions)}  # help said once
+
 
 @dataclass(frozen=True)
 class ScoringOptions:
     """What `score`, `score_run`, `score_runs` and `score_ensemble` do with a run."""
 
-    method: str = field(
-        default=keys.ALL,
-        metadata={
-            "help": "Scoring method: an influence target of the run's problem or a baseline."
-        },
-    )
+    method: str = field(default=keys.ALL, metadata=_JOB["method"])
     ensemble: int = field(
         default=1,
         metadata={
@@ -34,19 +31,8 @@ class ScoringOptions:
             "min": 1,
         },
     )
-    last_epochs: int | None = field(
-        default=None,
-        metadata={"help": "Trace back only the last K epochs (None: all of them).", "min": 1},
-    )
-    average_order: bool = field(
-        default=False,
-        metadata={
-            "help": "Average each instance's influence over minibatch orders: it is counted at "
-            "every traced step, weighted by its chance B/N of being drawn there, instead of at "
-            "the steps it was drawn at (steadier between training seeds; D sees all N instances "
-            "per traced step, so use it with --last-epochs)."
-        },
-    )
+    last_epochs: int | None = field(default=None, metadata=_JOB["last_epochs"])
+    average_order: bool = field(default=False, metadata=_JOB["average_order"])
     storage_efficient: bool = field(
         default=False,
         metadata={
@@ -59,8 +45,8 @@ class ScoringOptions:
     checkpointed: bool = field(
         default=True,
         metadata={
-            "help": "Replay between checkpoints; --no-checkpointing holds the whole run in "
-            "memory instead.",
+            "help": "Replay between checkpoints, one segment in memory at a time; "
+            "--no-checkpointing holds the whole run in memory instead.",
             "flag": "--no-checkpointing",
         },
     )
