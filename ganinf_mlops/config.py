@@ -201,8 +201,9 @@ class JobOptions:
     )
     min_agreement: float | None = _help(
         None,
-        "Cleanse only when this fraction of the ensemble's members, each held out of the "
-        "selection, predicts that the selection helps (None: no check).",
+        "Scores of an ensemble only: cleanse only when at least this fraction of its members, "
+        "each held out of the selection, predicts that the selection helps; otherwise write "
+        "nothing and exit 2, as when nothing is predicted to help.",
     )
 
     def __post_init__(self) -> None:

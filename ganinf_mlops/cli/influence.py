@@ -213,8 +213,8 @@ def validate_cmd(
     from ganinf_mlops.influence.validate import validate
     from ganinf_mlops.io import write_json
 
-    method = _method(job.get("method"), metric, config.job.method)
-    options = overrides(config.job, {**job, "method": method})
+    method = _method(job.get("method"), metric, config.job.method)  # scores only
+    options = overrides(config.job, {k: v for k, v in job.items() if k != "method"})
     if options.loo == 0:
         raise ConfigError("the config's job.loo is 0 (no validation): give --loo N (N >= 4)")
     check_new_output(out, force)
