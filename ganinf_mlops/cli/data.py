@@ -18,8 +18,8 @@ from ganinf_mlops.cli.common import (
     parse_key_values,
     tracking_options,
 )
-from ganinf_mlops.cli.options import Changes, field_options
-from ganinf_mlops.config import JobOptions
+from ganinf_mlops.cli.options import Changes, field_options, with_config
+from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.data.datasets import DATASETS
 from ganinf_mlops.errors import ConfigError
 
@@ -109,7 +109,7 @@ def prepare(
     type=click.Path(path_type=Path),
     help="Directory of the new dataset version.",
 )
-@config_options
+@with_config
 @tracking_options
 @FORCE_OPTION
 def cleanse(
@@ -117,8 +117,7 @@ def cleanse(
     scores: Path,
     remove_count: int | None,
     out: Path,
-    preset: str,
-    params_file: Path | None,
+    config: Preset,
     tracking: bool,
     experiment: str,
     force: bool,
@@ -128,16 +127,16 @@ def cleanse(
     from ganinf_mlops.cleanse import cleanse as do_cleanse
     from ganinf_mlops.data.version import load_version
 
-    config = load_config(preset, params_file).job
     # Not `overrides`: --remove-count replaces the fraction, a --policy comes with its own
     # --threshold, and --min-agreement checks the scores' ensemble rather than the config's.
+    cfg = config.job
     remove_frac, threshold = job.get("remove_frac"), job.get("threshold")
     if remove_frac is None and remove_count is None:
-        remove_frac = config.remove_frac
+        remove_frac = cfg.remove_frac
     policy = job.get("policy")
     if policy is None:
-        policy, threshold = config.policy, config.threshold if threshold is None else threshold
-    min_agreement = job.get("min_agreement", config.min_agreement)
+        policy, threshold = cfg.policy, cfg.threshold if threshold is None else threshold
+    min_agreement = job.get("min_agreement", cfg.min_agreement)
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("cleanse", version):
