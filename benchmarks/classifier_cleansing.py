@@ -50,6 +50,7 @@ from ganinf_mlops.config import get_preset, with_train_options
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import write_scores
 from ganinf_mlops.train.rundir import CHECKPOINTS, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
@@ -98,10 +99,12 @@ def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, Any]:
     budget = dataclasses.replace(cfg, steps=steps)  # fresh runs take the scored run's steps
     base = fresh_results(raw, budget, preset.metric, seeds, work, "base")
     tables = {
-        "val_loss": score(exact_run, raw, keys.VAL_LOSS, progress=False),
-        "val_loss_se": score(final_run, raw, keys.VAL_LOSS, storage_efficient=True, progress=False),
-        "loss": score(exact_run, raw, "loss", progress=False),
-        "random": score(exact_run, raw, "random", seed=seed, progress=False),
+        "val_loss": score(exact_run, raw, ScoringOptions(keys.VAL_LOSS, progress=False)),
+        "val_loss_se": score(
+            final_run, raw, ScoringOptions(keys.VAL_LOSS, storage_efficient=True, progress=False)
+        ),
+        "loss": score(exact_run, raw, ScoringOptions("loss", progress=False)),
+        "random": score(exact_run, raw, ScoringOptions("random", seed=seed, progress=False)),
     }
     out: dict[str, Any] = {"seed": seed, "k": k, "n": raw.n, "base": base, "methods": {}}
     out["influence_seconds"] = {m: tables[m].extra["seconds"] for m in ("val_loss", "val_loss_se")}

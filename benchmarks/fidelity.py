@@ -41,6 +41,7 @@ from ganinf_mlops.config import PRESETS, Preset, get_preset, with_train_options
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.loo import removal_changes
 from ganinf_mlops.influence.methods import METHODS, score, score_ensemble
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import write_json
 from ganinf_mlops.optim import OptimConfig
@@ -182,7 +183,7 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     run = train(version, p.train, p.metric, work / "run", progress=False)
     out: dict[str, Any] = {"seed": seed, "train_seconds": time.perf_counter() - t0}
     how = {"last_epochs": args.last_epochs, "average_order": args.average_order}
-    table = score(run, version, args.method, progress=False, **how)
+    table = score(run, version, ScoringOptions(args.method, progress=False, **how))
     plain = table if table.extra["first_step"] == 0 and not args.average_order else None
     out[args.method] = RunDir(run).metrics()[METHODS.get(args.method).target]
     if args.loo:
@@ -190,7 +191,7 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
         out["tau"] = rep["kendall_tau"]
     if args.chaos:
         if plain is None:  # the chaos floor measures the plain derivative's linearity
-            plain = score(run, version, args.method, progress=False)
+            plain = score(run, version, ScoringOptions(args.method, progress=False))
         out["chaos"] = chaos_ratio(run, version, args.method, plain, args.chaos, args.eps, seed)
     if not args.group:
         return out
@@ -203,7 +204,7 @@ def run_seed(preset: Preset, variant: str, seed: int, args: argparse.Namespace, 
     actual = set_replays(members, version, target, sets)  # [K, sets]
     out.update(group_scores(single, actual[0], sets, "single"))
     if args.ensemble > 1:
-        ens = score_ensemble(members, version, args.method, progress=False, **how)
+        ens = score_ensemble(members, version, ScoringOptions(args.method, progress=False, **how))
         _, mean_est = ens.aligned_to(version.ids)
         avg = actual.mean(0)
         out.update(group_scores(single, avg, sets, "single_vs_avg"))

@@ -57,6 +57,7 @@ from ganinf_mlops.influence.methods import (
     problem_and_target,
     score,
 )
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import reverse_pass, segments
 from ganinf_mlops.pipeline import with_classifier
 from ganinf_mlops.problems import PROBLEMS, Problem
@@ -214,7 +215,7 @@ def warm_up(
         work / "warmup",
         progress=False,
     )
-    score(run, version, method, progress=False)
+    score(run, version, ScoringOptions(method, progress=False))
     shutil.rmtree(run)
 
 
@@ -243,22 +244,23 @@ def measure_time(
         samples["train_cpu"].append(cpu)
         samples["train_loop"].append(float(RunDir(run).metrics()[keys.TRAIN_SECONDS]))
         table, wall, cpu = timed(
-            lambda run=run: score(run, version, method, progress=False), cfg.device
+            lambda run=run: score(run, version, ScoringOptions(method, progress=False)), cfg.device
         )
         samples["score_wall"].append(wall)
         samples["score_cpu"].append(cpu)
         samples["score_pass"].append(float(table.extra["seconds"]))
     last1, wall, cpu = timed(
-        lambda: score(runs[0], version, method, last_epochs=1, progress=False), cfg.device
+        lambda: score(runs[0], version, ScoringOptions(method, last_epochs=1, progress=False)),
+        cfg.device,
     )
     averaged: dict[str, float] = {}
     # Problem kinds whose step has a term for every instance (step_with_all): the GANs.
     if PROBLEMS.get(cfg.problem).step_with_all is not Problem.step_with_all:
+        averaged_options = ScoringOptions(method, last_epochs=1, average_order=True, progress=False)
         avg, a_wall, a_cpu = timed(
-            lambda: score(runs[0], version, method, last_epochs=1, average_order=True,
-                          progress=False),
+            lambda: score(runs[0], version, averaged_options),
             cfg.device,
-        )  # fmt: skip
+        )
         averaged = {
             "last1_avg_wall": a_wall,
             "last1_avg_cpu": a_cpu,

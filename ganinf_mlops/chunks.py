@@ -30,6 +30,7 @@ from ganinf_mlops.cleanse import (
 from ganinf_mlops.config import Preset
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.methods import score_runs
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.train.rundir import RunDir
@@ -68,10 +69,8 @@ def chunked_cleanse(
     records: list[dict[str, Any]] = []
     for c, size in enumerate(chunk_sizes(k, job.chunks), start=1):
         if c > 1:
-            cur_table = score_runs(
-                cur_runs, cur_version, job.method, last_epochs=job.last_epochs,
-                seed=job.seed + i, progress=progress, average_order=job.average_order,
-            )  # fmt: skip
+            options = ScoringOptions.from_job(job, seed=job.seed + i, progress=progress)
+            cur_table = score_runs(cur_runs, cur_version, options)
             cur_scores = layout.chunk_scores(i, c)
             write_scores(cur_scores, cur_table)
         ids = select_removals(cur_table, size, job.policy, job.threshold)

@@ -22,6 +22,12 @@ DTYPES = ("float64", "float32")
 STORAGE = ("checkpoints", "final")
 
 
+def help_field(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with its help text (and `cli.options` metadata: min, choices), which
+    the CLI options derived from it show."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
 def check_device(device: str, available: bool = False) -> None:
     """A torch device string: 'cpu' or 'cuda[:i]'; with `available`, one this machine has (a
     config may name a GPU that only the machine that trains on it has)."""
@@ -52,13 +58,19 @@ class TrainConfig:
     and no field here or in another kind's config."""
 
     problem: str = "gan"
-    batch_size: int = 100
-    epochs: int = 50
-    steps: int | None = None  # optimizer steps; None: epochs * (N // batch_size)
-    seed: int = 0
-    checkpoint_every: int = 50
-    dtype: str = "float64"
-    device: str = "cpu"
+    batch_size: int = help_field(100, "Minibatch size.", min=1)
+    epochs: int = help_field(50, "Epochs.", min=1)
+    steps: int | None = help_field(  # None: epochs * (N // batch_size)
+        None,
+        "Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
+        min=1,
+    )
+    seed: int = help_field(0, "Seed of initialisation, minibatch order and latents.")
+    checkpoint_every: int = help_field(
+        50, "Checkpoint interval K in steps (the reverse pass holds K steps in memory).", min=1
+    )
+    dtype: str = help_field("float64", "Floating point type.", choices=DTYPES)
+    device: str = help_field("cpu", "Torch device, e.g. cpu or cuda.")
     storage: str = "checkpoints"  # see STORAGE
 
     def __post_init__(self) -> None:
@@ -124,26 +136,64 @@ class MetricConfig:
 class JobOptions:
     """What the job, the DVC pipeline and the cleanse loop do with a trained run."""
 
-    method: str = keys.ALL  # scoring method for cleansing (influence metric or baseline)
-    remove_frac: float = 0.05  # per cleanse iteration
-    loo: int = 40  # leave-one-out retrainings for validation (0: skip)
-    group_subsets: int = 50  # random removal sets per fraction for group fidelity (0: skip)
-    last_epochs: int | None = None  # trace back only the last k epochs
-    # influence averaged over minibatch orders (each instance at every traced step, weighted by
-    # its chance B/N of being there) instead of at the steps it was drawn at
-    average_order: bool = False
-    seed: int = 0  # validation instance choice and baseline scores
-    iterations: int = 3  # cleanse -> retrain iterations of `ganinf loop`
-    stop_when_worse: bool = False  # stop the loop once the metric stops improving
-    policy: str = "positive"  # which of the top remove_frac go: positive | threshold | top
-    threshold: float | None = None  # harmfulness cut-off of policy "threshold"
-    retrain_budget: str = "steps"  # fresh retraining keeps the parent's "steps" or "epochs"
-    retrain_seeds: int = 1  # fresh retrainings per version (mean +- std over training seeds)
-    chunks: int = 1  # remove each iteration's budget in this many re-scored chunks
-    ensemble: int = 1  # average influence over this many runs (training seeds) of a version
-    # cleanse only when this fraction of the ensemble's members, each held out of the
-    # selection, predicts that it helps (None: no check)
-    min_agreement: float | None = None
+    method: str = help_field(
+        keys.ALL, "Scoring method: an influence target of the run's problem, or a baseline."
+    )
+    remove_frac: float = help_field(
+        0.05, "Fraction of the instances removed per cleanse, in (0, 1)."
+    )
+    loo: int = help_field(
+        40,
+        "Leave-one-out retrainings for validation: 1/4 top, 1/4 bottom, 1/2 random instances; "
+        "0 skips validation.",
+        min=0,
+    )
+    group_subsets: int = help_field(
+        50, "Random removal sets per fraction (1%, 5%, 20%) for the group score, 0 skips it.", min=0
+    )
+    last_epochs: int | None = help_field(None, "Trace back only the last K epochs.", min=1)
+    average_order: bool = help_field(
+        False,
+        "Average each instance's influence over minibatch orders: it is counted at every traced "
+        "step, weighted by its chance B/N of being drawn there, instead of at the steps it was "
+        "drawn at (steadier between training seeds; D sees all N instances per traced step, so "
+        "use it with --last-epochs).",
+    )
+    seed: int = help_field(
+        0, "Seed of the validation's instance choice and of the baselines' scores."
+    )
+    iterations: int = help_field(3, "Cleanse -> retrain iterations of `ganinf loop`.", min=1)
+    stop_when_worse: bool = help_field(False, "Stop the loop once the metric stops improving.")
+    policy: str = help_field(
+        "positive",
+        "Which of the top remove_frac go: positive (only those predicted to help), threshold "
+        "(harmfulness > threshold) or top (all).",
+        choices=POLICIES,
+    )
+    threshold: float | None = help_field(None, "Harmfulness cut-off of policy threshold.")
+    retrain_budget: str = help_field(
+        "steps",
+        "Fresh retraining keeps the parent's optimizer 'steps' or the config's 'epochs'.",
+        choices=BUDGETS,
+    )
+    retrain_seeds: int = help_field(
+        1, "Fresh retrainings per version, over training seeds (mean +- std).", min=1
+    )
+    chunks: int = help_field(
+        1,
+        "Remove each iteration's budget in C chunks, re-scoring on the counterfactual replay "
+        "after each (of every ensemble member).",
+        min=1,
+    )
+    ensemble: int = help_field(
+        1, "Average influence over K runs of each version that differ in the training seed.", min=1
+    )
+    min_agreement: float | None = help_field(
+        None,
+        "Scores of an ensemble only: cleanse only when at least this fraction of its members, "
+        "each held out of the selection, predicts that the selection helps; otherwise write "
+        "nothing and exit 2, as when nothing is predicted to help.",
+    )
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,8 +22,8 @@ OptState = dict[str, Params]
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = "sgd"
-    lr: float = 1e-3
+    name: str = field(default="sgd", metadata={"help": "Optimizer."})
+    lr: float = field(default=1e-3, metadata={"help": "Learning rate."})
     momentum: float = 0.9
     beta1: float = 0.5
     beta2: float = 0.999

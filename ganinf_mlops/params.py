@@ -13,7 +13,6 @@ Every field must be present and no other: a typo or a missing key is an error na
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +92,6 @@ def load_params(path: str | Path) -> Preset:
 def write_params(path: str | Path, preset: Preset) -> None:
     with atomic_file(path) as fh:
         yaml.safe_dump(preset_to_params(preset), fh, sort_keys=False)
-
-
-def with_job(preset: Preset, **changes: Any) -> Preset:
-    """The preset with some job options replaced (None values keep the preset's)."""
-    given = {k: v for k, v in changes.items() if v is not None}
-    return dataclasses.replace(preset, job=dataclasses.replace(preset.job, **given))
 
 
 def params_text(preset: Preset) -> str:

@@ -33,6 +33,7 @@ from ganinf_mlops.errors import (
 )
 from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.methods import METHODS, score_run
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import changed_keys, read_json, write_json
@@ -128,10 +129,8 @@ def run_iteration(
         if table.dataset_digest != version.digest or table.method != job.method:
             raise DataError(f"{scores_path} scores another version or method: cannot resume")
     else:
-        table = score_run(
-            run, version, job.method, ensemble=job.ensemble, last_epochs=job.last_epochs,
-            seed=job.seed + i, progress=progress, average_order=job.average_order,
-        )  # fmt: skip
+        options = ScoringOptions.from_job(job, seed=job.seed + i, progress=progress)
+        table = score_run(run, version, options)
         write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)
     report = None

@@ -13,6 +13,7 @@ from ganinf_mlops.config import get_preset
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import meta_path, read_scores, write_scores
 from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.train.trainer import train
@@ -33,7 +34,7 @@ def test_chunked_cleanse_rescores_on_each_replay(tmp_path) -> None:
     )
     raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)
     run = train(raw, preset.train, preset.metric, tmp_path / "runs" / "r0", progress=False)
-    table = score(run, raw, "all", progress=False)
+    table = score(run, raw, ScoringOptions("all", progress=False))
     scores = tmp_path / "scores" / "it1.csv"
     write_scores(scores, table)
     new, records = chunked_cleanse(1, tmp_path, preset, raw, run, table, scores, progress=False)
@@ -79,7 +80,7 @@ def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:
     )
     raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)
     run = train(raw, preset.train, preset.metric, tmp_path / "runs" / "r0", progress=False)
-    table = score_run(run, raw, "all", ensemble=2, progress=False)
+    table = score_run(run, raw, ScoringOptions("all", ensemble=2, progress=False))
     scores = tmp_path / "scores" / "it1.csv"
     write_scores(scores, table)
     new, records = chunked_cleanse(1, tmp_path, preset, raw, run, table, scores, progress=False)

@@ -31,6 +31,7 @@ from ganinf_mlops.errors import (
 )
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import ScoreTable, write_scores
 from ganinf_mlops.train.trainer import train
 
@@ -165,7 +166,7 @@ def test_injected_reference_removes_exactly_the_injected_instances(tmp_path: Pat
     raw = _raw(tmp_path)  # 4 of 20 injected
     preset = get_preset("tiny")
     run = train(raw, preset.train, preset.metric, tmp_path / "run", progress=False)
-    table = score(run, raw, "injected", progress=False)
+    table = score(run, raw, ScoringOptions("injected", progress=False))
     write_scores(path := tmp_path / "inj.csv", table)
     child = cleanse(raw, path, tmp_path / "c", remove_count=10)  # policy positive: only those 4
     assert len(raw.manifest.is_anomaly_ids) == 4
@@ -175,7 +176,7 @@ def test_injected_reference_removes_exactly_the_injected_instances(tmp_path: Pat
     clean = write_version(tmp_path / "clean", raw.x, raw.ids, raw.x_eval, dataset="t", params={})
     run = train(clean, preset.train, preset.metric, tmp_path / "run2", progress=False)
     with pytest.raises(ConfigError, match="recorded the instances it injected"):
-        score(run, clean, "injected", progress=False)
+        score(run, clean, ScoringOptions("injected", progress=False))
 
 
 def _ensemble_table(v: DatasetVersion, members: np.ndarray) -> ScoreTable:

@@ -380,14 +380,15 @@ def test_read_only_file_system(flow, read_only_dir, capsys):
 def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import read_scores
 
     out = tmp_path / "avg.csv"
     influence(flow, "--method", "all", "--last-epochs", "1", "--average-order", "--out", out)
     table = read_scores(out)
     assert table.extra["average_order"] is True and table.extra["last_epochs"] == 1
-    expected = score(flow["run"], load_version(flow["raw"]), "all", last_epochs=1,
-                     average_order=True, progress=False)  # fmt: skip
+    options = ScoringOptions("all", last_epochs=1, average_order=True, progress=False)
+    expected = score(flow["run"], load_version(flow["raw"]), options)
     assert np.array_equal(table.aligned_to(expected.ids)[1], expected.predicted_change)
     drawn = read_scores(flow["scores"])
     assert drawn.extra["average_order"] is False

@@ -18,7 +18,6 @@ from ganinf_mlops.params import (
     params_text,
     params_to_preset,
     preset_to_params,
-    with_job,
     write_params,
 )
 
@@ -172,19 +171,6 @@ def test_missing_section(section):
 def test_invalid_params(edit, match):
     with pytest.raises(ConfigError, match=match):
         params_to_preset(edit(_params()))
-
-
-def test_with_job_replaces_only_given_values():
-    preset = get_preset("tiny")
-    changed = with_job(preset, iterations=7, loo=None, method="disc_loss", last_epochs=None)
-    assert changed.job == dataclasses.replace(preset.job, iterations=7, method="disc_loss")
-    assert changed.job.loo == preset.job.loo == 12
-    assert changed.train == preset.train and changed.metric == preset.metric
-    assert preset.job.iterations == 2  # the original is untouched
-    assert with_job(preset) == preset
-    assert with_job(preset, stop_when_worse=False).job.stop_when_worse is False
-    with pytest.raises(ConfigError, match="remove_frac"):
-        with_job(preset, remove_frac=2.0)
 
 
 def test_load_params_missing_file(tmp_path):

@@ -472,6 +472,7 @@ def test_an_ensemble_cleanse_records_its_members_agreement(tmp_path):
 
 def test_the_job_scores_averaged_over_minibatch_orders_when_asked(tmp_path):
     from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import read_scores
 
     preset = _preset(iterations=1, last_epochs=1, average_order=True, policy="top")
@@ -479,7 +480,9 @@ def test_the_job_scores_averaged_over_minibatch_orders_when_asked(tmp_path):
     table = read_scores(tmp_path / "scores" / "it1_all.csv")
     assert table.extra["average_order"] is True and table.extra["last_epochs"] == 1
     raw = load_version(tmp_path / "data" / "v0")
-    expected = score(table.run, raw, "all", last_epochs=1, average_order=True, progress=False)
-    drawn = score(table.run, raw, "all", last_epochs=1, progress=False)
+    expected = score(
+        table.run, raw, ScoringOptions("all", last_epochs=1, average_order=True, progress=False)
+    )
+    drawn = score(table.run, raw, ScoringOptions("all", last_epochs=1, progress=False))
     assert table.aligned_to(raw.ids)[1] == pytest.approx(expected.predicted_change, abs=0)
     assert not (table.aligned_to(raw.ids)[1] == pytest.approx(drawn.predicted_change))

@@ -18,9 +18,12 @@ from ganinf_mlops.cli.common import (
     parse_key_values,
     tracking_options,
 )
-from ganinf_mlops.config import POLICIES
+from ganinf_mlops.cli.options import Changes, field_options, with_config
+from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.data.datasets import DATASETS
 from ganinf_mlops.errors import ConfigError
+
+_FROM_JOB = "the config's job.{name}"
 
 
 @cli.command()
@@ -89,26 +92,16 @@ def prepare(
     help="Scores CSV of this version.",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@click.option(
-    "--remove-frac",
-    type=float,
-    help="Fraction of instances to remove, in (0, 1) (default: the config's).",
-)
+@field_options(JobOptions, "remove_frac", into="job", default=_FROM_JOB)
 @click.option("--remove-count", type=int, help="Number of instances to remove.")
-@click.option(
-    "--policy",
-    type=click.Choice(POLICIES),
-    help="Which of the top-ranked go: positive (only those predicted to help), threshold "
-    "(harmfulness > --threshold) or top (all); default: the config's job.policy.",
-)
-@click.option("--threshold", type=float, help="Harmfulness cut-off of --policy threshold.")
-@click.option(
-    "--min-agreement",
-    type=click.FloatRange(0, 1, min_open=True),
-    help="Scores of an ensemble only: cleanse only when at least this fraction of its members, "
-    "each held out of the selection, predicts that the selection helps; otherwise write "
-    "nothing and exit 2, as when nothing is predicted to help (default: the config's "
-    "job.min_agreement).",
+@field_options(JobOptions, "policy", into="job", default=_FROM_JOB)
+@field_options(JobOptions, "threshold", into="job")  # the config's only with the config's policy
+@field_options(
+    JobOptions,
+    "min_agreement",
+    into="job",
+    default=_FROM_JOB,
+    min_agreement={"type": click.FloatRange(0, 1, min_open=True)},
 )
 @click.option(
     "--out",
@@ -116,35 +109,34 @@ def prepare(
     type=click.Path(path_type=Path),
     help="Directory of the new dataset version.",
 )
-@config_options
+@with_config
 @tracking_options
 @FORCE_OPTION
 def cleanse(
     data: Path,
     scores: Path,
-    remove_frac: float | None,
     remove_count: int | None,
-    policy: str | None,
-    threshold: float | None,
-    min_agreement: float | None,
     out: Path,
-    preset: str,
-    params_file: Path | None,
+    config: Preset,
     tracking: bool,
     experiment: str,
     force: bool,
+    job: Changes,
 ) -> None:
     """Remove the most harmful instances, writing a child version with its lineage."""
     from ganinf_mlops.cleanse import cleanse as do_cleanse
     from ganinf_mlops.data.version import load_version
 
-    job = load_config(preset, params_file).job
+    # Not `overrides`: --remove-count replaces the fraction, a --policy comes with its own
+    # --threshold, and --min-agreement checks the scores' ensemble rather than the config's.
+    cfg = config.job
+    remove_frac, threshold = job.get("remove_frac"), job.get("threshold")
     if remove_frac is None and remove_count is None:
-        remove_frac = job.remove_frac
+        remove_frac = cfg.remove_frac
+    policy = job.get("policy")
     if policy is None:
-        policy, threshold = job.policy, job.threshold if threshold is None else threshold
-    if min_agreement is None:
-        min_agreement = job.min_agreement
+        policy, threshold = cfg.policy, cfg.threshold if threshold is None else threshold
+    min_agreement = job.get("min_agreement", cfg.min_agreement)
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("cleanse", version):

@@ -88,6 +88,7 @@ def gate_cmd(
     from ganinf_mlops.errors import ConfigError
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_report
     from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.io import write_json
     from ganinf_mlops.train.rundir import RunDir
@@ -113,9 +114,8 @@ def gate_cmd(
                         f"scores {scores} were computed from run {table.run}, not {run}"
                     )
             else:
-                table = score(
-                    run, version, method or job.method, seed=job.seed, progress=progress()
-                )
+                options = ScoringOptions(method or job.method, seed=job.seed, progress=progress())
+                table = score(run, version, options)
             result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
         if copying is not None:
             result.update(copying=copying, passed=result["passed"] and copying["passed"])

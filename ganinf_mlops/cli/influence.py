@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,14 +16,15 @@ from ganinf_mlops.cli.common import (
     RunRef,
     check_new_output,
     cli,
-    config_options,
-    load_config,
     make_observer,
     progress,
     tracking_options,
 )
+from ganinf_mlops.cli.options import Changes, field_options, overrides, with_config
+from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.methods import METHODS
+from ganinf_mlops.influence.options import ScoringOptions
 
 
 def _version(run: Path, data: Path | None):
@@ -61,9 +63,26 @@ def _method(method: str | None, metric: str | None, default: str) -> str:
     return method or default
 
 
-METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
-    ", ".join(f"{n} ({m.description})" for n, m in METHODS.items())
-)
+METHODS_LIST = "One of: {}.".format(", ".join(f"{n} ({m.description})" for n, m in METHODS.items()))
+# The scoring options (`ScoringOptions`) of `influence`, as far as the job's config sets them.
+_FROM_JOB = "the config's job.{name}"
+_METHOD = {"type": click.Choice(METHODS.names()), "help": "{help} " + METHODS_LIST}
+
+
+def _logged(scoring: dict[str, Any]) -> Changes:
+    """The scoring options a fetched run logged: the defaults of re-scoring it (one run unless
+    it logged an ensemble, whatever the config says)."""
+    extra = scoring.get("extra", {})
+    logged = extra.get("ensemble")
+    return {
+        "method": scoring.get("method"),
+        "ensemble": len(logged) if isinstance(logged, list) else 1,
+        "last_epochs": extra.get("last_epochs"),
+        "average_order": bool(extra["average_order"]) if "average_order" in extra else None,
+        "storage_efficient": True if extra.get("storage_efficient") else None,
+        "checkpointed": False if extra.get("checkpointed") is False else None,
+        "seed": extra.get("seed"),
+    }
 
 
 @cli.command()
@@ -80,7 +99,7 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
     type=click.Path(file_okay=False, path_type=Path),
     help="Where a runs:/ run is fetched to, and reused from (default: run-<run_id> beside --out).",
 )
-@click.option("--method", type=click.Choice(METHODS.names()), help=METHOD_HELP)
+@field_options(ScoringOptions, "method", into="scoring", default=_FROM_JOB, method=_METHOD)
 @click.option(
     "--metric",
     type=click.Choice(METHODS.names()),
@@ -89,65 +108,31 @@ METHOD_HELP = "Scoring method: {} (default: the config's job.method).".format(
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Scores CSV.")
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
-@click.option(
-    "--last-epochs",
-    type=click.IntRange(min=1),
-    help="Trace back only the last K epochs (default: the config's job.last_epochs).",
-)
-@click.option(
-    "--average-order/--no-average-order",
-    default=None,
-    help="Average each instance's influence over minibatch orders: it is counted at every "
-    "traced step, weighted by its chance B/N of being drawn there, instead of at the steps it "
-    "was drawn at (steadier between training seeds; D sees all N instances per traced step, so "
-    "use it with --last-epochs). Default: the config's job.average_order.",
-)
-@click.option(
-    "--no-checkpointing",
-    is_flag=True,
-    help="Hold the whole run in memory instead of replaying between checkpoints.",
-)
-@click.option(
-    "--storage-efficient",
-    is_flag=True,
-    help="Suzuki et al.'s estimate: the last epoch (or --last-epochs K) linearised at the final "
-    "state; needs no checkpoint history (runs trained with train.storage: final).",
-)
-@click.option(
-    "--ensemble",
-    type=click.IntRange(min=1),
-    help="Average the influence over K runs that differ only in the training seed: RUN and "
-    "RUN-seed1 .. RUN-seed<K-1> beside it, trained now where missing (default: job.ensemble).",
-)
+@field_options(ScoringOptions, "last_epochs", "average_order", into="scoring", default=_FROM_JOB)
+@field_options(ScoringOptions, "checkpointed", "storage_efficient", into="scoring")
+@field_options(ScoringOptions, "ensemble", into="scoring", default=_FROM_JOB)
 @click.option(
     "--members",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the ensemble's other runs in this directory (DIR/seed1 .. DIR/seed<K-1>) instead "
     "of beside RUN; created even for K = 1, so a DVC stage can declare it as an output.",
 )
-@click.option("--seed", type=int, help="Seed of the baselines (default: the config's job.seed).")
-@config_options
+@field_options(ScoringOptions, "seed", into="scoring", default=_FROM_JOB)
+@with_config
 @tracking_options
 @FORCE_OPTION
 def influence(
     run: Path | str,
     fetch_dir: Path | None,
-    method: str | None,
     metric: str | None,
     out: Path,
     data: Path | None,
-    last_epochs: int | None,
-    average_order: bool | None,
-    no_checkpointing: bool,
-    storage_efficient: bool,
-    ensemble: int | None,
     members: Path | None,
-    seed: int | None,
-    preset: str,
-    params_file: Path | None,
+    config: Preset,
     tracking: bool,
     experiment: str,
     force: bool,
+    scoring: Changes,
 ) -> None:
     """Score every training instance; write id, predicted_change, harmfulness, rank.
 
@@ -157,41 +142,20 @@ def influence(
     from ganinf_mlops.influence.methods import score_run
     from ganinf_mlops.influence.scores import write_scores
 
-    job = load_config(preset, params_file).job
+    options = ScoringOptions.from_job(config.job, progress=progress())
     check_new_output(out, force)
     if isinstance(run, str):  # runs:/<id>: recompute what the run logged, unless told otherwise
         fetched = _fetch(run, fetch_dir, out)
-        run, scoring = fetched.run_dir, fetched.scoring or {}
-        extra = scoring.get("extra", {})
-        method = method or (metric is None and scoring.get("method")) or None
-        last_epochs = last_epochs or extra.get("last_epochs")
-        if average_order is None and "average_order" in extra:
-            average_order = bool(extra["average_order"])
-        storage_efficient = storage_efficient or bool(extra.get("storage_efficient"))
-        no_checkpointing = no_checkpointing or extra.get("checkpointed") is False
-        seed = extra.get("seed") if seed is None else seed
-        if ensemble is None:  # one run unless it logged an ensemble, whatever the config says
-            logged = extra.get("ensemble")
-            ensemble = len(logged) if isinstance(logged, list) else 1
+        run = fetched.run_dir
+        options = overrides(options, _logged(fetched.scoring or {}))
         version = fetched.version if data is None else _version(run, data)
     else:
         version = _version(run, data)
-    method = _method(method, metric, job.method)
+    method = _method(scoring.get("method"), metric, options.method)
+    options = overrides(options, {**scoring, "method": method})
     obs = make_observer(tracking, experiment)
     with obs.stage("influence", version):
-        table = score_run(
-            run,
-            version,
-            method,
-            ensemble=job.ensemble if ensemble is None else ensemble,
-            members=members,
-            last_epochs=last_epochs or job.last_epochs,
-            checkpointed=not no_checkpointing,
-            seed=job.seed if seed is None else seed,
-            progress=progress(),
-            storage_efficient=storage_efficient,
-            average_order=job.average_order if average_order is None else average_order,
-        )
+        table = score_run(run, version, options, members=members)
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))
@@ -199,11 +163,8 @@ def influence(
 
 @cli.command("validate")
 @click.option("--run", required=True, type=EXISTING_DIR, help="Run directory (trajectory).")
-@click.option(
-    "--loo",
-    type=click.IntRange(min=4),
-    help="Instances to retrain without: 1/4 top, 1/4 bottom, 1/2 random "
-    "(default: the config's job.loo).",
+@field_options(
+    JobOptions, "loo", into="job", default=_FROM_JOB, loo={"type": click.IntRange(min=4)}
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Report JSON.")
 @click.option(
@@ -211,41 +172,39 @@ def influence(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Influence scores to check (default: compute them with --method).",
 )
-@click.option(
-    "--method",
-    type=click.Choice(METHODS.names()),
-    help="Influence method to compute when --scores is not given (default: the config's "
-    "job.method).",
+@field_options(
+    JobOptions,
+    "method",
+    into="job",
+    default=_FROM_JOB,
+    method={**_METHOD, "help": "{help} Computed when --scores is not given. " + METHODS_LIST},
 )
 @click.option(
     "--metric", type=click.Choice(METHODS.names()), hidden=True, help="Deprecated: --method."
 )
-@click.option(
-    "--group",
-    type=click.IntRange(min=0),
-    help="Random removal sets per fraction (1%, 5%, 20%) for the group score, 0 skips it "
-    "(default: the config's job.group_subsets).",
+@field_options(
+    JobOptions,
+    "group_subsets",
+    into="job",
+    default=_FROM_JOB,
+    group_subsets={"decls": ("--group",)},
 )
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
-@click.option("--seed", type=int, help="Seed choosing the random instances (default: job.seed).")
-@config_options
+@field_options(JobOptions, "seed", into="job", default=_FROM_JOB)
+@with_config
 @tracking_options
 @FORCE_OPTION
 def validate_cmd(
     run: Path,
-    loo: int | None,
     out: Path,
     scores: Path | None,
-    method: str | None,
     metric: str | None,
-    group: int | None,
     data: Path | None,
-    seed: int | None,
-    preset: str,
-    params_file: Path | None,
+    config: Preset,
     tracking: bool,
     experiment: str,
     force: bool,
+    job: Changes,
 ) -> None:
     """Compare influence estimates with real retraining (same schedule): leave-one-out
     (w_j = 0) and, for the group score, removal of random sets and of the top-ranked sets."""
@@ -254,10 +213,9 @@ def validate_cmd(
     from ganinf_mlops.influence.validate import validate
     from ganinf_mlops.io import write_json
 
-    job = load_config(preset, params_file).job
-    method = _method(method, metric, job.method)
-    k = loo if loo is not None else job.loo
-    if k == 0:
+    method = _method(job.get("method"), metric, config.job.method)  # scores only
+    options = overrides(config.job, {k: v for k, v in job.items() if k != "method"})
+    if options.loo == 0:
         raise ConfigError("the config's job.loo is 0 (no validation): give --loo N (N >= 4)")
     check_new_output(out, force)
     obs = make_observer(tracking, experiment)
@@ -266,15 +224,15 @@ def validate_cmd(
         table = (
             read_scores(scores)
             if scores is not None
-            else score(run, version, method, progress=progress())
+            else score(run, version, ScoringOptions(method, progress=progress()))
         )
         report = validate(
             run,
             version,
             table,
-            k=k,
-            seed=job.seed if seed is None else seed,
-            group_subsets=job.group_subsets if group is None else group,
+            k=options.loo,
+            seed=options.seed,
+            group_subsets=options.group_subsets,
             progress=progress(),
         )
         write_json(out, report)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -12,22 +11,30 @@ from ganinf_mlops.cli.common import (
     EXISTING_DIR,
     FORCE_OPTION,
     cli,
-    config_options,
-    load_config,
     make_observer,
     progress,
     tracking_options,
 )
-from ganinf_mlops.config import DTYPES
+from ganinf_mlops.cli.options import Changes, field_options, with_config
+from ganinf_mlops.config import Preset, TrainConfig
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.optim import OPTIMIZERS
-from ganinf_mlops.problems.gan import UPDATES
+from ganinf_mlops.optim import OPTIMIZERS, OptimConfig
+from ganinf_mlops.problems.gan import GanConfig
+
+_OPTIMIZERS = click.Choice(OPTIMIZERS.names())
+
+
+_FROM_TRAIN = "the config's train.{name}"
+_BOTH = {
+    "help": "{help} Sets every optimizer of the run (both networks' of a GAN: train.d_optim, "
+    "train.g_optim; a classifier's train.optim). Default: the config's."
+}
 
 
 @cli.command("train")
 @click.option("--data", required=True, type=EXISTING_DIR, help="Dataset version to train on.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@config_options
+@with_config
 @click.option(
     "--replay",
     type=EXISTING_DIR,
@@ -40,28 +47,25 @@ from ganinf_mlops.problems.gan import UPDATES
     help="A fresh retraining of this run's data after a cleanse: with job.retrain_budget "
     "'steps' (the default) it takes as many optimizer steps as that run did.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (the config's if omitted).")
-@click.option(
-    "--steps",
-    type=click.IntRange(min=1),
-    help="Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
+@field_options(TrainConfig, "epochs", "steps", "batch_size", into="train", default=_FROM_TRAIN)
+@field_options(  # `with_train_options` applies lr and optimizer to both networks
+    OptimConfig,
+    "lr",
+    "name",
+    into="train",
+    lr=_BOTH,
+    name={**_BOTH, "decls": ("--optimizer",), "key": "optimizer", "type": _OPTIMIZERS},
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size.")
-@click.option("--lr", type=float, help="Learning rate of every optimizer (both networks of a GAN).")
-@click.option(
-    "--optimizer",
-    type=click.Choice(OPTIMIZERS.names()),
-    help="Optimizer of every network (both of a GAN).",
+@field_options(GanConfig, "update", into="train", default="the config's train.{name} (GANs)")
+@field_options(
+    TrainConfig,
+    "seed",
+    "checkpoint_every",
+    "dtype",
+    "device",
+    into="train",
+    default=_FROM_TRAIN,
 )
-@click.option("--update", type=click.Choice(UPDATES), help="D/G update order.")
-@click.option("--seed", type=int, help="Seed of initialisation, minibatch order and latents.")
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=1),
-    help="Checkpoint interval K in steps (the reverse pass holds K steps in memory).",
-)
-@click.option("--dtype", type=click.Choice(DTYPES), help="Floating point type.")
-@click.option("--device", help="Torch device, e.g. cpu or cuda.")
 @click.option(
     "--resume",
     is_flag=True,
@@ -73,36 +77,34 @@ from ganinf_mlops.problems.gan import UPDATES
 def train_cmd(
     data: Path,
     out: Path,
-    preset: str,
-    params_file: Path | None,
+    config: Preset,
     replay: Path | None,
     retrain_of: Path | None,
     resume: bool,
     tracking: bool,
     experiment: str,
     force: bool,
-    **options: Any,
+    train: Changes,
 ) -> None:
     """Train a GAN on a dataset version, recording its trajectory for influence estimation."""
     from ganinf_mlops.config import with_train_options
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.train.rundir import RunDir
-    from ganinf_mlops.train.trainer import train
+    from ganinf_mlops.train.trainer import train as train_run
 
-    cfg = load_config(preset, params_file)
-    if replay is not None and any(v is not None for v in options.values()):
+    if replay is not None and train:
         raise ConfigError("--replay takes the parent run's config; drop the training options")
     if retrain_of is not None:
         if replay is not None:
             raise ConfigError("--retrain-of is a fresh retraining; --replay a counterfactual one")
-        if cfg.job.retrain_budget == "steps" and options.get("steps") is None:
-            options["steps"] = RunDir(retrain_of).n_steps
-    train_cfg = with_train_options(cfg.train, **options)
+        if config.job.retrain_budget == "steps" and "steps" not in train:
+            train = {**train, "steps": RunDir(retrain_of).n_steps}
+    train_cfg = with_train_options(config.train, **train)
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("train", version):
-        run = train(
-            version, train_cfg, cfg.metric, out, replay=replay, force=force, progress=progress(),
+        run = train_run(
+            version, train_cfg, config.metric, out, replay=replay, force=force, progress=progress(),
             resume=resume,
         )  # fmt: skip
         obs.trained(run, version, "main")

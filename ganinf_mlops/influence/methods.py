@@ -23,6 +23,7 @@ features (`Problem.features`) and a seed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, random_harmfulness
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.specs import METRICS
@@ -95,45 +97,38 @@ def problem_and_target(run: RunDir, version: DatasetVersion, target: str) -> tup
     return problem, problem.target(target)
 
 
-def score(
-    run: str | Path,
-    version: DatasetVersion,
-    method: str,
-    *,
-    last_epochs: int | None = None,
-    checkpointed: bool = True,
-    seed: int = 0,
-    progress: bool = True,
-    storage_efficient: bool = False,
-    average_order: bool = False,
-) -> ScoreTable:
-    """Score every instance of `version` (the data of `run`) with `method`. With
+def score(run: str | Path, version: DatasetVersion, options: ScoringOptions) -> ScoreTable:
+    """Score every instance of `version` (the data of `run`) with `options.method`. With
     `storage_efficient`, influence is Suzuki et al.'s estimate from the final state alone over the
     last `last_epochs` epochs (default 1; `last_epoch.last_epoch_pass`). With `average_order`,
-    the exact influence averaged over minibatch orders (`reverse.reverse_pass`)."""
-    m = METHODS.get(method)
+    the exact influence averaged over minibatch orders (`reverse.reverse_pass`). `ensemble` is
+    `score_run`'s: this scores one run."""
+    o = options
+    m = METHODS.get(o.method)
     traj = RunDir(run)
     traj.check_dataset(version.digest, f" than {version.path}")
     run_ref = str(run)
     if m.target is None:  # a baseline or the injected reference: scores, no predicted change
-        harm, extra = _harm(m, method, traj, version, seed)
+        harm, extra = _harm(m, o.method, traj, version, o.seed)
         nan = np.full(len(harm), np.nan)
-        return ScoreTable(version.ids, harm, nan, method, None, version.digest, run_ref, extra)
+        return ScoreTable(version.ids, harm, nan, o.method, None, version.digest, run_ref, extra)
     problem, target = problem_and_target(traj, version, m.target)
     start = time.perf_counter()
-    if storage_efficient and average_order:
+    if o.storage_efficient and o.average_order:
         raise ConfigError("order averaging needs the recorded trajectory: drop --storage-efficient")
-    if storage_efficient:
-        result = last_epoch_pass(problem, traj, target, epochs=last_epochs or 1, progress=progress)
+    if o.storage_efficient:
+        result = last_epoch_pass(
+            problem, traj, target, epochs=o.last_epochs or 1, progress=o.progress
+        )
     else:
         result = reverse_pass(
             problem,
             traj,
             target,
-            first_step=first_traced_step(traj, last_epochs),
-            checkpointed=checkpointed,
-            average_order=average_order,
-            progress=progress,
+            first_step=first_traced_step(traj, o.last_epochs),
+            checkpointed=o.checkpointed,
+            average_order=o.average_order,
+            progress=o.progress,
         )
     seconds = time.perf_counter() - start
     change = -result.grad_w  # first-order V(without j) - V(all)
@@ -142,7 +137,7 @@ def score(
         version.ids,
         target.harmfulness(change).cpu().numpy(),
         change.cpu().numpy(),
-        method,
+        o.method,
         m.target,
         version.digest,
         run_ref,
@@ -150,10 +145,10 @@ def score(
             "value": result.value,
             "first_step": result.first_step,
             "n_steps": traj.n_steps,
-            "last_epochs": last_epochs,
-            "checkpointed": checkpointed,
-            "storage_efficient": storage_efficient,
-            "average_order": average_order,
+            "last_epochs": o.last_epochs,
+            "checkpointed": o.checkpointed,
+            "storage_efficient": o.storage_efficient,
+            "average_order": o.average_order,
             "seconds": seconds,
             "higher_is_better": target.higher_is_better,
         },
@@ -184,88 +179,53 @@ def _harm(
 def score_run(
     run: str | Path,
     version: DatasetVersion,
-    method: str,
+    options: ScoringOptions,
     *,
-    ensemble: int = 1,
     members: str | Path | None = None,
-    last_epochs: int | None = None,
-    checkpointed: bool = True,
-    seed: int = 0,
-    progress: bool = True,
-    storage_efficient: bool = False,
-    average_order: bool = False,
 ) -> ScoreTable:
-    """`score` of one run, or with `ensemble` > 1 `score_ensemble` over the run and its seed
-    siblings (trained where missing; in the directory `members` if given, else beside the run):
-    what `influence --ensemble` and `job.ensemble` mean. A baseline scores the run alone: there
-    is no influence to average."""
-    if not METHODS.get(method).predicts_change:
-        ensemble = 1
-    if ensemble > 1 and storage_efficient:
+    """`score` of one run, or with `options.ensemble` > 1 `score_ensemble` over the run and its
+    seed siblings (trained where missing; in the directory `members` if given, else beside the
+    run): what `influence --ensemble` and `job.ensemble` mean. A baseline scores the run alone:
+    there is no influence to average."""
+    ensemble = options.ensemble if METHODS.get(options.method).predicts_change else 1
+    if ensemble > 1 and options.storage_efficient:
         raise ConfigError(
             f"an ensemble of {ensemble} runs (--ensemble, job.ensemble) averages exact influence; "
             "--storage-efficient needs --ensemble 1"
         )
     if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
-        runs = seed_siblings(run, version, ensemble, members=members, progress=progress)
+        runs = seed_siblings(run, version, ensemble, members=members, progress=options.progress)
     else:
         runs = [Path(run)]
-    return score_runs(
-        runs, version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
-        progress=progress, storage_efficient=storage_efficient, average_order=average_order,
-    )  # fmt: skip
+    return score_runs(runs, version, options)
 
 
 def score_runs(
-    runs: list[str | Path],
-    version: DatasetVersion,
-    method: str,
-    *,
-    last_epochs: int | None = None,
-    checkpointed: bool = True,
-    seed: int = 0,
-    progress: bool = True,
-    storage_efficient: bool = False,
-    average_order: bool = False,
+    runs: list[str | Path], version: DatasetVersion, options: ScoringOptions
 ) -> ScoreTable:
     """`score` of one run, `score_ensemble` of several (`seed` and `storage_efficient` apply to
     one run only: an ensemble averages exact influence)."""
     if len(runs) > 1:
-        return score_ensemble(
-            runs, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
-            progress=progress, average_order=average_order,
-        )  # fmt: skip
-    return score(
-        runs[0], version, method, last_epochs=last_epochs, checkpointed=checkpointed, seed=seed,
-        progress=progress, storage_efficient=storage_efficient, average_order=average_order,
-    )  # fmt: skip
+        return score_ensemble(runs, version, options)
+    return score(runs[0], version, options)
 
 
 def score_ensemble(
-    runs: list[str | Path],
-    version: DatasetVersion,
-    method: str,
-    *,
-    last_epochs: int | None = None,
-    checkpointed: bool = True,
-    progress: bool = True,
-    average_order: bool = False,
+    runs: list[str | Path], version: DatasetVersion, options: ScoringOptions
 ) -> ScoreTable:
     """Influence averaged over runs on `version` that differ in their training seed.
 
     One trajectory's derivative answers "what if j had been left out of *this* run"; a user
     retrains with a fresh seed, so the quantity to act on is the expected change over seeds,
-    which the mean over K recorded runs estimates (ensembling, as in TRAK).
+    which the mean over K recorded runs estimates (ensembling, as in TRAK). Each member is
+    scored with exact influence (`storage_efficient` and `seed` do not apply).
     """
-    if not METHODS.get(method).predicts_change:
-        raise ConfigError(f"an ensemble averages influence; {method!r} is a baseline")
+    if not METHODS.get(options.method).predicts_change:
+        raise ConfigError(f"an ensemble averages influence; {options.method!r} is a baseline")
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two runs")
-    tables = [
-        score(r, version, method, last_epochs=last_epochs, checkpointed=checkpointed,
-              progress=progress, average_order=average_order)
-        for r in runs
-    ]  # fmt: skip
+    each = dataclasses.replace(options, storage_efficient=False, seed=0)
+    tables = [score(r, version, each) for r in runs]
     members = np.stack([t.aligned_to(version.ids)[1] for t in tables])
     change = members.mean(axis=0)
     first = tables[0]
@@ -275,13 +235,13 @@ def score_ensemble(
         "value": float(np.mean([t.extra["value"] for t in tables])),
         "seconds": float(sum(t.extra["seconds"] for t in tables)),
         "higher_is_better": first.higher_is_better(),
-        "last_epochs": last_epochs,
-        "checkpointed": checkpointed,
-        "average_order": average_order,
+        "last_epochs": options.last_epochs,
+        "checkpointed": options.checkpointed,
+        "average_order": options.average_order,
         # each run's own estimate, for the cleanse's check that the members agree
         keys.MEMBERS: {"ids": version.ids.tolist(), "change": members.tolist()},
     }
     return ScoreTable(
-        version.ids, sign * change, change, method, first.metric, version.digest, str(runs[0]),
-        extra,
+        version.ids, sign * change, change, options.method, first.metric, version.digest,
+        str(runs[0]), extra,
     )  # fmt: skip

@@ -104,6 +104,7 @@ class ClassifierConfig(TrainConfig):
             }
         return new
 
+
 VAL_LOSS_SPEC = register(
     Metric(
         keys.VAL_LOSS,

@@ -37,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from ganinf_mlops import keys, optim
-from ganinf_mlops.config import TrainConfig
+from ganinf_mlops.config import TrainConfig, help_field
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.metrics.all import ALL_SPEC, average_log_likelihood
 from ganinf_mlops.metrics.frechet import FD_SPEC, GaussianFit, frechet_distance
@@ -84,7 +84,7 @@ class GanConfig(TrainConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     d_optim: OptimConfig = field(default_factory=OptimConfig)
     g_optim: OptimConfig = field(default_factory=OptimConfig)
-    update: str = "simultaneous"
+    update: str = help_field("simultaneous", "D/G update order.", choices=UPDATES)
     # Memorization rejection (Bai et al.): generated samples whose cosine distance to the nearest
     # training instance in `reject_embedding` space is below the threshold do not train the
     # generator. None: off.
@@ -104,6 +104,7 @@ class GanConfig(TrainConfig):
             )
         if not (self.r1 >= 0 and math.isfinite(self.r1)):
             raise ConfigError(f"r1 must be >= 0, got {self.r1}")
+
 
 DISC_LOSS_SPEC = register(
     Metric(

@@ -101,24 +101,12 @@ def train(
     if out_dir.exists() and not force:
         raise OutputExistsError(out_dir)
     parent = RunDir(replay) if replay is not None else None
-    if parent is not None:
-        cfg, metric = parent.train_config, parent.metric_config
-        schedule = replay_schedule(parent, version)
-    else:
-        schedule = make_schedule(
-            len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed, steps=cfg.steps
-        )
+    cfg, metric, schedule = _schedule(version, cfg, metric, parent)
     problem = problem_of_version(cfg, metric, version, schedule)
     problem.check_version(version)
     state = parent.load_state(0, problem.device) if parent is not None else problem.initial_state()
     n_steps = schedule.n_steps
-    # "final" storage keeps the initial state (leave-one-out and replays start there) and the
-    # final one (what storage-efficient influence linearises at), no history.
-    ckpts = (
-        checkpoint_steps(n_steps, cfg.checkpoint_every)
-        if cfg.storage == "checkpoints"
-        else [0, n_steps]
-    )
+    ckpts = _checkpoints(cfg, n_steps)
     losses = np.zeros((n_steps, len(problem.loss_names)))
     identity = {
         "train": to_dict(cfg), "metric": to_dict(metric), "dataset_digest": version.digest,
@@ -149,42 +137,8 @@ def train(
         if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
         writer.checkpoint(n_steps, state)
-
-        metrics: dict[str, Any] = problem.evaluate(state)
-        metrics.update(
-            {keys.N_INSTANCES: len(version.ids), keys.N_STEPS: n_steps, keys.TRAIN_SECONDS: seconds}
-        )
-        replay_info = None
-        if parent is not None:
-            replay_info = _replay_info(parent, version, metrics, out_dir)
-            metrics.update({k: v for k, v in replay_info.items() if k in keys.CHANGES})
-        meta = {
-            "ganinf_version": ganinf_mlops.__version__,
-            "torch_version": torch.__version__,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "dataset": {
-                "digest": version.digest,
-                # relative to the run directory: outputs must not depend on where work lives
-                "path": os.path.relpath(version.path.resolve(), out_dir.resolve()),
-                "n_instances": len(version.ids),
-            },
-            "train": to_dict(cfg),
-            "metric": to_dict(metric),
-            # What else the metrics depend on (a feature classifier's digest), checked on reuse;
-            # the classifier's directory relative to the run, like the dataset's.
-            "provenance": problem.provenance(),
-            "classifier_path": None
-            if feature_classifier(metric) is None
-            else os.path.relpath(Path(feature_classifier(metric)).resolve(), out_dir.resolve()),
-            "n_steps": n_steps,
-            "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
-            if parent is None
-            else parent.steps_per_epoch,
-            "checkpoint_every": cfg.checkpoint_every,
-            "checkpoint_steps": ckpts,
-            "state_keys": list(state),
-            "schedule": {"kind": "fresh" if parent is None else "replay", "replay_of": replay_info},
-        }
+        metrics, replay_info = _metrics(problem, state, version, parent, out_dir, n_steps, seconds)
+        meta = _meta(version, cfg, metric, problem, state, parent, replay_info, n_steps, out_dir)
         writer.finish(meta, metrics, losses, problem.loss_names)
         publish_dir(partial.finish(out_dir), out_dir, force)
     except (Terminated, KeyboardInterrupt):
@@ -196,6 +150,89 @@ def train(
         raise
     log.info("trained %d steps in %.1fs -> %s", n_steps - first, seconds, out_dir)
     return out_dir
+
+
+def _schedule(
+    version: DatasetVersion, cfg: TrainConfig, metric: MetricConfig, parent: RunDir | None
+) -> tuple[TrainConfig, MetricConfig, Schedule]:
+    """The configs and schedule a run trains with: a fresh one's, or the replayed parent's."""
+    if parent is not None:
+        return parent.train_config, parent.metric_config, replay_schedule(parent, version)
+    schedule = make_schedule(
+        len(version.ids), cfg.batch_size, cfg.epochs, cfg.seed, steps=cfg.steps
+    )
+    return cfg, metric, schedule
+
+
+def _checkpoints(cfg: TrainConfig, n_steps: int) -> list[int]:
+    """The steps whose state a run keeps. "final" storage keeps the initial state (leave-one-out
+    and replays start there) and the final one (what storage-efficient influence linearises
+    at), no history."""
+    if cfg.storage == "checkpoints":
+        return checkpoint_steps(n_steps, cfg.checkpoint_every)
+    return [0, n_steps]
+
+
+def _metrics(
+    problem: Problem,
+    state: State,
+    version: DatasetVersion,
+    parent: RunDir | None,
+    out_dir: Path,
+    n_steps: int,
+    seconds: float,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The final state's metrics (with a replay's changes) and, for a replay, `_replay_info`."""
+    metrics: dict[str, Any] = problem.evaluate(state)
+    metrics.update(
+        {keys.N_INSTANCES: len(version.ids), keys.N_STEPS: n_steps, keys.TRAIN_SECONDS: seconds}
+    )
+    replay_info = None
+    if parent is not None:
+        replay_info = _replay_info(parent, version, metrics, out_dir)
+        metrics.update({k: v for k, v in replay_info.items() if k in keys.CHANGES})
+    return metrics, replay_info
+
+
+def _meta(
+    version: DatasetVersion,
+    cfg: TrainConfig,
+    metric: MetricConfig,
+    problem: Problem,
+    state: State,
+    parent: RunDir | None,
+    replay_info: dict[str, Any] | None,
+    n_steps: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """The run's meta.json."""
+    return {
+        "ganinf_version": ganinf_mlops.__version__,
+        "torch_version": torch.__version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dataset": {
+            "digest": version.digest,
+            # relative to the run directory: outputs must not depend on where work lives
+            "path": os.path.relpath(version.path.resolve(), out_dir.resolve()),
+            "n_instances": len(version.ids),
+        },
+        "train": to_dict(cfg),
+        "metric": to_dict(metric),
+        # What else the metrics depend on (a feature classifier's digest), checked on reuse;
+        # the classifier's directory relative to the run, like the dataset's.
+        "provenance": problem.provenance(),
+        "classifier_path": None
+        if feature_classifier(metric) is None
+        else os.path.relpath(Path(feature_classifier(metric)).resolve(), out_dir.resolve()),
+        "n_steps": n_steps,
+        "steps_per_epoch": steps_per_epoch(len(version.ids), cfg.batch_size)
+        if parent is None
+        else parent.steps_per_epoch,
+        "checkpoint_every": cfg.checkpoint_every,
+        "checkpoint_steps": _checkpoints(cfg, n_steps),
+        "state_keys": list(state),
+        "schedule": {"kind": "fresh" if parent is None else "replay", "replay_of": replay_info},
+    }
 
 
 def _replay_info(

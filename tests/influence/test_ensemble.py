@@ -11,6 +11,7 @@ from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import score, score_ensemble
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems.gan import GanConfig, ModelConfig
@@ -35,8 +36,8 @@ def test_ensemble_is_the_mean_over_seed_siblings(tiny_version, tmp_path):
     assert [p.name for p in members] == ["r", "r-seed1", "r-seed2"]
     assert [RunDir(p).train_config.seed for p in members] == [7, 8, 9]
     assert seed_siblings(run, tiny_version, 3, progress=False) == members  # reused, not retrained
-    table = score_ensemble(members, tiny_version, "fd", progress=False)
-    singles = [score(p, tiny_version, "fd", progress=False) for p in members]
+    table = score_ensemble(members, tiny_version, ScoringOptions("fd", progress=False))
+    singles = [score(p, tiny_version, ScoringOptions("fd", progress=False)) for p in members]
     mean = np.mean([t.predicted_change for t in singles], axis=0)
     assert np.allclose(table.predicted_change, mean, rtol=1e-12, atol=0)
     assert np.allclose(table.harmfulness, -mean)  # fd: lower is better
@@ -63,9 +64,9 @@ def test_ensemble_is_the_mean_over_seed_siblings(tiny_version, tmp_path):
 def test_ensemble_refuses_baselines_and_single_runs(tiny_version, tmp_path):
     run = train(tiny_version, CFG, METRIC, tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="baseline"):
-        score_ensemble([run, run], tiny_version, "random")
+        score_ensemble([run, run], tiny_version, ScoringOptions("random"))
     with pytest.raises(ConfigError, match="at least two"):
-        score_ensemble([run], tiny_version, "all")
+        score_ensemble([run], tiny_version, ScoringOptions("all"))
 
 
 def test_score_run_of_a_baseline_ignores_the_ensemble(tiny_version, tmp_path):
@@ -75,10 +76,14 @@ def test_score_run_of_a_baseline_ignores_the_ensemble(tiny_version, tmp_path):
 
     run = train(tiny_version, CFG, METRIC, tmp_path / "r", progress=False)
     before = {p.name for p in tmp_path.iterdir()}
-    table = score_run(run, tiny_version, "random", ensemble=3, progress=False)
+    table = score_run(run, tiny_version, ScoringOptions("random", ensemble=3, progress=False))
     assert "ensemble" not in table.extra
-    assert np.array_equal(table.harmfulness, score(run, tiny_version, "random").harmfulness)
+    assert np.array_equal(
+        table.harmfulness, score(run, tiny_version, ScoringOptions("random")).harmfulness
+    )
     assert {p.name for p in tmp_path.iterdir()} == before
-    table = score_run(run, tiny_version, "fd", ensemble=2, members=tmp_path / "m", progress=False)
+    table = score_run(
+        run, tiny_version, ScoringOptions("fd", ensemble=2, progress=False), members=tmp_path / "m"
+    )
     assert table.extra["ensemble"] == [str(run), str(tmp_path / "m" / "seed1")]
     assert {p.name for p in tmp_path.iterdir()} == before | {"m"}

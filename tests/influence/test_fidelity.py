@@ -12,6 +12,7 @@ import pytest
 from ganinf_mlops.config import get_preset
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.train.trainer import train
 
@@ -20,7 +21,7 @@ def _validated(tmp_path, preset_name: str, seed: int = 0) -> dict:
     p = get_preset(preset_name)
     raw = create_raw_version(tmp_path / "raw", p.dataset, **{**p.data_params, "seed": seed})
     run = train(raw, p.train, p.metric, tmp_path / "run", progress=False)
-    table = score(run, raw, "all", progress=False)
+    table = score(run, raw, ScoringOptions("all", progress=False))
     return validate(run, raw, table, k=40, seed=seed, progress=False)
 
 

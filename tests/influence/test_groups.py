@@ -11,6 +11,7 @@ from ganinf_mlops.data.version import Provenance, write_version
 from ganinf_mlops.influence.groups import group_fidelity, group_metrics, pct
 from ganinf_mlops.influence.loo import loo_changes, removal_changes
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems.gan import GanConfig, ModelConfig
@@ -62,7 +63,7 @@ def test_singletons_are_leave_one_out(tiny_version, run):
 
 
 def test_group_fidelity_report(tiny_version, run):
-    table = score(run.path, tiny_version, "all", progress=False)
+    table = score(run.path, tiny_version, ScoringOptions("all", progress=False))
     harm, change = table.aligned_to(tiny_version.ids)
     problem = run.problem(tiny_version)
     report = group_fidelity(
@@ -84,7 +85,7 @@ def test_group_fidelity_report(tiny_version, run):
 
 
 def test_validate_with_groups(tiny_version, run):
-    table = score(run.path, tiny_version, "all", progress=False)
+    table = score(run.path, tiny_version, ScoringOptions("all", progress=False))
     report = validate(run.path, tiny_version, table, k=4, group_subsets=4, progress=False)
     assert report["groups"]["n_subsets"] == 4
     assert "group_spearman_5pct" in report and report["group_seconds"] > 0

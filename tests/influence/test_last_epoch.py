@@ -15,6 +15,7 @@ from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.methods import score, score_run
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems.classifier import (
@@ -116,12 +117,18 @@ def test_last_epoch_pass_approaches_the_exact_pass_when_parameters_settle(labell
 
 def test_score_and_cli_options(labelled, tmp_path):
     run = train(labelled, _cfg(0.1), METRIC, tmp_path / "r", progress=False)
-    table = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, progress=False)
+    table = score(
+        run, labelled, ScoringOptions(keys.VAL_LOSS, storage_efficient=True, progress=False)
+    )
     assert table.extra["storage_efficient"] is True and np.isfinite(table.harmfulness).all()
-    two = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, last_epochs=2, progress=False)
+    two = score(
+        run,
+        labelled,
+        ScoringOptions(keys.VAL_LOSS, storage_efficient=True, last_epochs=2, progress=False),
+    )
     assert two.extra["first_step"] < table.extra["first_step"]
     with pytest.raises(ConfigError, match="--storage-efficient needs --ensemble 1"):
-        score_run(run, labelled, keys.VAL_LOSS, ensemble=2, storage_efficient=True)
+        score_run(run, labelled, ScoringOptions(keys.VAL_LOSS, ensemble=2, storage_efficient=True))
 
 
 def test_storage_is_checked(labelled):

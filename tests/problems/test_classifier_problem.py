@@ -19,6 +19,7 @@ from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import score
+from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.optim import OptimConfig
@@ -138,7 +139,7 @@ def test_influence_agrees_with_leave_one_out_retraining(
     run = RunDir(
         train(labelled, _cfg("logreg", opt, lr, 4), METRIC, tmp_path / "r", progress=False)
     )
-    table = score(run.path, labelled, keys.VAL_LOSS, progress=False)
+    table = score(run.path, labelled, ScoringOptions(keys.VAL_LOSS, progress=False))
     problem = run.problem(labelled)
     true = loo_changes(problem, run, problem.target(keys.VAL_LOSS), range(N), progress=False)
     est = table.predicted_change
@@ -150,7 +151,7 @@ def test_influence_agrees_with_leave_one_out_retraining(
 
 def test_loss_baseline_ranks_flipped_labels_first(labelled, tmp_path):
     run = train(labelled, _cfg("logreg", epochs=6), METRIC, tmp_path / "r", progress=False)
-    table = score(run, labelled, "loss", progress=False)
+    table = score(run, labelled, ScoringOptions("loss", progress=False))
     assert set(np.argsort(-table.harmfulness)[:3]) == {0, 1, 2}
     assert np.isnan(table.predicted_change).all()
 
@@ -183,7 +184,7 @@ def test_labels_out_of_range_are_refused(labelled, tmp_path):
 def test_gan_methods_and_archs_are_refused_for_classifiers(labelled, tmp_path):
     run = train(labelled, _cfg(), METRIC, tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="unknown target of a classifier run 'all'"):
-        score(run, labelled, keys.ALL, progress=False)
+        score(run, labelled, ScoringOptions(keys.ALL, progress=False))
     with pytest.raises(ConfigError, match="classifier architecture 'dcgan'"):
         train(labelled, _cfg(arch="dcgan"), METRIC, tmp_path / "r2", progress=False)
     with pytest.raises(ConfigError, match="takes images"):
@@ -209,4 +210,4 @@ def test_gan_runs_have_no_per_instance_losses(tiny_version, tmp_path):
     cfg = GanConfig(batch_size=4, epochs=1, model=ModelConfig(g_hidden=(3,), d_hidden=(3,)))
     run = train(tiny_version, cfg, MetricConfig(), tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="method 'loss' needs per-instance training losses"):
-        score(run, tiny_version, "loss", progress=False)
+        score(run, tiny_version, ScoringOptions("loss", progress=False))
