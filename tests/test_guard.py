@@ -71,7 +71,7 @@ CASES = {
                                "--scores", f["scores"], "--loo", "4",
                                "--out", f["run"] / "meta.json"),
     "evaluate-out": lambda f: ("evaluate", "--run", f["run"], "--out", f["run"] / "metrics.json"),
-    "evaluate-plot": lambda f: ("evaluate", "--run", f["run"],
+    "evaluate-plot": lambda f: ("evaluate", "--run", f["run"], "--out", f["raw"].parent / "m.json",
                                 "--plot-data", f["run"] / "losses.csv"),
     # 4: train onto the run it retrains; members inside the scored run
     "train-retrain-of": lambda f: ("train", "--preset", "tiny", "--data", f["raw"],
@@ -84,3 +84,50 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_an_output_onto_an_input_is_refused_before_any_work(flow, capsys, case):
     refused(capsys, flow, *CASES[case](flow))
+
+
+def _commands():
+    from ganinf_mlops.cli import cli
+
+    return sorted(cli.commands.items())
+
+
+# Words of a parameter name that say it holds a path (a path option typed as text is found too).
+PATHLIKE = ("out", "path", "dir", "file", "data", "run", "runs", "report", "root", "input",
+            "members", "scores", "replay", "replays", "of", "classifier", "versions",
+            "hist")  # fmt: skip
+
+
+@pytest.mark.parametrize("name, command", _commands())
+def test_every_path_option_says_whether_it_is_read_or_written(name, command):
+    """A new path option cannot skip the guard: it must be an InputPath, OutputPath or RunRef
+    (a bare click.Path, or a path typed as plain text, fails here)."""
+    import click
+
+    from ganinf_mlops.cli.guard import role
+
+    for p in command.params:
+        words = set((p.name or "").split("_"))
+        numeric = (click.types.IntParamType, click.types.FloatParamType, click.Choice)
+        if isinstance(p.type, numeric) or p.is_flag if isinstance(p, click.Option) else False:
+            continue  # counts, fractions, choices and flags name no path
+        if isinstance(p.type, click.Path) or words & set(PATHLIKE):
+            assert role(p) in ("input", "output"), f"ganinf {name} {p.opts}: {p.type!r}"
+
+
+@pytest.mark.parametrize("name, command", _commands())
+def test_each_output_of_each_command_is_checked_against_each_input(name, command, tmp_path):
+    from ganinf_mlops.cli.guard import check_command_paths, role
+    from ganinf_mlops.errors import ConfigError
+
+    inputs = [p for p in command.params if role(p) == "input"]
+    outputs = [p for p in command.params if role(p) == "output"]
+    x = tmp_path / "x"
+    for out in outputs:
+        for src in inputs + [o for o in outputs if o is not out]:
+            for given in (x, x / "inside"):  # the same path, and one inside the input
+                values = {src.name: (x,) if src.multiple or src.nargs == -1 else x,
+                          out.name: given}  # fmt: skip
+                with pytest.raises(ConfigError, match="overlaps"):
+                    check_command_paths(command, values)
+        check_command_paths(command, {out.name: tmp_path / "elsewhere"})  # alone: fine

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import click
 
+from ganinf_mlops.cli.guard import GuardedCommand, InputPath, RunRef  # noqa: F401 (RunRef)
 from ganinf_mlops.config import Preset, get_preset
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.presets import PRESETS
 
-EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-
-
-class RunRef(click.ParamType):
-    """A run directory, or `runs:/<run_id>[/<artifact path>]` on the MLflow tracking server."""
-
-    name = "RUN"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and value.startswith("runs:/"):
-            return value
-        return EXISTING_DIR.convert(value, param, ctx)
+EXISTING_DIR = InputPath(exists=True, file_okay=False, path_type=Path)
 
 
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
@@ -35,7 +25,7 @@ def config_options(f):
     f = click.option(
         "--params",
         "params_file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=InputPath(dir_okay=False, path_type=Path),
         help="params.yaml with every setting (see `ganinf params`); overrides --preset.",
     )(f)
     return click.option(
@@ -53,7 +43,15 @@ def load_config(preset: str, params_file: Path | None) -> Preset:
     return load_params(params_file) if params_file is not None else get_preset(preset)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class GuardedGroup(click.Group):
+    # Every command's path outputs are checked against its inputs before it runs (cli/guard.py).
+    command_class = GuardedCommand
+
+
+@click.group(
+    cls=GuardedGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or info messages.")
 @click.version_option(package_name="ganinf-mlops")

@@ -18,6 +18,7 @@ from ganinf_mlops.cli.common import (
     parse_key_values,
     tracking_options,
 )
+from ganinf_mlops.cli.guard import InputPath, OutputPath
 from ganinf_mlops.cli.options import Changes, field_options, with_config
 from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.data.datasets import DATASETS
@@ -35,14 +36,14 @@ _FROM_JOB = "the config's job.{name}"
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(path_type=Path),
+    type=InputPath(path_type=Path),
     help="The .npz file of --dataset npz (key 'x' [N, d]; optional 'x_eval', 'ids') or "
     "images_npz (key 'x' [N, H, W] or [N, C, H, W]; optional 'y', 'x_eval', 'y_eval', 'ids').",
 )
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
+    type=OutputPath(path_type=Path),
     help="Directory of the new dataset version.",
 )
 @config_options
@@ -90,7 +91,7 @@ def prepare(
     "--scores",
     required=True,
     help="Scores CSV of this version.",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, path_type=Path),
 )
 @field_options(JobOptions, "remove_frac", into="job", default=_FROM_JOB)
 @click.option("--remove-count", type=int, help="Number of instances to remove.")
@@ -106,7 +107,7 @@ def prepare(
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
+    type=OutputPath(path_type=Path),
     help="Directory of the new dataset version.",
 )
 @with_config
@@ -159,7 +160,7 @@ def cleanse(
 @config_options
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(dir_okay=False, path_type=Path),
     help="Write here (default: print); an existing file needs --force.",
 )
 @FORCE_OPTION

@@ -8,9 +8,10 @@ import click
 
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import EXISTING_DIR, FORCE_OPTION, cli
+from ganinf_mlops.cli.guard import OutputPath
 from ganinf_mlops.errors import OutputExistsError
 
-_OUT_FILE = click.Path(dir_okay=False, path_type=Path)
+_OUT_FILE = OutputPath(dir_okay=False, path_type=Path)
 
 
 @cli.command("evaluate")

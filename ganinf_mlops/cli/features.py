@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from ganinf_mlops.cli.common import EXISTING_DIR, FORCE_OPTION, check_new_output, cli, progress
+from ganinf_mlops.cli.guard import OutputPath
 from ganinf_mlops.features.artifact import DEFAULT_EPOCHS, fit_classifier
 
 
 @cli.command("classifier")
 @click.option("--data", required=True, type=EXISTING_DIR, help="Raw image dataset version.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Classifier directory.")
+@click.option("--out", required=True, type=OutputPath(path_type=Path), help="Classifier directory.")
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
     help="Training epochs.",

@@ -20,6 +20,7 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
+from ganinf_mlops.cli.guard import InputPath, OutputPath
 from ganinf_mlops.influence.methods import METHODS
 
 
@@ -33,7 +34,7 @@ from ganinf_mlops.influence.methods import METHODS
 )
 @click.option(
     "--scores",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, path_type=Path),
     help="Precomputed scores of the version (skips scoring).",
 )
 @click.option(
@@ -60,7 +61,7 @@ from ganinf_mlops.influence.methods import METHODS
 )
 @click.option(
     "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(dir_okay=False, path_type=Path),
     default=Path("gate-report.json"),
     show_default=True,
     help="JSON report (an existing one needs --force).",

@@ -20,6 +20,7 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
+from ganinf_mlops.cli.guard import InputPath, OutputPath
 from ganinf_mlops.cli.options import Changes, field_options, overrides, with_config
 from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.errors import ConfigError
@@ -96,7 +97,7 @@ def _logged(scoring: dict[str, Any]) -> Changes:
 )
 @click.option(
     "--fetch-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(file_okay=False, path_type=Path),
     help="Where a runs:/ run is fetched to, and reused from (default: run-<run_id> beside --out).",
 )
 @field_options(ScoringOptions, "method", into="scoring", default=_FROM_JOB, method=_METHOD)
@@ -106,14 +107,14 @@ def _logged(scoring: dict[str, Any]) -> Changes:
     hidden=True,
     help="Deprecated name of --method.",
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Scores CSV.")
+@click.option("--out", required=True, type=OutputPath(path_type=Path), help="Scores CSV.")
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
 @field_options(ScoringOptions, "last_epochs", "average_order", into="scoring", default=_FROM_JOB)
 @field_options(ScoringOptions, "checkpointed", "storage_efficient", into="scoring")
 @field_options(ScoringOptions, "ensemble", into="scoring", default=_FROM_JOB)
 @click.option(
     "--members",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(file_okay=False, path_type=Path),
     help="Keep the ensemble's other runs in this directory (DIR/seed1 .. DIR/seed<K-1>) instead "
     "of beside RUN; created even for K = 1, so a DVC stage can declare it as an output.",
 )
@@ -166,10 +167,10 @@ def influence(
 @field_options(
     JobOptions, "loo", into="job", default=_FROM_JOB, loo={"type": click.IntRange(min=4)}
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Report JSON.")
+@click.option("--out", required=True, type=OutputPath(path_type=Path), help="Report JSON.")
 @click.option(
     "--scores",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=InputPath(exists=True, dir_okay=False, path_type=Path),
     help="Influence scores to check (default: compute them with --method).",
 )
 @field_options(

@@ -16,6 +16,7 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
+from ganinf_mlops.cli.guard import OutputPath
 from ganinf_mlops.cli.options import Changes, field_options, overrides, with_config
 from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.influence.methods import METHODS
@@ -24,7 +25,7 @@ from ganinf_mlops.influence.methods import METHODS
 _JOB_OPTIONS = [
     click.option(
         "--out",
-        type=click.Path(path_type=Path),
+        type=OutputPath(path_type=Path),
         default=Path("ganinf-work"),
         show_default=True,
         help="Working directory for versions, runs, reports.",

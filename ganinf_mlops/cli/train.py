@@ -15,6 +15,7 @@ from ganinf_mlops.cli.common import (
     progress,
     tracking_options,
 )
+from ganinf_mlops.cli.guard import OutputPath
 from ganinf_mlops.cli.options import Changes, field_options, with_config
 from ganinf_mlops.config import Preset, TrainConfig
 from ganinf_mlops.errors import ConfigError
@@ -33,7 +34,7 @@ _BOTH = {
 
 @cli.command("train")
 @click.option("--data", required=True, type=EXISTING_DIR, help="Dataset version to train on.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--out", required=True, type=OutputPath(path_type=Path), help="Run directory.")
 @with_config
 @click.option(
     "--replay",
