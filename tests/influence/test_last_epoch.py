@@ -106,7 +106,10 @@ def test_last_epoch_pass_approaches_the_exact_pass_when_parameters_settle(labell
 def test_score_and_cli_options(labelled, tmp_path):
     run = train(labelled, _cfg(0.1), MetricConfig(), tmp_path / "r", progress=False)
     table = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, progress=False)
-    assert table.extra["storage_efficient"] is True and np.isfinite(table.harmfulness).all()
+    assert table.extra["storage_efficient"] is True
+    # The last epoch's 4 minibatches hold 20 of the 22 instances: the 2 that sit it out have no
+    # influence on a pass over that epoch alone; every other one has some.
+    assert np.count_nonzero(table.harmfulness) == 4 * B, table.harmfulness
     two = score(run, labelled, keys.VAL_LOSS, storage_efficient=True, last_epochs=2, progress=False)
     assert two.extra["first_step"] < table.extra["first_step"]
     with pytest.raises(ConfigError, match="--storage-efficient needs --ensemble 1"):
