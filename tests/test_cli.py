@@ -320,6 +320,7 @@ def test_os_errors_are_one_line(flow, tmp_path, capsys):
     assert err.startswith("error: ") and "Traceback" not in err
 
 
+@pytest.mark.integration
 def test_disk_full_leaves_nothing(tmp_path):
     """Writes beyond RLIMIT_FSIZE fail (EFBIG, as on a full disk): one line, exit 2, no output
     and no temp directory."""
