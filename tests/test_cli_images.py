@@ -28,6 +28,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
     return p
 
 
+@pytest.mark.integration
 def test_image_flow(images, tmp_path, capsys):
     capsys.readouterr()
     ganinf("influence", "--run", images["run"], "--method", "is", "--out", tmp_path / "is.csv")
