@@ -49,8 +49,11 @@ def test_activation_between_layers_none_after_the_last():
     assert kinds == [nn.Linear, nn.Tanh, nn.Linear, nn.Tanh, nn.Linear]
     # An unbounded last layer: a logit (discriminator) or a point (generator) can leave [-1, 1].
     with torch.no_grad():
-        net[-1].weight.fill_(10.0)
-    assert net(torch.ones(1, 2)).abs().item() > 1.0
+        for layer in net[::2]:
+            layer.weight.fill_(1.0)
+            layer.bias.zero_()
+    hidden = torch.tanh(4 * torch.tanh(torch.tensor(2.0)))  # each unit of the second layer
+    assert net(torch.ones(1, 2)).item() == pytest.approx(4 * hidden.item()) and 4 * hidden > 1
 
 
 def test_seeded_from_the_seed_alone():
