@@ -37,6 +37,7 @@ def test_scoring_method_follows_the_preset(cost):
         cost.scoring_method(digits, "all")  # not a target of image_gan
 
 
+@pytest.mark.integration
 def test_image_preset_end_to_end(cost, tmp_path, capsys):
     out = tmp_path / "cost.json"
     assert cost.main(["--preset", "digits-tiny", "--repeats", "1", "--json", str(out)]) == 0
@@ -54,6 +55,7 @@ def test_image_preset_end_to_end(cost, tmp_path, capsys):
     assert result["disk"]["ratio"] > 1
 
 
+@pytest.mark.integration
 def test_vector_preset_end_to_end(cost, tmp_path):
     out = tmp_path / "cost.json"
     argv = ["--preset", "tiny", "--repeats", "1", "--memory", "checkpointed", "--json", str(out)]

@@ -69,7 +69,7 @@ def test_classifier_flow(clf, tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_classifier_bad_input(clf, tmp_path, capsys):
+def test_classifier_bad_input(clf, tiny_run, tmp_path, capsys):
     fails(
         capsys, "influence", "--run", clf["run"], "--method", "fid", "--out", tmp_path / "s.csv",
         match="unknown target of a classifier run 'fid'",
@@ -78,8 +78,7 @@ def test_classifier_bad_input(clf, tmp_path, capsys):
         capsys, "gate", "--data", clf["raw"], "--run", clf["run"], "--max-copying", "3",
         "--report", tmp_path / "g.json", match="needs the run's copying_ct",
     )  # fmt: skip
-    unlabelled = tmp_path / "u"
-    ganinf("prepare", "--preset", "tiny", "--out", unlabelled)
+    unlabelled = tiny_run["raw"]
     fails(
         capsys, "train", "--params", clf["params"], "--data", unlabelled, "--out", tmp_path / "r",
         match="a classifier needs class labels",

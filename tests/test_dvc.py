@@ -127,6 +127,7 @@ def project(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.integration
 def test_repro_builds_the_chain_and_metrics_match_the_runs(project: Path) -> None:
     d = project
     # Lineage raw -> v1 -> v2, each version loading and verifying its digest.
@@ -191,6 +192,7 @@ def dag_edges(d: Path) -> set[tuple[str, str]]:
     return {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
 
 
+@pytest.mark.integration
 def test_param_change_reruns_only_the_stages_that_read_it(project: Path) -> None:
     d = project
     params = yaml.safe_load((d / "params.yaml").read_text())
@@ -218,6 +220,7 @@ def test_param_change_reruns_only_the_stages_that_read_it(project: Path) -> None
     run(d, "git", "commit", "-q", "-m", "remove_frac 0.1")
 
 
+@pytest.mark.integration
 def test_push_then_pull_restores_a_cleansed_version_bit_identically(
     project: Path, tmp_path: Path
 ) -> None:
@@ -234,6 +237,7 @@ def test_push_then_pull_restores_a_cleansed_version_bit_identically(
     assert "up to date" in dvc(d, "status")
 
 
+@pytest.mark.integration
 def test_an_ensemble_keeps_its_members_as_an_output_of_the_influence_stage(project: Path) -> None:
     """job.ensemble = 2: the influence stages rerun, train the second member into
     runs/<parent>-members (a cached output), and average over both; going back restores the
@@ -285,6 +289,7 @@ def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
     assert "classifier" not in dvc(ROOT, "stage", "list")
 
 
+@pytest.mark.integration
 def test_image_pipeline_repro(tmp_path: Path) -> None:
     """The image pipeline on digits-tiny: classifier, runs with FID/IS, two cleanses."""
     shutil.copy(ROOT / "pipelines" / "images" / "dvc.yaml", tmp_path / "dvc.yaml")
@@ -304,6 +309,7 @@ def test_image_pipeline_repro(tmp_path: Path) -> None:
     assert classifier["data_digest"] == load_version(tmp_path / "data" / "raw").digest
 
 
+@pytest.mark.integration
 def test_classifier_pipeline_repro(tmp_path: Path) -> None:
     """The root pipeline on pipelines/digits-labelnoise (a classifier, SGD-influence on the
     validation loss), made smaller: two cleanses that remove flipped labels."""
@@ -323,6 +329,7 @@ def test_classifier_pipeline_repro(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # 130 s of queued experiments: keeps the default suite under 15 minutes
+@pytest.mark.integration
 def test_seed_sweep_on_the_experiment_queue(project: Path) -> None:
     """A sweep as DVC runs it: one queued experiment per training seed, run two at a time, each
     in its own workspace, compared with `dvc exp show` and in MLflow, where each experiment is

@@ -313,6 +313,13 @@ def test_validation_with_loo(tmp_path):
     assert validation == {k: report[k] for k in validation}
     assert validation["n_instances"] == 8 and validation["top_k"] == 2
     assert all(-1 <= validation[k] <= 1 for k in keys.VALIDATION)
+    # Rank statistics of 8 instances (4 drawn at random) and of top-2 sets lie on lattices:
+    # tau = (concordant - discordant) / pairs, without ties a multiple of 2/28 (2/6 on the 4
+    # random ones), and the Jaccard index of two 2-sets is 0, 1/3 or 1.
+    tau, tau_random = validation[keys.KENDALL_TAU], validation[keys.KENDALL_TAU_RANDOM]
+    assert tau * 14 == pytest.approx(round(tau * 14)) and -1 <= tau <= 1
+    assert tau_random * 3 == pytest.approx(round(tau_random * 3))
+    assert min(abs(validation[keys.JACCARD_TOP_K] - j) for j in (0, 1 / 3, 1)) < 1e-12
 
 
 def test_baselines_are_not_validated_and_predict_nothing(tmp_path):

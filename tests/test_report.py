@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,11 @@ def ganinf(*args: str | Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory) -> Path:
-    """raw -> run raw -> scores -> v1 -> replay + fresh run, laid out as the DVC pipeline does."""
-    d = tmp_path_factory.mktemp("chain")
+def chain(tmp_path_factory, tiny_run) -> Path:
+    """raw -> run raw -> scores -> v1 -> replay + fresh run, laid out as the DVC pipeline does
+    (the first three copied from the shared tiny run)."""
+    d = tmp_path_factory.mktemp("chain") / "chain"
+    shutil.copytree(tiny_run["root"], d)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: 5-10x faster than 2 threads on a busy 2-core machine
     try:
@@ -31,9 +34,6 @@ def chain(tmp_path_factory) -> Path:
 
 
 def _make_chain(d: Path) -> None:
-    ganinf("prepare", "--preset", "tiny", "--out", d / "data/raw")
-    ganinf("train", "--preset", "tiny", "--data", d / "data/raw", "--out", d / "runs/raw")
-    ganinf("influence", "--preset", "tiny", "--run", d / "runs/raw", "--out", d / "scores/raw.csv")
     ganinf(
         "cleanse", "--preset", "tiny", "--data", d / "data/raw",
         "--scores", d / "scores/raw.csv", "--out", d / "data/v1",

@@ -73,7 +73,9 @@ def test_group_fidelity_report(tiny_version, run):
     assert set(report["random"]) == {pct(0.1), pct(0.3)} == {"10pct", "30pct"}
     r = report["random"]["30pct"]
     assert r["size"] == 4 and len(r["predicted"]) == len(r["actual"]) == 5
-    assert -1 <= r["spearman"] <= 1
+    # Short SGD on 12 points responds about linearly to removals: the predicted changes of the
+    # random groups rank like the retrained ones (1.0 here; 0.7 allows two swaps of neighbours).
+    assert r["spearman"] >= 0.7, r
     top = report["top"]["25pct"]
     # The top-3 set by harmfulness: its prediction is the sum of the top 3 predicted changes.
     order = np.argsort(-harm, kind="stable")

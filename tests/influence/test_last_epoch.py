@@ -120,7 +120,10 @@ def test_score_and_cli_options(labelled, tmp_path):
     table = score(
         run, labelled, ScoringOptions(keys.VAL_LOSS, storage_efficient=True, progress=False)
     )
-    assert table.extra["storage_efficient"] is True and np.isfinite(table.harmfulness).all()
+    assert table.extra["storage_efficient"] is True
+    # The last epoch's 4 minibatches hold 20 of the 22 instances: the 2 that sit it out have no
+    # influence on a pass over that epoch alone; every other one has some.
+    assert np.count_nonzero(table.harmfulness) == 4 * B, table.harmfulness
     two = score(
         run,
         labelled,

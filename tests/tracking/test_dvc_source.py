@@ -83,6 +83,7 @@ def test_uri_and_dict_round_trip() -> None:
             DvcDatasetSource("r", "abc", bad)
 
 
+@pytest.mark.integration
 def test_logged_dvc_source_restores_the_exact_version(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

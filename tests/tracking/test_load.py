@@ -13,6 +13,8 @@ import pytest
 
 from .servers import moto_available, postgres_bin
 
+pytestmark = pytest.mark.integration
+
 REQUIRED = os.environ.get("GANINF_REQUIRE_POSTGRES") == "1"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -31,6 +31,7 @@ def ganinf(*args) -> None:
     main(["-q", *map(str, args)])
 
 
+@pytest.mark.integration
 def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     ganinf(
         "loop", "--preset", "tiny", "--iterations", "2", "--loo", "8", "--retrain-seeds", "2",

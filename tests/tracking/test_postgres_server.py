@@ -13,6 +13,8 @@ from ganinf_mlops.tracking import tags
 
 from .servers import mlflow_server, postgres, postgres_bin
 
+pytestmark = pytest.mark.integration
+
 # In CI a missing PostgreSQL is a failure, not a skip.
 REQUIRED = os.environ.get("GANINF_REQUIRE_POSTGRES") == "1"
 

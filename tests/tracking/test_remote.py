@@ -56,6 +56,7 @@ def test_parse_run_uri():
         parse_run_uri("runs:/")
 
 
+@pytest.mark.integration
 def test_push_links_runs_and_influence_reproduces(env, tmp_path, monkeypatch, capsys):
     proj, client, it1 = env["proj"], env["client"], env["it1"]
     monkeypatch.chdir(proj)
@@ -93,6 +94,7 @@ def test_push_links_runs_and_influence_reproduces(env, tmp_path, monkeypatch, ca
     manifest.write_text(text)
 
 
+@pytest.mark.integration
 def test_bad_run_references(env, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     fails(capsys, ["influence", "--run", "runs:/0123abcd", "--out", "s.csv"], "runs:/0123abcd")
@@ -107,6 +109,7 @@ def test_bad_run_references(env, tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.glob(".run-*"))  # no half-fetched leftovers
 
 
+@pytest.mark.integration
 def test_run_without_a_fetchable_source(tracking_uri, tmp_path, monkeypatch, capsys):
     """Logged only with local paths that are gone: the error says how to record a source."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)

@@ -20,6 +20,8 @@ from ganinf_mlops.tracking import tags as T
 from .repos import commit_versions, git, init_project, loop_iteration_one
 from .servers import S3_ENV, mlflow_server, moto_available, moto_s3, postgres, postgres_bin
 
+pytestmark = pytest.mark.integration
+
 # In CI a missing PostgreSQL or moto is a failure, not a skip.
 REQUIRED = os.environ.get("GANINF_REQUIRE_POSTGRES") == "1"
 AVAILABLE = postgres_bin() is not None and moto_available()

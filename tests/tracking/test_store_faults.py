@@ -40,6 +40,7 @@ def test_server_whose_api_fails_is_refused_quickly():
     assert time.monotonic() - start < 60  # MLflow's own retries took about 250 s
 
 
+@pytest.mark.integration
 def test_two_first_commands_on_a_new_sqlite_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'new.db'}"
     code = (

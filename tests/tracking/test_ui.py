@@ -19,10 +19,13 @@ from ganinf_mlops.tracking import notes, tags
 from .browser import ERRORS, UI_HOST, chromium_path, page_text
 from .servers import mlflow_server
 
-pytestmark = pytest.mark.skipif(
-    chromium_path() is None and os.environ.get("GANINF_REQUIRE_CHROMIUM") != "1",
-    reason="needs Debian's chromium (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        chromium_path() is None and os.environ.get("GANINF_REQUIRE_CHROMIUM") != "1",
+        reason="needs Debian's chromium (apt-get install chromium)",
+    ),
+]
 
 
 def _no_errors(text: str, where: str) -> None:

@@ -19,6 +19,8 @@ from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.params import load_params, write_params
 from ganinf_mlops.train.partial import partial_dir
 
+pytestmark = pytest.mark.integration
+
 GANINF = str(Path(sys.executable).parent / "ganinf")
 
 
