@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganinf_mlops.config import ModelConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.models import CLASSIFIER_MODELS
+from ganinf_mlops.problems.classifier import ClassifierModelConfig as ModelConfig
 
 
 def n_params(net: nn.Module) -> int:
@@ -27,10 +27,10 @@ def test_logreg_is_one_linear_map():
     assert torch.allclose(net(x[:1] + x[1:2]), net(x[:1]) + net(x[1:2]) - lin.bias, atol=1e-12)
 
 
-def test_mlp_classifier_reads_the_discriminator_fields():
-    cfg = ModelConfig(arch="mlp", d_hidden=(6,), g_hidden=(99,), bias=True, activation="tanh")
+def test_mlp_classifier_reads_its_model_fields():
+    cfg = ModelConfig(arch="mlp", hidden=(6,), bias=True, activation="tanh")
     net = CLASSIFIER_MODELS.get("mlp")(cfg, (2,), 3, 0, torch.float64, "cpu")
-    assert n_params(net) == (2 * 6 + 6) + (6 * 3 + 3)  # g_hidden plays no part
+    assert n_params(net) == (2 * 6 + 6) + (6 * 3 + 3)
     assert net(torch.randn(4, 2, dtype=torch.float64)).shape == (4, 3)
     assert any(isinstance(m, nn.Tanh) for m in net.modules())
 

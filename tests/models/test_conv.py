@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganinf_mlops.config import ModelConfig
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.models import GAN_MODELS
+from ganinf_mlops.problems.gan import ModelConfig
 
 DCGAN = ModelConfig(
     arch="dcgan", latent_dim=8, g_hidden=(8, 4), d_hidden=(4, 8), bias=True,

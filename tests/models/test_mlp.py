@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from ganinf_mlops.config import ModelConfig
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.models import GAN_MODELS, check_arch
+from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.models.mlp import mlp
+from ganinf_mlops.problems.gan import ModelConfig
 
 build = GAN_MODELS.get("mlp")
 
@@ -79,10 +79,17 @@ def test_images_are_refused():
         build(ModelConfig(), (1, 8, 8), 0, torch.float64, "cpu")
 
 
-def test_unknown_architecture_lists_both_registries():
-    with pytest.raises(ConfigError, match="unknown model architecture 'resnet'") as exc:
-        check_arch("resnet")
-    for name in ("mlp", "dcgan", "paper-mnist", "logreg", "cnn"):
-        assert name in str(exc.value)
+def test_unknown_architecture_lists_the_kinds_registry():
+    """A GAN's model config names a GAN architecture (a classifier's, a classifier's)."""
+    from ganinf_mlops.problems.classifier import ClassifierModelConfig
+
+    with pytest.raises(ConfigError, match="unknown GAN architecture 'resnet'") as exc:
+        ModelConfig(arch="resnet")
+    assert all(name in str(exc.value) for name in ("mlp", "dcgan", "paper-mnist"))
+    with pytest.raises(ConfigError, match="unknown GAN architecture 'logreg'"):
+        ModelConfig(arch="logreg")
+    with pytest.raises(ConfigError, match="unknown classifier architecture 'dcgan'") as exc:
+        ClassifierModelConfig(arch="dcgan")
+    assert all(name in str(exc.value) for name in ("logreg", "mlp", "cnn"))
     with pytest.raises(ConfigError, match="hidden sizes must be >= 1"):
         ModelConfig(g_hidden=(0,))
