@@ -398,11 +398,6 @@ def test_influence_averaged_over_minibatch_orders(flow, tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="influence trains the ensemble's seed siblings beside the run (on --data) before it "
-    "checks that --data is the run's version, or that the method fits the run",
-)
 @pytest.mark.parametrize(
     "args, match",
     [(["--data", "OTHER"], "digest mismatch"), (["--method", "fid"], "target of a gan run")],

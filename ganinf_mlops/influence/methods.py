@@ -43,7 +43,7 @@ from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.specs import METRICS
 from ganinf_mlops.problems import PROBLEMS, Problem, Target
-from ganinf_mlops.registry import Registry
+from ganinf_mlops.registry import Registry, check_choice
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import seed_siblings
 
@@ -89,6 +89,17 @@ METHODS.add(
 
 def influence_methods() -> list[str]:
     return [name for name, m in METHODS.items() if m.predicts_change]
+
+
+def check_scorable(run: str | Path, version: DatasetVersion, method: str) -> None:
+    """What `score` refuses, checked without building the problem: the run was trained on
+    `version`, and an influence method is a target of the run's problem kind."""
+    traj = RunDir(run)
+    traj.check_dataset(version.digest, f" than {version.path}")
+    target = METHODS.get(method).target
+    if target is not None:
+        problem = traj.train_config.problem
+        check_choice(f"target of a {problem} run", target, PROBLEMS.get(problem).target_names)
 
 
 def problem_and_target(run: RunDir, version: DatasetVersion, target: str) -> tuple[Problem, Target]:
@@ -194,6 +205,7 @@ def score_run(
             "--storage-efficient needs --ensemble 1"
         )
     if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
+        check_scorable(run, version, options.method)  # before training K - 1 siblings for it
         runs = seed_siblings(run, version, ensemble, members=members, progress=options.progress)
     else:
         runs = [Path(run)]
