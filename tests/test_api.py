@@ -114,3 +114,18 @@ def test_the_docs_example_runs(tmp_path, monkeypatch, capsys):
     assert "240 training instances, 60 held out" in out
     assert "v1: removed 12" in out and "gate: " in out
     assert (tmp_path / "w" / "v1" / "manifest.json").is_file()
+
+
+def test_an_ensemble_says_what_it_will_train_before_it_does(flow, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ganinf_mlops.train.trainer"):
+        two = gi.influence(flow["run"], ensemble=2, members=tmp_path / "m")
+    plan = [r.getMessage() for r in caplog.records if "seed sibling" in r.getMessage()]
+    assert len(plan) == 1 and "training 1 seed sibling(s)" in plan[0], plan
+    assert "--ensemble 1" in plan[0]
+    assert (tmp_path / "m" / "seed1" / "meta.json").is_file() and len(two) == flow["raw"].n
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ganinf_mlops.train.trainer"):
+        gi.influence(flow["run"], ensemble=2, members=tmp_path / "m")  # reused: no plan
+    assert not [r for r in caplog.records if "seed sibling" in r.getMessage()]

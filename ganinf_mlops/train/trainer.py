@@ -282,6 +282,14 @@ def seed_siblings(
     out = [base.path]
     if members is not None:
         Path(members).mkdir(parents=True, exist_ok=True)  # exists even for k = 1: a DVC output
+    missing = [r for r in range(1, k) if force or not sibling_path(base.path, r, members).exists()]
+    if missing:  # the plan before the cost: each sibling costs about one training of the run
+        each = float(base.metrics().get(keys.TRAIN_SECONDS, float("nan")))
+        log.info(
+            "an ensemble of %d: training %d seed sibling(s) of %s, about %.0f s (one run took "
+            "%.1f s); --ensemble 1 (job.ensemble: 1) scores the run alone",
+            k, len(missing), base.path, each * len(missing), each,
+        )  # fmt: skip
     for r in range(1, k):
         path = sibling_path(base.path, r, members)
         if path.exists() and not force:
