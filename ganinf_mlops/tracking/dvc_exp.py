@@ -9,6 +9,7 @@ status and time, so MLflow compares experiments row by row as `dvc exp show` doe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -51,10 +52,10 @@ def parent_run(
 ) -> str:
     """The run id of the parent run of DVC experiment `name` started from `base`, created with
     `params` by its first stage."""
+    key = experiment_key(name, base)
     found = client.search_runs(
         [experiment_id],
-        f"tags.`{T.DVC_EXPERIMENT}` = '{_quote(name)}' and "
-        f"tags.`{T.DVC_BASELINE}` = '{_quote(base)}'",
+        f"tags.`{T.DVC_EXPERIMENT_KEY}` = '{key}'",
         max_results=1,
         order_by=["attributes.start_time ASC"],
     )
@@ -63,8 +64,11 @@ def parent_run(
     run = client.create_run(
         experiment_id,
         run_name=f"dvc exp {name}",
-        tags={T.STAGE: "dvc-experiment", T.DVC_EXPERIMENT: name, T.DVC_BASELINE: base},
-    )
+        tags={
+            T.STAGE: "dvc-experiment", T.DVC_EXPERIMENT: name, T.DVC_BASELINE: base,
+            T.DVC_EXPERIMENT_KEY: key,
+        },
+    )  # fmt: skip
     items = sorted(params.items())
     for i in range(0, len(items), 100):  # log_batch takes at most 100 params
         client.log_batch(
@@ -97,5 +101,6 @@ def params_of(root: Path) -> dict[str, Any]:
         return {}
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+def experiment_key(name: str, base: str) -> str:
+    """A filter-safe key of a DVC experiment (hex only, whatever its name holds)."""
+    return hashlib.sha256(f"{name}\0{base}".encode()).hexdigest()

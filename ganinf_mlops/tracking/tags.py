@@ -25,6 +25,9 @@ SCHEDULE = "ganinf.schedule"  # fresh | replay
 LINEAGE_DEPTH = "ganinf.lineage_depth"  # cleanse generations from the raw version
 DVC_EXPERIMENT = "ganinf.dvc_experiment"  # DVC experiment name (its parent run, its stages)
 DVC_BASELINE = "ganinf.dvc_baseline_rev"  # the commit the DVC experiment started from
+# sha256 of (experiment, baseline) in hex: what a stage searches its parent run by, since a git
+# ref may hold quotes that MLflow's filter grammar cannot escape
+DVC_EXPERIMENT_KEY = "ganinf.dvc_experiment_key"
 DVC_STAGE = "ganinf.dvc_stage"  # the DVC stage a run belongs to ("retrain@v2")
 DVC_LAST_STAGE = "ganinf.dvc_last_stage"  # a DVC experiment's parent run: its last stage run
 GIT_COMMIT = "ganinf.git_commit"  # the project's commit, set by the run-context plugin
