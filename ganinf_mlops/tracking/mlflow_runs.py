@@ -109,7 +109,12 @@ class MlflowTracker(RunLog, Observer):
     ) -> Iterator[str]:
         """One MLflow run around a single CLI stage (or inside `mlflow run`'s own run); in a DVC
         experiment, nested under the experiment's parent run (tracking/dvc_exp.py)."""
-        run_tags = {tags.STAGE: name, **(_version_tags(version) if version else {}), **extra_tags}
+        run_tags = {
+            **_package_tags(),
+            tags.STAGE: name,
+            **(_version_tags(version) if version else {}),
+            **extra_tags,
+        }
         parent, nested = dvc_exp.nest(self.client, self.experiment_id)
         run_tags.update(nested)
         _set_current_data(version)
@@ -136,7 +141,8 @@ class MlflowTracker(RunLog, Observer):
 
     @contextlib.contextmanager
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
-        with mlflow.start_run(run_name=f"job {workdir.name}", tags={tags.STAGE: "job"}) as run:
+        run_tags = {**_package_tags(), tags.STAGE: "job"}
+        with mlflow.start_run(run_name=f"job {workdir.name}", tags=run_tags) as run:
             self._job_run = run.info.run_id
             mlflow.log_params(flatten(preset_to_params(preset)))
             mlflow.set_tag(tags.PRESET, preset.name)
@@ -149,6 +155,7 @@ class MlflowTracker(RunLog, Observer):
     @contextlib.contextmanager
     def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
         run_tags = {
+            **_package_tags(),
             tags.STAGE: "iteration",
             tags.ITERATION: str(index),
             tags.METHOD: method,
@@ -383,3 +390,10 @@ class MlflowTracker(RunLog, Observer):
         )  # fmt: skip
         name = "influence_scatter_cleansed" if removed is not None else "influence_scatter"
         self._figure(fig, f"{name}.png")
+
+
+def _package_tags() -> dict[str, str]:
+    """What made the run, on every run (inside a git checkout or not)."""
+    import ganinf_mlops
+
+    return {tags.VERSION: ganinf_mlops.__version__}

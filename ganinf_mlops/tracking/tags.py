@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PREFIX = "ganinf."
+VERSION = "ganinf.version"  # the ganinf-mlops package version that made the run (every run)
 STAGE = "ganinf.stage"  # prepare, train, influence, validate, cleanse, job, iteration, gate
 DATASET_DIGEST = "ganinf.dataset_digest"  # full sha256 of the version the run read
 PARENT_DIGEST = "ganinf.input_parent_digest"  # that version's parent (absent for raw data)

@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+import ganinf_mlops
 from ganinf_mlops import keys, report
 from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
@@ -43,6 +44,7 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     parent = [r for r in runs if r.data.tags[tags.STAGE] == "job"]
     children = [r for r in runs if r.data.tags[tags.STAGE] == "iteration"]
     assert len(parent) == 1 and len(children) == 3
+    assert {r.data.tags[tags.VERSION] for r in runs} == {ganinf_mlops.__version__}
     pid = parent[0].info.run_id
     assert all(c.data.tags["mlflow.parentRunId"] == pid for c in children)
     assert [c.data.tags[tags.ITERATION] for c in children] == ["0", "1", "2"]
@@ -191,8 +193,9 @@ def test_single_stages_log_runs(tracking, tmp_path):
     )
     assert "avg_log_likelihood" in runs["train"].data.metrics
     assert runs["influence"].data.tags[tags.METHOD] == "all"
-    for r in runs.values():  # every stage run has a description
+    for r in runs.values():  # every stage run has a description and the package version
         assert r.data.tags["mlflow.note.content"].startswith("`ganinf ")
+        assert r.data.tags[tags.VERSION] == ganinf_mlops.__version__
 
 
 def _free_port() -> int:
