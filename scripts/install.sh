@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install ganinf-mlops with its test tools. Idempotent; works offline from the
-# package registries only. torch/torchvision are pinned to the builds this project is tested on.
+# package registries only. torch/torchvision: pyproject.toml states ranges; constraints.txt pins
+# the builds this project is tested on, and every install here goes through it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -8,5 +9,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -c constraints.txt torch torchvision
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"

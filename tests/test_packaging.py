@@ -1,0 +1,27 @@
+"""The package states dependency ranges; constraints.txt pins the tested builds inside them."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_torch_is_a_range_and_the_tested_pins_fall_inside_it():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    reqs = {r.name: r for r in map(Requirement, deps)}
+    pins = {
+        r.name: r
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+        for r in [Requirement(line)]
+    }
+    for name in ("torch", "torchvision"):
+        spec = reqs[name].specifier
+        assert not any(s.operator == "==" for s in spec), f"{name} is pinned in pyproject.toml"
+        (pin,) = pins[name].specifier
+        assert pin.operator == "==" and spec.contains(pin.version), (name, spec, pin)
+    assert "-c constraints.txt" in (ROOT / "scripts" / "install.sh").read_text()
