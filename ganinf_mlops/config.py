@@ -98,6 +98,14 @@ def kind_fields(cfg: TrainConfig) -> dict[str, Any]:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in shared}
 
 
+def _predicts_change(method: str) -> bool:
+    """Whether `method` is an influence method (a baseline has no influence to average); an
+    unknown name is left to the scoring, which lists the choices."""
+    from ganinf_mlops.influence.methods import METHODS  # late: it imports the problem kinds
+
+    return method not in METHODS or METHODS.get(method).predicts_change
+
+
 def train_config_class(problem: str) -> type[TrainConfig]:
     """The config dataclass that the problem kind `problem` registered."""
     from ganinf_mlops.problems import PROBLEMS  # late: the problem modules import this one
@@ -202,7 +210,7 @@ class JobOptions:
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
-        if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss", "injected"):
+        if self.ensemble > 1 and not _predicts_change(self.method):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.min_agreement is not None:
             if not 0 < self.min_agreement <= 1:

@@ -36,7 +36,11 @@ import numpy as np
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError
-from ganinf_mlops.influence.baselines import isolation_forest_harmfulness, random_harmfulness
+from ganinf_mlops.influence.baselines import (
+    instance_selection_harmfulness,
+    isolation_forest_harmfulness,
+    random_harmfulness,
+)
 from ganinf_mlops.influence.last_epoch import last_epoch_pass
 from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
@@ -76,6 +80,14 @@ METHODS.add(
     "isolation_forest",
     Method(
         "Isolation Forest anomaly score", baseline=lambda f, s: isolation_forest_harmfulness(f, s)
+    ),
+)
+METHODS.add(
+    "instance_selection",
+    Method(
+        "instance selection (DeVries et al.): low density under a Gaussian of the metric's "
+        "features",
+        baseline=lambda f, s: instance_selection_harmfulness(f, s),
     ),
 )
 METHODS.add(

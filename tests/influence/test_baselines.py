@@ -59,3 +59,40 @@ def test_random_is_seed_deterministic_and_uniform():
     # Unrelated to the order of the instances.
     assert abs(kendalltau(np.arange(1000), a).statistic) < 0.1
     assert random_harmfulness(0, 1).shape == (0,)
+
+
+def test_instance_selection_is_the_negative_gaussian_log_density():
+    """DeVries et al.: drop the lowest-density instances under a Gaussian fitted to the
+    embedding. Harmfulness = -log N(x; mu, Sigma) up to its constant, Sigma Ledoit-Wolf shrunk."""
+    from scipy.stats import multivariate_normal
+    from sklearn.covariance import LedoitWolf
+
+    from ganinf_mlops.influence.baselines import instance_selection_harmfulness
+
+    x, outliers = _planted(3)
+    h = instance_selection_harmfulness(x)
+    assert set(np.argsort(-h)[:10]) == set(outliers)
+    fit = LedoitWolf().fit(x)
+    logpdf = multivariate_normal(fit.location_, fit.covariance_).logpdf(x)
+    np.testing.assert_allclose(h + logpdf, (h + logpdf)[0], rtol=0, atol=1e-9)  # a constant
+    # Images: a [N, C, H, W] embedding is flattened; deterministic whatever the seed.
+    imgs = np.random.default_rng(0).normal(size=(30, 1, 4, 4))
+    np.testing.assert_array_equal(
+        instance_selection_harmfulness(imgs, 0), instance_selection_harmfulness(imgs, 5)
+    )
+
+
+def test_instance_selection_is_a_scoring_method_with_no_predicted_change(tiny_version, tmp_path):
+    from ganinf_mlops.config import MetricConfig
+    from ganinf_mlops.influence.methods import METHODS, score
+    from ganinf_mlops.influence.options import ScoringOptions
+    from ganinf_mlops.problems.gan import GanConfig, ModelConfig
+    from ganinf_mlops.train.trainer import train
+
+    assert not METHODS.get("instance_selection").predicts_change
+    cfg = GanConfig(batch_size=4, epochs=1, model=ModelConfig(g_hidden=(3,), d_hidden=(3,)))
+    run = train(tiny_version, cfg, MetricConfig(), tmp_path / "r", progress=False)
+    table = score(run, tiny_version, ScoringOptions("instance_selection", progress=False))
+    assert table.metric is None and np.isnan(table.predicted_change).all()
+    far = int(np.argmax(np.linalg.norm(tiny_version.x - tiny_version.x.mean(0), axis=1)))
+    assert table.ids[np.argmax(table.harmfulness)] == tiny_version.ids[far]
