@@ -97,7 +97,9 @@ def _train(
     """`train`; when resuming a job, a finished `path` is kept (checked to be a run on
     `version`) and an interrupted one continues from its last checkpoint."""
     if resume and path.exists():
-        RunDir(path).check_dataset(version.digest, f" than {version.path} (resuming the job)")
+        RunDir(path).verify().check_dataset(
+            version.digest, f" than {version.path} (resuming the job)"
+        )
         log.info("resume: keeping %s", path)
         return path
     return train(

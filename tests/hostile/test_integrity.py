@@ -88,8 +88,7 @@ def test_replay_refuses_an_edited_learning_rate(flow, capsys):
 
 
 def test_retrain_of_refuses_an_edited_run(flow, capsys):
-    edit_json(flow["run"] / "meta.json", lambda m: m.update(n_steps=m["n_steps"]))  # reformatted
-    (flow["run"] / "meta.json").write_text((flow["run"] / "meta.json").read_text() + "\n")
+    edit_json(flow["run"] / "meta.json", lambda m: m["train"].update(epochs=50))
     refused(capsys, flow, CHANGED, "train", "--preset", "tiny", "--data", flow["v1"],
             "--retrain-of", flow["run"], "--out", flow["run"].parent / "r1")  # fmt: skip
 
@@ -263,3 +262,13 @@ def test_checkpoint_tensors_are_unchanged_by_the_integrity_record(built):
     """The record is beside the files, not in them: checkpoints load as before."""
     ckpt = next((built["run"] / "checkpoints").iterdir())
     assert all(isinstance(v, torch.Tensor) for v in load_file(str(ckpt)).values())
+
+
+def test_the_integrity_record_lists_every_file_of_the_run(built):
+    run = built["run"]
+    record = json.loads((run / "integrity.json").read_text())
+    files = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
+    assert set(record["files"]) == files - {"integrity.json"}
+    assert json.loads((run / "meta.json").read_text())["integrity"] == "integrity.json"
+    for name, digest in record["files"].items():
+        assert hashlib.sha256((run / name).read_bytes()).hexdigest() == digest
