@@ -23,6 +23,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.chunks import chunked_cleanse
 from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, feature_classifier, with_train_options
+from ganinf_mlops.data.lineage import check_parent
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.errors import (
     ConfigError,
@@ -179,6 +180,7 @@ def run_iteration(
         )
     if new.manifest.parent_digest != version.digest:
         raise DataError(f"{new.path} was not cleansed from {version.path}: cannot resume")
+    check_parent(new, version)  # a kept version: its removed ids, as its digest, re-verified
     obs.cleansed(new)
     replay = _train(
         new, preset.train, preset, layout.replay(i), replay=run, force=force,

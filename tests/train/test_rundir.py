@@ -49,6 +49,8 @@ def unseal(run: Path) -> Path:
     del meta["integrity"]
     (run / "meta.json").write_text(json.dumps(meta))
     return run
+
+
 TOP = ("d", "g", "d_opt", "g_opt")
 
 
