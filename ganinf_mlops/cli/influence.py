@@ -98,7 +98,8 @@ def _logged(scoring: dict[str, Any]) -> Changes:
 @click.option(
     "--fetch-dir",
     type=OutputPath(file_okay=False, path_type=Path),
-    help="Where a runs:/ run is fetched to, and reused from (default: run-<run_id> beside --out).",
+    help="Where a runs:/ run is fetched to, and reused from for that run only (another run is "
+    "refused: it records the one it holds). Default: run-<run_id> beside --out.",
 )
 @field_options(ScoringOptions, "method", into="scoring", default=_FROM_JOB, method=_METHOD)
 @click.option(
