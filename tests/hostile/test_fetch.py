@@ -77,3 +77,13 @@ def test_a_tampered_logged_trajectory_is_refused(env, capsys, tmp_path):
         assert not (tmp_path / "s.csv").exists() and not list(tmp_path.glob("run-*"))
     finally:
         meta.write_text(text)
+
+
+def test_default_fetch_dirs_of_two_trajectories_of_one_run_differ(env, tmp_path):
+    """runs:/ID/trajectory and runs:/ID/replay_trajectory both defaulted to run-ID/: the second
+    would be refused (it holds another run), so each artifact path gets a directory of its own."""
+    it1 = env["it1"]
+    main(["-q", "influence", "--run", f"runs:/{it1}/trajectory", "--out", "a.csv"])
+    main(["-q", "influence", "--run", f"runs:/{it1}/replay_trajectory", "--out", "b.csv"])
+    held = {json.loads(p.read_text())["artifact_path"] for p in tmp_path.glob("run-*/fetched.json")}
+    assert held == {"trajectory", "replay_trajectory"}
