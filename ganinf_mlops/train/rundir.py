@@ -329,16 +329,15 @@ class RunDir:
 
     def verify(self) -> RunDir:
         """Verify every file of the run against its integrity record now (a kept or fetched run
-        is checked whole before it is used; other uses verify each file as they read it)."""
-        for name in sorted(self._files or {}):
+        is checked whole before it is used; other uses verify each file as they read it). The
+        files are those meta.json names, each of which must be present and recorded."""
+        ckpts = [f"{CHECKPOINTS}/{checkpoint_name(s)}" for s in self.checkpoint_steps]
+        for name in (META, SCHEDULE, METRICS, LOSSES, *ckpts):
+            if not (self.path / name).is_file():
+                raise TrajectoryError(f"run {self.path}: {name} is missing")
+            if self._files is not None and name not in self._files:
+                raise _changed(self.path, name, None, "")
             verify_file(self.path, self._files, name)
-        missing = [
-            s
-            for s in self.checkpoint_steps
-            if not (self.path / CHECKPOINTS / checkpoint_name(s)).is_file()
-        ]
-        if missing:
-            raise TrajectoryError(f"{self.path}: missing checkpoint of step {missing[0]}")
         return self
 
     # ---- what the run was trained on --------------------------------------------------------
