@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
 from ganinf_mlops.cli import main
@@ -212,9 +211,8 @@ def test_lineage_refuses_a_symlinked_parent(flow, capsys):
 
 def test_lineage_after_the_parent_was_overwritten_says_parent_digest_mismatch(flow, capsys):
     ganinf("prepare", "--preset", "tiny", "--param", "seed=5", "--out", flow["raw"], "--force")
-    refused(capsys, flow, "parent", "lineage", flow["v1"])
-    err = refused(capsys, flow, "digest mismatch", "lineage", flow["v1"])
-    assert "broken lineage" in err
+    err = refused(capsys, flow, "parent digest mismatch", "lineage", flow["v1"])
+    assert "broken lineage" in err and str(flow["raw"]) in err
 
 
 def test_lineage_after_a_run_replaced_the_parent_is_one_line(flow, capsys):
@@ -256,12 +254,6 @@ def test_loop_resume_reverifies_kept_runs(tmp_path, capsys, monkeypatch):
                "--no-tracking", "--resume")  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and CHANGED in err and len(err.splitlines()) == 1, err
-
-
-def test_checkpoint_tensors_are_unchanged_by_the_integrity_record(built):
-    """The record is beside the files, not in them: checkpoints load as before."""
-    ckpt = next((built["run"] / "checkpoints").iterdir())
-    assert all(isinstance(v, torch.Tensor) for v in load_file(str(ckpt)).values())
 
 
 def test_the_integrity_record_lists_every_file_of_the_run(built):
