@@ -107,9 +107,11 @@ def check_parent(child: DatasetVersion, parent: DatasetVersion) -> None:
     recorded, and the child's ids plus its `removed_ids` exactly the parent's ids."""
     if parent.digest != child.manifest.parent_digest:
         raise DigestMismatchError(
-            f"broken lineage: parent {parent.path} of {child.path} (parent digest)",
+            f"broken lineage: parent {parent.path} of {child.path} is not the version it was "
+            "cleansed from",
             str(child.manifest.parent_digest),
             parent.digest,
+            mismatch="parent digest mismatch",
         )
     expected_ids = np.union1d(child.ids, np.asarray(child.manifest.removed_ids, np.int64))
     if not np.array_equal(np.sort(parent.ids), expected_ids):
