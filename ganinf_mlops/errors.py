@@ -14,10 +14,10 @@ class DataError(GaninfError):
 class DigestMismatchError(DataError):
     """Content does not match its digest (tampered data, or a run from another data version)."""
 
-    def __init__(self, what: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"{what}: digest mismatch (expected {expected[:16]}…, found {actual[:16]}…)"
-        )
+    def __init__(
+        self, what: str, expected: str, actual: str, mismatch: str = "digest mismatch"
+    ) -> None:
+        super().__init__(f"{what}: {mismatch} (expected {expected[:16]}…, found {actual[:16]}…)")
         self.expected = expected
         self.actual = actual
 

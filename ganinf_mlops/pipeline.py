@@ -23,6 +23,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.chunks import chunked_cleanse
 from ganinf_mlops.cleanse import cleanse
 from ganinf_mlops.config import Preset, feature_classifier, with_train_options
+from ganinf_mlops.data.lineage import check_parent
 from ganinf_mlops.data.version import DatasetVersion, create_raw_version, load_version
 from ganinf_mlops.errors import (
     ConfigError,
@@ -97,7 +98,9 @@ def _train(
     """`train`; when resuming a job, a finished `path` is kept (checked to be a run on
     `version`) and an interrupted one continues from its last checkpoint."""
     if resume and path.exists():
-        RunDir(path).check_dataset(version.digest, f" than {version.path} (resuming the job)")
+        RunDir(path).verify().check_dataset(
+            version.digest, f" than {version.path} (resuming the job)"
+        )
         log.info("resume: keeping %s", path)
         return path
     return train(
@@ -177,6 +180,7 @@ def run_iteration(
         )
     if new.manifest.parent_digest != version.digest:
         raise DataError(f"{new.path} was not cleansed from {version.path}: cannot resume")
+    check_parent(new, version)  # a kept version: its removed ids, as its digest, re-verified
     obs.cleansed(new)
     replay = _train(
         new, preset.train, preset, layout.replay(i), replay=run, force=force,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,13 @@ def _version(run: Path, data: Path | None):
 
 
 def _fetch(uri: str, dst: Path | None, out: Path):
-    from ganinf_mlops.tracking.remote import fetch_run, parse_run_uri
+    from ganinf_mlops.tracking.remote import TRAJECTORY, fetch_run, parse_run_uri
     from ganinf_mlops.tracking.run_log import reading_client
 
-    dst = dst or out.parent / f"run-{parse_run_uri(uri)[0]}"
+    run_id, artifact_path = parse_run_uri(uri)
+    if dst is None:  # one directory per trajectory: a fetch dir holds one (tracking/remote.py)
+        tail = "" if artifact_path == TRAJECTORY else "-" + re.sub(r"[^\w.-]", "_", artifact_path)
+        dst = out.parent / f"run-{run_id}{tail.replace('..', '_')}"
     if not progress():
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     reused = dst.exists()
@@ -98,7 +102,9 @@ def _logged(scoring: dict[str, Any]) -> Changes:
 @click.option(
     "--fetch-dir",
     type=OutputPath(file_okay=False, path_type=Path),
-    help="Where a runs:/ run is fetched to, and reused from (default: run-<run_id> beside --out).",
+    help="Where a runs:/ run is fetched to, and reused from for that run only (another run is "
+    "refused: it records the one it holds). Default: run-<run_id> beside --out "
+    "(run-<run_id>-<artifact path> for another artifact path than trajectory).",
 )
 @field_options(ScoringOptions, "method", into="scoring", default=_FROM_JOB, method=_METHOD)
 @click.option(

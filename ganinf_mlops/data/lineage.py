@@ -68,10 +68,7 @@ def lineage(version: DatasetVersion) -> list[DatasetVersion]:
     seen = {version.digest}
     current = version
     while current.manifest.parent_digest is not None:
-        hint = current.manifest.parent_path
-        if hint is None:
-            raise DataError(f"broken lineage: {current.path} records a parent but no parent_path")
-        parent_path = Path(os.path.normpath(current.path / hint))
+        parent_path = parent_dir(current.path, current.manifest.parent_path)
         if not parent_path.is_dir():
             raise DataError(f"broken lineage: parent {parent_path} of {current.path} is missing")
         try:
@@ -80,24 +77,48 @@ def lineage(version: DatasetVersion) -> list[DatasetVersion]:
             raise
         except DataError as e:
             raise DataError(f"broken lineage: parent of {current.path}: {e}") from None
-        if parent.digest != current.manifest.parent_digest:
-            raise DigestMismatchError(
-                f"broken lineage: parent {parent_path} of {current.path}",
-                current.manifest.parent_digest,
-                parent.digest,
-            )
-        expected_ids = np.union1d(current.ids, np.asarray(current.manifest.removed_ids, np.int64))
-        if not np.array_equal(np.sort(parent.ids), expected_ids):
-            raise DataError(
-                f"broken lineage: ids of {current.path} plus its removed_ids "
-                f"differ from the ids of parent {parent_path}"
-            )
+        check_parent(current, parent)
         if parent.digest in seen:
             raise DataError(f"broken lineage: cycle at {parent_path}")
         seen.add(parent.digest)
         chain.append(parent)
         current = parent
     return chain[::-1]
+
+
+def parent_dir(path: Path, hint: str | None) -> Path:
+    """The parent directory a version at `path` names by its `parent_path` hint. The hint is
+    relative (manifest.py) and followed as written: refused when it leads through a symbolic
+    link (a link can send the walk anywhere) or to the version itself or a directory holding
+    it (`../..`)."""
+    if hint is None:
+        raise DataError(f"broken lineage: {path} records a parent but no parent_path")
+    lexical = Path(os.path.normpath(path.resolve() / hint))
+    where = f"broken lineage: {path / 'manifest.json'} 'parent_path' {hint!r}"
+    if (path / hint).resolve() != lexical:
+        raise DataError(f"{where} leads through a symlink")
+    if lexical == path.resolve() or lexical in path.resolve().parents:
+        raise DataError(f"{where} points at the version or a directory holding it")
+    return Path(os.path.normpath(path / hint))
+
+
+def check_parent(child: DatasetVersion, parent: DatasetVersion) -> None:
+    """Refuse `parent` unless it is the version `child` was cleansed from: the digest the child
+    recorded, and the child's ids plus its `removed_ids` exactly the parent's ids."""
+    if parent.digest != child.manifest.parent_digest:
+        raise DigestMismatchError(
+            f"broken lineage: parent {parent.path} of {child.path} is not the version it was "
+            "cleansed from",
+            str(child.manifest.parent_digest),
+            parent.digest,
+            mismatch="parent digest mismatch",
+        )
+    expected_ids = np.union1d(child.ids, np.asarray(child.manifest.removed_ids, np.int64))
+    if not np.array_equal(np.sort(parent.ids), expected_ids):
+        raise DataError(
+            f"broken lineage: ids of {child.path} plus its removed_ids "
+            f"differ from the ids of parent {parent.path}"
+        )
 
 
 def ancestor_digests(version: DatasetVersion) -> list[str]:
@@ -108,10 +129,8 @@ def ancestor_digests(version: DatasetVersion) -> list[str]:
     path, manifest = version.path, version.manifest
     while manifest.parent_digest is not None and manifest.parent_digest not in out:
         out.append(manifest.parent_digest)
-        if manifest.parent_path is None:
-            break
-        path = Path(os.path.normpath(path / manifest.parent_path))
         try:
+            path = parent_dir(path, manifest.parent_path)
             manifest = read_manifest(path)
         except DataError:
             break

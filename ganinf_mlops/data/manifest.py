@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,31 @@ class Manifest:
                 f"{where}: unsupported format_version {obj['format_version']} "
                 f"(this version of ganinf reads {FORMAT_VERSION})"
             )
-        return cls(**{k: obj[k] for k in names})
+        manifest = cls(**{k: obj[k] for k in names})
+        manifest.check_metadata(where)
+        return manifest
+
+    def check_metadata(self, where: str = "manifest") -> None:
+        """The metadata outside the content digest, checked on every read and before a write:
+        ids listed once, a known method, a finite predicted change. (That the listed ids are,
+        or are not, in the version is checked where its ids are loaded: version.py.)"""
+        for key in ("removed_ids", "is_anomaly_ids"):
+            values = getattr(self, key) or []
+            if len(set(values)) != len(values):
+                raise DataError(f"{where}: '{key}' lists an id more than once")
+        if self.method is not None:
+            # The registry of scoring methods, imported here: it sits above the data layer.
+            from ganinf_mlops.influence.methods import METHODS
+
+            if self.method not in METHODS:
+                raise DataError(
+                    f"{where}: 'method' {self.method!r} is not a scoring method "
+                    f"(one of {', '.join(METHODS.names())})"
+                )
+        if self.predicted_change is not None and not math.isfinite(self.predicted_change):
+            raise DataError(
+                f"{where}: 'predicted_change' must be a finite number, got {self.predicted_change}"
+            )
 
 
 # key -> (accepted JSON types, None allowed)

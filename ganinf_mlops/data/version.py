@@ -248,6 +248,7 @@ def write_version(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         is_anomaly_ids=anomalies,
     )
+    manifest.check_metadata(f"dataset version {out_dir}")  # before anything is written
     with atomic_dir(out_dir, force=force) as tmp:
         np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval, **labels)
         write_json(tmp / MANIFEST_FILE, manifest.to_json())
@@ -342,6 +343,15 @@ def _check_against_manifest(path: Path, arrays: dict[str, np.ndarray], m: Manife
         _check_pixel_range(f"{where}: ", name, arrays[name])
     if np.unique(arrays["ids"]).size != m.n_instances:
         raise DataError(f"{where}: 'ids' are not unique")
+    # The manifest's ids outside the digest: anomalies among the version's ids, removed ones not.
+    if m.is_anomaly_ids is not None and not np.isin(m.is_anomaly_ids, arrays["ids"]).all():
+        absent = sorted(set(m.is_anomaly_ids) - set(arrays["ids"].tolist()))
+        raise DataError(
+            f"{where}: {MANIFEST_FILE} 'is_anomaly_ids' lists ids not in the version, "
+            f"e.g. {absent[:5]}"
+        )
+    if np.isin(m.removed_ids, arrays["ids"]).any():
+        raise DataError(f"{where}: {MANIFEST_FILE} 'removed_ids' lists ids kept in the version")
 
 
 def load_version(path: str | os.PathLike[str], verify: bool = True) -> DatasetVersion:

@@ -3,8 +3,12 @@
 `fetch_run` downloads the run's trajectory artifacts (through the server, wherever it keeps them:
 a directory, S3, ...) and re-materialises the dataset version it was trained on from the run's
 logged inputs, preferring a DVC source (`ganinf push` records one) over a local path. Both are
-checked: the version's content digest must be the one the trajectory was recorded on. The run's
-own score table settings come along, so `influence --run runs:/ID` recomputes what the run logged.
+checked: the version's content digest must be the one the trajectory was recorded on, and the
+trajectory's files their recorded digests (train/rundir.py: integrity.json). The run's own score
+table settings come along, so `influence --run runs:/ID` recomputes what the run logged.
+
+A fetch directory holds one run: `fetched.json` records which (run id and artifact path), and a
+later fetch of another run into it is refused (naming both) instead of reusing it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from ganinf_mlops.data.version import DatasetVersion, load_version
 from ganinf_mlops.errors import DataError, TrackingError
-from ganinf_mlops.io import publish_dir, write_json
+from ganinf_mlops.io import publish_dir, read_json, write_json
 from ganinf_mlops.tracking import tags as T
 
 SCHEME = "runs:/"
@@ -30,6 +34,7 @@ _RUN_URI = re.compile(r"^runs:/([0-9A-Za-z_-]+)(?:/(.+?))?/?$")
 # Where a dataset input can be fetched from, best first: a DVC source works on any machine that
 # reaches the git repo and the DVC remote; a local path only where it still exists.
 _SOURCE_PREFERENCE = ("dvc", "local")
+FETCHED = "fetched.json"  # which run a fetch directory holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +70,7 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
     from ganinf_mlops.train.rundir import RunDir
 
     run_id, artifact_path = parse_run_uri(uri)
+    held = {"run_id": run_id, "artifact_path": artifact_path}  # what was asked for
     client = client or MlflowClient()
     run = _get_run(client, run_id, uri)
     traj_run = run
@@ -73,12 +79,14 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
     if scored and not named_path:
         traj_id, artifact_path = parse_run_uri(scored)
         traj_run = _get_run(client, traj_id, scored)
-    if not dst.exists():
+    if dst.exists():
+        _check_held(dst, held)
+    else:
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
         try:
             traj = _download(client, traj_run.info.run_id, artifact_path, tmp, uri)
-            recorded = RunDir(traj)
+            recorded = RunDir(traj).verify()
             if recorded.meta.get("classifier_path") is not None:
                 _fetch_classifier(client, traj_run.info.run_id, recorded.meta, traj, tmp, uri)
             digest = recorded.dataset_digest
@@ -86,6 +94,7 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
             _fetch_version(inputs, digest, tmp / "data", uri)
             scoring = _score_sidecar(client, run, digest, tmp)
             (tmp / "scoring.json").write_text(json.dumps(scoring, indent=2, sort_keys=True))
+            write_json(tmp / FETCHED, held)
             publish_dir(tmp, dst, force=False)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -97,6 +106,25 @@ def fetch_run(uri: str, dst: Path, client: Any = None) -> FetchedRun:
     traj.check_dataset(version.digest, f" than {version_dir}")
     scoring = json.loads((dst / "scoring.json").read_text())
     return FetchedRun(run_id, run_dir, version, scoring)
+
+
+def _held_uri(held: dict[str, Any]) -> str:
+    return f"{SCHEME}{held.get('run_id')}/{held.get('artifact_path')}"
+
+
+def _check_held(dst: Path, held: dict[str, Any]) -> None:
+    """Refuse to reuse the fetch directory `dst` unless it holds the run `held` names."""
+    if not (dst / FETCHED).is_file():
+        raise DataError(
+            f"fetch directory {dst} holds no record of the run it holds ({FETCHED}): "
+            f"give another --fetch-dir for {_held_uri(held)}"
+        )
+    recorded = read_json(dst / FETCHED, f"fetch directory {dst}:")
+    if recorded != held:
+        shown = _held_uri(recorded) if isinstance(recorded, dict) else repr(recorded)
+        raise DataError(
+            f"fetch directory {dst} holds {shown}, not {_held_uri(held)}: give another --fetch-dir"
+        )
 
 
 def _get_run(client: Any, run_id: str, uri: str) -> Any:
@@ -134,10 +162,10 @@ def _fetch_classifier(
     """Download the run's feature classifier and point the fetched copy's meta.json at it
     (`RunDir.problem` still checks its digest against the one the run recorded)."""
     missing = "an image run whose feature classifier was not logged with it"
-    from ganinf_mlops.train.rundir import META
+    from ganinf_mlops.train.rundir import rewrite_meta
 
     local = _artifact(client, run_id, CLASSIFIER_ARTIFACT, tmp, uri, missing)
-    write_json(traj / META, {**meta, "classifier_path": os.path.relpath(local, traj)})
+    rewrite_meta(traj, {**meta, "classifier_path": os.path.relpath(local, traj)})
 
 
 def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:

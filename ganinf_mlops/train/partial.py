@@ -22,7 +22,12 @@ import torch
 
 from ganinf_mlops.errors import ConfigError, GaninfError
 from ganinf_mlops.io import atomic_file, changed_keys, read_json, write_json
-from ganinf_mlops.train.rundir import CHECKPOINTS, _load, checkpoint_name, state_from_checkpoint
+from ganinf_mlops.train.rundir import (
+    CHECKPOINTS,
+    checkpoint_name,
+    load_checkpoint,
+    state_from_checkpoint,
+)
 
 PARTIAL_META = "partial.json"
 PARTIAL_LOSSES = "losses.partial.npy"
@@ -78,7 +83,7 @@ def prepare(
         shutil.rmtree(work)
         return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
     step = max(done)
-    flat = _load(work / CHECKPOINTS / checkpoint_name(step))
+    flat = load_checkpoint(work, step)  # verified against the digest recorded when written
     state = state_from_checkpoint(flat, tuple(identity["state_keys"]), device)
     losses = np.zeros((0, 0))
     if step > 0:

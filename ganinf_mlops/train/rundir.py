@@ -12,6 +12,11 @@
     metrics.json              final results of the run (`keys`), plus predicted/actual change for
                               a replay
     losses.csv                step, then one column per loss of the problem's step
+    integrity.json            the sha256 of every file above (written last; meta.json's
+                              "integrity" names it): each file is verified as it is read, so an
+                              edited or swapped file is one line "run DIR was changed after it
+                              was written". Runs written before it (no record, no "integrity"
+                              key) are read with a warning.
 Tensors are safetensors files (no pickle). Replaying step t from checkpoint floor(t/K)*K on the
 same device and dtype reproduces the recorded states bit for bit.
 """
@@ -19,6 +24,8 @@ same device and dtype reproduces the recorded states bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import math
 import os
 from functools import cached_property
@@ -38,8 +45,11 @@ from ganinf_mlops.config import (
     train_config_from_dict,
 )
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.io import atomic_file, read_json, write_json
 from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -47,6 +57,8 @@ SCHEDULE = "schedule.safetensors"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.json"
 LOSSES = "losses.csv"
+INTEGRITY = "integrity.json"
+INTEGRITY_FORMAT = 1
 
 
 def checkpoint_name(step: int) -> str:
@@ -101,13 +113,87 @@ def state_from_checkpoint(
     return unflatten_state({k: v.to(device).clone() for k, v in flat.items()}, top)
 
 
-def _load(path: Path) -> dict[str, torch.Tensor]:
+def _load(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (or of its bytes `data`, already read and verified)."""
     try:
+        if data is not None:  # in load_file's (sorted) key order: states are pytrees
+            return dict(sorted(safetensors.torch.load(data).items()))
         return load_file(str(path))
     except FileNotFoundError as exc:
         raise TrajectoryError(f"missing trajectory file {path}") from exc
     except (SafetensorError, OSError, ValueError) as exc:
         raise TrajectoryError(f"corrupt trajectory file {path}: {exc}") from exc
+
+
+# ---- integrity: the digests of a run's files ------------------------------------------------
+def read_integrity(root: Path) -> dict[str, str] | None:
+    """The recorded sha256 of each file of the run (or interrupted run) in `root`, by its name
+    relative to `root`; None when there is no record (a run written before records existed)."""
+    path = root / INTEGRITY
+    if not path.exists():
+        return None
+    raw = read_json(path, f"run {root}:", TrajectoryError)
+    files = raw.get("files") if isinstance(raw, dict) else None
+    if (
+        not isinstance(raw, dict)
+        or raw.get("format_version") != INTEGRITY_FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise TrajectoryError(f"run {root}: {INTEGRITY} is not an integrity record")
+    return files
+
+
+def write_integrity(root: Path, files: dict[str, str]) -> None:
+    write_json(root / INTEGRITY, {"format_version": INTEGRITY_FORMAT, "files": dict(files)})
+
+
+def _changed(root: Path, name: str, expected: str | None, actual: str) -> TrajectoryError:
+    if expected is None:
+        return TrajectoryError(
+            f"run {root} was changed after it was written ({name} is not in its {INTEGRITY})"
+        )
+    return TrajectoryError(
+        f"run {root} was changed after it was written ({name} digest {expected[:12]}…, "
+        f"now {actual[:12]}…)"
+    )
+
+
+def verify_file(root: Path, files: dict[str, str] | None, name: str) -> None:
+    """Refuse `root/name` unless it has the digest `files` recorded (None: nothing recorded)."""
+    if files is None or not (root / name).is_file():
+        return  # a missing file is reported by its reader
+    try:
+        actual = sha256_file(root / name)
+    except OSError as exc:
+        raise TrajectoryError(f"run {root}: cannot read {name}: {exc}") from None
+    if files.get(name) != actual:
+        raise _changed(root, name, files.get(name), actual)
+
+
+def load_checkpoint(root: Path, step: int) -> dict[str, torch.Tensor]:
+    """The tensors of checkpoint `step` of the run (or interrupted run) in `root`, verified
+    against its integrity record when it has one (one read: the bytes hashed are those parsed)."""
+    return _load_checkpoint(root, read_integrity(root), step)
+
+
+def _load_checkpoint(
+    root: Path, files: dict[str, str] | None, step: int
+) -> dict[str, torch.Tensor]:
+    name = f"{CHECKPOINTS}/{checkpoint_name(step)}"
+    path = root / name
+    if files is None:
+        return _load(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise TrajectoryError(f"missing trajectory file {path}") from exc
+    except OSError as exc:
+        raise TrajectoryError(f"corrupt trajectory file {path}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if files.get(name) != actual:
+        raise _changed(root, name, files.get(name), actual)
+    return _load(path, data)
 
 
 class RunWriter:
@@ -116,6 +202,11 @@ class RunWriter:
     def __init__(self, root: Path, schedule: Schedule, instance_ids: np.ndarray) -> None:
         self.root = root
         (root / CHECKPOINTS).mkdir(exist_ok=True)  # exists when a run resumes
+        # The digests of what is written, kept in integrity.json as it grows: a resumed run
+        # verifies the checkpoint it continues from (load_checkpoint).
+        self.digests: dict[str, str] = {
+            k: v for k, v in (read_integrity(root) or {}).items() if k.startswith(CHECKPOINTS)
+        }
         tensors = {
             "indices": schedule.indices,
             "noise_seeds": schedule.noise_seeds,
@@ -123,12 +214,20 @@ class RunWriter:
             "instance_ids": torch.tensor(np.asarray(instance_ids), dtype=torch.int64),
         }
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(root / SCHEDULE))
+        self._record(SCHEDULE)
+
+    def _record(self, name: str, digest: str | None = None) -> None:
+        self.digests[name] = digest or sha256_file(self.root / name)
+        write_integrity(self.root, self.digests)
 
     def checkpoint(self, step: int, state: State) -> None:
         # Atomic: a run killed while writing leaves the previous checkpoints complete, and a
-        # resumed run starts from the last one (train/partial.py).
+        # resumed run starts from the last one (train/partial.py). Its digest is recorded
+        # first: a checkpoint on disk always has one.
         data = safetensors.torch.save(flatten_state(state))
-        with atomic_file(self.root / CHECKPOINTS / checkpoint_name(step), "wb") as fh:
+        name = f"{CHECKPOINTS}/{checkpoint_name(step)}"
+        self._record(name, hashlib.sha256(data).hexdigest())
+        with atomic_file(self.root / name, "wb") as fh:
             fh.write(data)
 
     def finish(
@@ -143,14 +242,47 @@ class RunWriter:
             fh.write(",".join(("step", *loss_names)) + "\n")
             for t, row in enumerate(losses):
                 fh.write(",".join([str(t), *(repr(float(v)) for v in row)]) + "\n")
-        write_json(self.root / META, {"format_version": FORMAT_VERSION, **meta})
+        meta = {"format_version": FORMAT_VERSION, **meta, "integrity": INTEGRITY}
+        write_json(self.root / META, meta)
+        for name in (METRICS, LOSSES, META):
+            self.digests[name] = sha256_file(self.root / name)
+        write_integrity(self.root, self.digests)  # last: the record of a complete run
+
+
+def rewrite_meta(root: Path, meta: dict[str, Any]) -> None:
+    """Replace the meta.json of the run in `root` and re-record its digest (a fetched run points
+    its copy at the classifier fetched beside it). The caller has verified the run."""
+    write_json(root / META, meta)
+    files = read_integrity(root)
+    if files is not None:
+        write_integrity(root, {**files, META: sha256_file(root / META)})
+
+
+_WARNED: set[Path] = set()
+
+
+def _unrecorded(path: Path, meta: Any) -> None:
+    """A run without integrity.json: refused when its meta.json says it had one, else (a run
+    written before records existed) used with a warning, once per run."""
+    if isinstance(meta, dict) and "integrity" in meta:
+        raise TrajectoryError(
+            f"run {path} was changed after it was written (its {INTEGRITY} is missing)"
+        )
+    if path.resolve() not in _WARNED:
+        _WARNED.add(path.resolve())
+        log.warning(
+            "run %s has no integrity record (written before ganinf recorded one): its files are "
+            "not verified; retrain it to record one",
+            path,
+        )
 
 
 class RunDir:
     """A recorded run, read back from its directory and checked for consistency.
 
     meta.json is read and checked on construction; the schedule (and checkpoints) only when used,
-    so reading a run's results costs two small JSON files.
+    so reading a run's results costs two small JSON files. Each file is verified against the
+    run's integrity record as it is read (one sha256 pass over bytes that are read anyway).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -158,7 +290,11 @@ class RunDir:
         meta_path = self.path / META
         if not meta_path.is_file():
             raise TrajectoryError(f"{self.path} is not a run directory (no {META})")
+        self._files = read_integrity(self.path)
+        verify_file(self.path, self._files, META)
         meta = read_json(meta_path, f"run {self.path}:", TrajectoryError)
+        if self._files is None:
+            _unrecorded(self.path, meta)
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
             got = meta.get("format_version") if isinstance(meta, dict) else type(meta).__name__
             raise TrajectoryError(f"{meta_path}: unsupported format_version {got!r}")
@@ -190,6 +326,19 @@ class RunDir:
             raise TrajectoryError(
                 f"{self.path}: checkpoints must include step 0 and the final step"
             )
+
+    def verify(self) -> RunDir:
+        """Verify every file of the run against its integrity record now (a kept or fetched run
+        is checked whole before it is used; other uses verify each file as they read it). The
+        files are those meta.json names, each of which must be present and recorded."""
+        ckpts = [f"{CHECKPOINTS}/{checkpoint_name(s)}" for s in self.checkpoint_steps]
+        for name in (META, SCHEDULE, METRICS, LOSSES, *ckpts):
+            if not (self.path / name).is_file():
+                raise TrajectoryError(f"run {self.path}: {name} is missing")
+            if self._files is not None and name not in self._files:
+                raise _changed(self.path, name, None, "")
+            verify_file(self.path, self._files, name)
+        return self
 
     # ---- what the run was trained on --------------------------------------------------------
     @property
@@ -243,6 +392,7 @@ class RunDir:
     @cached_property
     def _metrics(self) -> dict[str, Any]:
         # Read once: a run directory does not change after its atomic rename into place.
+        verify_file(self.path, self._files, METRICS)
         raw = read_json(self.path / METRICS, f"run {self.path}:", TrajectoryError)
         if not isinstance(raw, dict):
             raise TrajectoryError(f"run {self.path}: {METRICS} is not a JSON object")
@@ -263,6 +413,7 @@ class RunDir:
     def losses(self) -> tuple[tuple[str, ...], np.ndarray]:
         """(loss names, losses [T, n_losses]) from losses.csv."""
         path = self.path / LOSSES
+        verify_file(self.path, self._files, LOSSES)
         try:
             lines = path.read_text().splitlines()
             names = tuple(lines[0].split(",")[1:])
@@ -274,6 +425,7 @@ class RunDir:
     # ---- the trajectory ---------------------------------------------------------------------
     @cached_property
     def _schedule_file(self) -> dict[str, torch.Tensor]:
+        verify_file(self.path, self._files, SCHEDULE)
         return _load(self.path / SCHEDULE)
 
     @cached_property
@@ -302,13 +454,13 @@ class RunDir:
     @cached_property
     def _shapes(self) -> dict[str, tuple[int, ...]]:
         """Tensor shapes of the initial checkpoint: every checkpoint of the run has them."""
-        flat = _load(self.path / CHECKPOINTS / checkpoint_name(0))
+        flat = _load_checkpoint(self.path, self._files, 0)
         return {k: tuple(v.shape) for k, v in flat.items()}
 
     def load_state(self, step: int, device: torch.device | str = "cpu") -> State:
         if step not in self.checkpoint_steps:
             raise TrajectoryError(f"{self.path}: no checkpoint at step {step}")
-        flat = _load(self.path / CHECKPOINTS / checkpoint_name(step))
+        flat = _load_checkpoint(self.path, self._files, step)
         shapes = {k: tuple(v.shape) for k, v in flat.items()}
         if shapes != self._shapes:
             k = min(k for k in {*shapes, *self._shapes} if shapes.get(k) != self._shapes.get(k))

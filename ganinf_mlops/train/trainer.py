@@ -293,7 +293,7 @@ def seed_siblings(
     for r in range(1, k):
         path = sibling_path(base.path, r, members)
         if path.exists() and not force:
-            sibling = RunDir(path)
+            sibling = RunDir(path).verify()  # a kept member, checked whole
             sibling.check_dataset(version.digest, f" than {version.path}")
             if sibling.train_config.seed != base.train_config.seed + r:
                 raise TrajectoryError(f"{path} exists but was not trained with seed + {r}")
