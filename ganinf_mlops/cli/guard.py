@@ -5,7 +5,7 @@ alter what the command reads).
 Every path option says which it is by its type: `InputPath` (read), `OutputPath` (written) or
 `RunRef` (a run directory or an MLflow `runs:/` URI, read). `GuardedCommand`, the command class
 of the `ganinf` group, checks them all once the options are parsed; a bare `click.Path` is a
-mistake that `tests/test_guard.py` finds in the click definitions.
+mistake that `tests/hostile/test_guard.py` finds in the click definitions.
 """
 
 from __future__ import annotations
