@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ganinf_mlops.bounded import read_bounded, yaml_depth_ok
 from ganinf_mlops.config import (
     JobOptions,
     Preset,
@@ -64,28 +65,20 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
     )
 
 
-MAX_PARAMS_BYTES = 1_000_000  # a params file is a page of settings, not data
-
-
-def _safe_yaml(text: str, where: str) -> Any:
-    """YAML without aliases: a params file needs none, and nested aliases ("billion laughs")
-    expand to gigabytes from a few lines."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise ConfigError(f"params file {where}: YAML aliases (*{event.anchor}) not allowed")
-    return yaml.safe_load(text)
-
-
 def load_params(path: str | Path) -> Preset:
+    """The preset of a params file: a regular file of at most `limits` params_bytes, read by
+    the bytes read; YAML without aliases, nested at most `limits` nesting deep."""
     path = Path(path)
+    subject = f"params file {path}"
+    data = read_bounded(path, subject, "params_bytes", ConfigError, missing="does not exist")
     try:
-        if path.stat().st_size > MAX_PARAMS_BYTES:
-            raise ConfigError(f"params file {path} is larger than {MAX_PARAMS_BYTES:,} bytes")
-        raw = _safe_yaml(path.read_text(), str(path))
-    except FileNotFoundError:
-        raise ConfigError(f"params file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = data.decode("utf-8")
+        yaml_depth_ok(text, subject, ConfigError)
+        raw = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read params file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{subject} nests too deep to parse") from None
     return params_to_preset(raw, str(path))
 
 

@@ -125,7 +125,7 @@ class BlankOr(click.ParamType):
 
 def parse_key_values(pairs: tuple[str, ...]) -> dict[str, object]:
     """KEY=VALUE pairs, VALUE parsed as JSON when it is JSON (numbers, lists), else a string."""
-    import json
+    from ganinf_mlops.bounded import loads_json
 
     out: dict[str, object] = {}
     for pair in pairs:
@@ -133,8 +133,10 @@ def parse_key_values(pairs: tuple[str, ...]) -> dict[str, object]:
         if not sep or not key:
             raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
+            out[key] = loads_json(value, f"--param {key}", ConfigError)
+        except ConfigError as e:
+            if "not valid JSON" not in str(e):
+                raise  # nested too deep
             out[key] = value
     return out
 
