@@ -17,7 +17,7 @@ LIMITS: dict[str, int] = {
     "json_bytes": 256 << 20,  # manifest.json, meta.json, sidecars: settings and id lists
     "params_bytes": 1_000_000,  # a params file is a page of settings, not data
     "nesting": 64,  # JSON/YAML depth; ours nest 4 deep
-    "npz_bytes": 64 << 30,  # one array of an .npz, decompressed
+    "npz_bytes": 0,  # the arrays of one .npz, decompressed: half this machine's memory (below)
     "classes": 10_000,  # class labels of images_npz (a label of 1e9 is a 1e9-way output layer)
     # training
     "steps": 10**8,
@@ -34,6 +34,16 @@ LIMITS: dict[str, int] = {
     "iterations": 10_000,
     "chunks": 10_000,
 }
+
+
+def _half_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+LIMITS["npz_bytes"] = min(_half_memory(), 64 << 30)
 
 
 def env_name(name: str) -> str:
