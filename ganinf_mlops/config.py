@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.limits import check_max
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.registry import check_choice
 
@@ -81,6 +82,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
+        check_max("steps", self.steps or 0)
+        check_max("epochs", self.epochs)
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         check_device(self.device)
@@ -130,6 +133,7 @@ class MetricConfig:
             raise ConfigError(f"bandwidth must be positive, got {self.bandwidth}")
         if self.n_gen < 1:
             raise ConfigError(f"n_gen must be >= 1, got {self.n_gen}")
+        check_max("n_gen", self.n_gen)
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ class JobOptions:
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
+        for name in ("ensemble", "retrain_seeds", "loo", "chunks", "iterations", "group_subsets"):
+            check_max(name, getattr(self, name))
         if self.ensemble > 1 and self.method in ("isolation_forest", "random", "loss", "injected"):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.min_agreement is not None:

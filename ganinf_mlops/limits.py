@@ -64,6 +64,13 @@ def limit(name: str) -> int:
     return parsed
 
 
+def check_widths(name: str, widths: tuple[int, ...]) -> None:
+    """Hidden layer widths: each under the width limit, their number under the layers limit."""
+    check_max("layers", len(widths), f"{name}: hidden layers")
+    for w in widths:
+        check_max("width", w, f"{name} width")
+
+
 def check_max(
     name: str, value: int | float, what: str | None = None, error: type[GaninfError] = ConfigError
 ) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from ganinf_mlops.bounded import check_regular
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.limits import env_name, limit
+from ganinf_mlops.limits import check_max, env_name, limit
 from ganinf_mlops.registry import Registry
 
 ANOMALY_NOISE = 0.3
@@ -57,6 +57,7 @@ def round_half_up(value: float) -> int:
 def _check_count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    check_max("n", int(value), name)
     return int(value)
 
 

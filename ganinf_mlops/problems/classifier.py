@@ -30,7 +30,7 @@ from torch.func import functional_call, grad_and_value
 from ganinf_mlops import keys, optim
 from ganinf_mlops.config import TrainConfig
 from ganinf_mlops.errors import ConfigError, DataError
-from ganinf_mlops.limits import env_name, limit
+from ganinf_mlops.limits import check_widths, env_name, limit
 from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.models.blocks import ACTIVATIONS
@@ -59,6 +59,7 @@ class ClassifierModelConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         if not all(w >= 1 for w in self.hidden):
             raise ConfigError("the hidden sizes must be >= 1")
+        check_widths("hidden", self.hidden)
 
 
 @dataclass(frozen=True)
