@@ -29,6 +29,11 @@ def help_field(default: Any, help: str, **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
+
+
 def check_device(device: str, available: bool = False) -> None:
     """A torch device string: 'cpu' or 'cuda[:i]'; with `available`, one this machine has (a
     config may name a GPU that only the machine that trains on it has)."""
@@ -84,8 +89,7 @@ class TrainConfig:
             raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
         check_max("steps", self.steps or 0)
         check_max("epochs", self.epochs)
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
+        check_seed(self.seed)
         check_device(self.device)
 
     @classmethod
@@ -203,6 +207,9 @@ class JobOptions:
         check_choice("selection policy", self.policy, POLICIES)
         if (self.policy == "threshold") != (self.threshold is not None):
             raise ConfigError("job.threshold goes with job.policy 'threshold' (and only with it)")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"threshold must be finite, got {self.threshold}")
+        check_seed(self.seed)
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")

@@ -48,12 +48,23 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
     for section in SECTIONS:
         if section not in params:
             raise ConfigError(f"{where}: missing key {section}")
+    unknown = sorted(set(map(str, params)) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]} (sections: {', '.join(SECTIONS)})")
     data = params["data"]
     if not isinstance(data, dict) or set(data) != {"dataset", "params"}:
         raise ConfigError(f"{where}: data needs exactly the keys dataset and params")
     if not isinstance(data["params"], dict):
         raise ConfigError(f"{where}: data.params must be a mapping")
     train = train_config_from_dict(params["train"], "train")
+    job = from_dict(JobOptions, params["job"], "job")
+    from ganinf_mlops.influence.methods import METHODS  # late: imports torch
+
+    if job.method not in METHODS.names():
+        raise ConfigError(
+            f"{where}: job.method {job.method!r} is not a scoring method "
+            f"({', '.join(METHODS.names())})"
+        )
     return Preset(
         name=where,
         description=f"parameters from {where}",
@@ -61,7 +72,7 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
         data_params=dict(data["params"]),
         train=train,
         metric=metric_config_from_dict(params["metric"], train.problem),
-        job=from_dict(JobOptions, params["job"], "job"),
+        job=job,
     )
 
 

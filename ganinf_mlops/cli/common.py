@@ -74,6 +74,7 @@ def progress() -> bool:
 
 
 DEFAULT_TRACKING = "mlflow"  # the tracking backend that "on" means
+OFF = ("0", "none", "false", "no", "off")  # GANINF_TRACKING values meaning off (any case)
 
 
 def tracking_options(f):
@@ -98,7 +99,8 @@ def make_observer(tracking: bool | None, experiment: str):
 
     name = os.environ.get("GANINF_TRACKING", "1")
     if tracking is None:
-        tracking = name not in ("0", NONE)
+        tracking = name.strip().lower() not in OFF
+    name = name.strip().lower()
     if not tracking:
         name = NONE
     elif name == NONE or name not in OBSERVERS:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import JobOptions
+from ganinf_mlops.config import JobOptions, check_seed
 from ganinf_mlops.limits import check_max
 
 _JOB = {f.name: f.metadata for f in dataclasses.fields(JobOptions)}  # help said once
@@ -56,6 +56,7 @@ class ScoringOptions:
 
     def __post_init__(self) -> None:
         check_max("ensemble", self.ensemble)
+        check_seed(self.seed)
 
     @classmethod
     def from_job(cls, job: JobOptions, **changes: Any) -> ScoringOptions:
