@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def removal_count(n: int, remove_frac: float | None, remove_count: int | None) -> int:
-    """How many of `n` instances to remove; at least one, and at least one must remain."""
+    """How many of `n` instances to remove; at least one (a fraction that rounds to none is
+    refused, not raised to one), and at least one must remain."""
     if (remove_frac is None) == (remove_count is None):
         raise ConfigError("give exactly one of --remove-frac and --remove-count")
     if remove_frac is not None:

@@ -67,7 +67,7 @@ def test_a_remove_fraction_that_removes_nothing_names_the_smallest_useful_one():
 def test_gate_max_copying_below_zero():
     from ganinf_mlops.gate import check_gate_options
 
-    with pytest.raises(ConfigError, match="--max-copying must be >= 0"):
+    with pytest.raises(ConfigError, match="--max-copying must be finite and >= 0"):
         check_gate_options(None, None, -1.0)
 
 
