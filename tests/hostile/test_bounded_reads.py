@@ -135,7 +135,7 @@ def test_params_fifo_is_refused_before_opening(tmp_path):
 def test_params_dev_zero_is_refused(tmp_path):
     """In a child with 1 GiB of address space beyond its start: an unbounded read fails there."""
     result = subprocess.run(
-        [sys.executable, "-c", DEV_ZERO], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", DEV_ZERO], capture_output=True, text=True, timeout=15,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )  # fmt: skip
     assert result.returncode == 0 and "not a regular file" in result.stdout, result.stderr[-500:]
@@ -182,3 +182,26 @@ def test_params_fifo_through_the_cli_is_one_line(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "not a regular file" in err and "\n" not in err
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def test_a_checkpoint_replaced_by_a_fifo_is_refused_before_opening(tmp_path):
+    """In a child with a timeout: safetensors opens files in native code, where no alarm
+    reaches a blocked open."""
+    path = fifo(tmp_path / "step_00000050.safetensors")
+    code = (
+        "import sys\n"
+        "from ganinf_mlops.errors import TrajectoryError\n"
+        "from ganinf_mlops.train.rundir import _load\n"
+        "try:\n"
+        "    _load(__import__('pathlib').Path(sys.argv[1]))\n"
+        "except TrajectoryError as e:\n"
+        "    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=15,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert "is a FIFO, not a regular file" in result.stdout, result.stderr[-500:]
