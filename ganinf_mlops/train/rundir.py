@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganinf_mlops import keys
+from ganinf_mlops.bounded import check_regular
 from ganinf_mlops.config import (
     TrainConfig,
     metric_config_from_dict,
@@ -102,6 +103,9 @@ def state_from_checkpoint(
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
+    # A FIFO or device is refused before safetensors opens it (a FIFO would block the open).
+    if path.exists():  # a missing file keeps its own message below
+        check_regular(path, f"trajectory file {path}", TrajectoryError)
     try:
         return load_file(str(path))
     except FileNotFoundError as exc:
