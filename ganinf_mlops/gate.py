@@ -27,8 +27,8 @@ def check_gate_options(
     """The gate's limits, checked before any scoring; a fraction of 1 never fails on it."""
     if threshold is None and max_harmful_frac is None and max_copying is None:
         raise ConfigError("give --max-harmful-frac, --threshold and/or --max-copying")
-    if max_copying is not None and not (np.isfinite(max_copying) and max_copying >= 0):
-        raise ConfigError(f"--max-copying must be finite and >= 0, got {max_copying}")
+    if max_copying is not None and not np.isfinite(max_copying):
+        raise ConfigError(f"--max-copying must be finite, got {max_copying}")
     if max_harmful_frac is not None and not 0 <= max_harmful_frac <= 1:
         raise ConfigError(f"--max-harmful-frac must be in [0, 1], got {max_harmful_frac}")
     if threshold is not None and not np.isfinite(threshold):

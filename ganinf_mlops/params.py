@@ -60,11 +60,10 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
     job = from_dict(JobOptions, params["job"], "job")
     from ganinf_mlops.influence.methods import METHODS  # late: imports torch
 
-    if job.method not in METHODS.names():
-        raise ConfigError(
-            f"{where}: job.method {job.method!r} is not a scoring method "
-            f"({', '.join(METHODS.names())})"
-        )
+    try:
+        METHODS.check(job.method)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: job.method: {e}") from None
     return Preset(
         name=where,
         description=f"parameters from {where}",

@@ -64,13 +64,6 @@ def test_a_remove_fraction_that_removes_nothing_names_the_smallest_useful_one():
     assert removal_count(1000, 0.0005, None) == 1
 
 
-def test_gate_max_copying_below_zero():
-    from ganinf_mlops.gate import check_gate_options
-
-    with pytest.raises(ConfigError, match="--max-copying must be finite and >= 0"):
-        check_gate_options(None, None, -1.0)
-
-
 @pytest.mark.parametrize("seed", [-5, 2**64])
 def test_a_baseline_seed_out_of_range(seed):
     from ganinf_mlops.influence.options import ScoringOptions
