@@ -95,11 +95,16 @@ def json_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+def check_json_depth(raw: bytes, subject: str, error: type[GaninfError] = DataError) -> None:
+    """Refuse JSON text nested deeper than the nesting limit, before any parser recurses."""
+    if json_depth(raw) > limit("nesting"):
+        raise _too_deep(subject, error)
+
+
 def loads_json(data: str | bytes, subject: str, error: type[GaninfError] = DataError) -> Any:
     """Parsed JSON text, its depth checked first; errors are one line naming `subject`."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if json_depth(raw) > limit("nesting"):
-        raise _too_deep(subject, error)
+    check_json_depth(raw, subject, error)
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

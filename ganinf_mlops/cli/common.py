@@ -127,18 +127,19 @@ class BlankOr(click.ParamType):
 
 def parse_key_values(pairs: tuple[str, ...]) -> dict[str, object]:
     """KEY=VALUE pairs, VALUE parsed as JSON when it is JSON (numbers, lists), else a string."""
-    from ganinf_mlops.bounded import loads_json
+    import json
+
+    from ganinf_mlops.bounded import check_json_depth
 
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
+        check_json_depth(value.encode("utf-8", "surrogatepass"), f"--param {key}", ConfigError)
         try:
-            out[key] = loads_json(value, f"--param {key}", ConfigError)
-        except ConfigError as e:
-            if "not valid JSON" not in str(e):
-                raise  # nested too deep
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
             out[key] = value
     return out
 
