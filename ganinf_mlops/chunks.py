@@ -12,6 +12,7 @@ own schedule, and the next chunk is scored by the ensemble of those replays.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,14 @@ from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
 
+log = logging.getLogger(__name__)
+
 
 def chunk_sizes(k: int, chunks: int) -> list[int]:
-    """`k` split into `chunks` near-equal positive parts (fewer when k < chunks)."""
+    """`k` split into `chunks` near-equal positive parts (fewer when k < chunks, said in a
+    warning: each chunk removes at least one instance)."""
+    if chunks > k:
+        log.warning("job.chunks: %d chunks of %d instances removed: %d chunks of one", chunks, k, k)
     return [k // chunks + (1 if c < k % chunks else 0) for c in range(min(chunks, k))]
 
 

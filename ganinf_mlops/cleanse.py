@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def removal_count(n: int, remove_frac: float | None, remove_count: int | None) -> int:
-    """How many of `n` instances to remove; at least one, and at least one must remain."""
+    """How many of `n` instances to remove; at least one (a fraction that rounds to none is
+    refused, not raised to one), and at least one must remain."""
     if (remove_frac is None) == (remove_count is None):
         raise ConfigError("give exactly one of --remove-frac and --remove-count")
     if remove_frac is not None:
@@ -48,7 +49,12 @@ def removal_count(n: int, remove_frac: float | None, remove_count: int | None) -
             isinstance(remove_frac, int | float) and 0.0 < remove_frac < 1.0
         ):
             raise ConfigError(f"--remove-frac must be in (0, 1), got {remove_frac!r}")
-        k = max(1, round_half_up(remove_frac * n))
+        k = round_half_up(remove_frac * n)
+        if k < 1:
+            raise ConfigError(
+                f"--remove-frac {remove_frac:g} removes no instance of {n:,} (the smallest useful "
+                f"fraction is {0.5 / n:g})"
+            )
     else:
         if isinstance(remove_count, bool) or not isinstance(remove_count, int | np.integer):
             raise ConfigError(f"--remove-count must be an integer, got {remove_count!r}")

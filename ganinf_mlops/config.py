@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.limits import check_max
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.registry import check_choice
 
@@ -26,6 +27,11 @@ def help_field(default: Any, help: str, **meta: Any) -> Any:
     """A dataclass field with its help text (and `cli.options` metadata: min, choices), which
     the CLI options derived from it show."""
     return field(default=default, metadata={"help": help, **meta})
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
 
 
 def check_device(device: str, available: bool = False) -> None:
@@ -81,8 +87,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
+        check_max("steps", self.steps or 0)
+        check_max("epochs", self.epochs)
+        check_seed(self.seed)
         check_device(self.device)
 
     @classmethod
@@ -138,6 +145,7 @@ class MetricConfig:
             raise ConfigError(f"bandwidth must be positive, got {self.bandwidth}")
         if self.n_gen < 1:
             raise ConfigError(f"n_gen must be >= 1, got {self.n_gen}")
+        check_max("n_gen", self.n_gen)
 
 
 @dataclass(frozen=True)
@@ -207,9 +215,14 @@ class JobOptions:
         check_choice("selection policy", self.policy, POLICIES)
         if (self.policy == "threshold") != (self.threshold is not None):
             raise ConfigError("job.threshold goes with job.policy 'threshold' (and only with it)")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"threshold must be finite, got {self.threshold}")
+        check_seed(self.seed)
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
+        for name in ("ensemble", "retrain_seeds", "loo", "chunks", "iterations", "group_subsets"):
+            check_max(name, getattr(self, name))
         if self.ensemble > 1 and not _predicts_change(self.method):
             raise ConfigError("job.ensemble averages influence; the method is a baseline")
         if self.min_agreement is not None:

@@ -96,14 +96,12 @@ def changed_keys(expected: dict[str, Any], recorded: Any) -> list[str]:
 
 
 def read_json(path: str | os.PathLike[str], what: str, error: type[GaninfError] = DataError) -> Any:
-    """Parsed JSON of `path`; `what` prefixes the file's name in the one-line error."""
+    """Parsed JSON of `path`; `what` prefixes the file's name in the one-line error. Only a
+    regular file is opened, bounded in bytes read and nesting depth (`bounded.py`)."""
+    from ganinf_mlops.bounded import read_json_file
+
     path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} {path.name} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise error(f"{what} {path.name} is not valid JSON: {e}") from None
+    return read_json_file(path, f"{what} {path.name}", error)
 
 
 def _finite(obj: Any) -> Any:

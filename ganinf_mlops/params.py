@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ganinf_mlops.bounded import read_bounded, yaml_depth_ok
 from ganinf_mlops.config import (
     JobOptions,
     Preset,
@@ -47,12 +48,22 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
     for section in SECTIONS:
         if section not in params:
             raise ConfigError(f"{where}: missing key {section}")
+    unknown = sorted(set(map(str, params)) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]} (sections: {', '.join(SECTIONS)})")
     data = params["data"]
     if not isinstance(data, dict) or set(data) != {"dataset", "params"}:
         raise ConfigError(f"{where}: data needs exactly the keys dataset and params")
     if not isinstance(data["params"], dict):
         raise ConfigError(f"{where}: data.params must be a mapping")
     train = train_config_from_dict(params["train"], "train")
+    job = from_dict(JobOptions, params["job"], "job")
+    from ganinf_mlops.influence.methods import METHODS  # late: imports torch
+
+    try:
+        METHODS.check(job.method)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: job.method: {e}") from None
     return Preset(
         name=where,
         description=f"parameters from {where}",
@@ -60,32 +71,24 @@ def params_to_preset(params: Any, where: str = "params") -> Preset:
         data_params=dict(data["params"]),
         train=train,
         metric=metric_config_from_dict(params["metric"], train.problem),
-        job=from_dict(JobOptions, params["job"], "job"),
+        job=job,
     )
 
 
-MAX_PARAMS_BYTES = 1_000_000  # a params file is a page of settings, not data
-
-
-def _safe_yaml(text: str, where: str) -> Any:
-    """YAML without aliases: a params file needs none, and nested aliases ("billion laughs")
-    expand to gigabytes from a few lines."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise ConfigError(f"params file {where}: YAML aliases (*{event.anchor}) not allowed")
-    return yaml.safe_load(text)
-
-
 def load_params(path: str | Path) -> Preset:
+    """The preset of a params file: a regular file of at most `limits` params_bytes, read by
+    the bytes read; YAML without aliases, nested at most `limits` nesting deep."""
     path = Path(path)
+    subject = f"params file {path}"
+    data = read_bounded(path, subject, "params_bytes", ConfigError, missing="does not exist")
     try:
-        if path.stat().st_size > MAX_PARAMS_BYTES:
-            raise ConfigError(f"params file {path} is larger than {MAX_PARAMS_BYTES:,} bytes")
-        raw = _safe_yaml(path.read_text(), str(path))
-    except FileNotFoundError:
-        raise ConfigError(f"params file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = data.decode("utf-8")
+        yaml_depth_ok(text, subject, ConfigError)
+        raw = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read params file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{subject} nests too deep to parse") from None
     return params_to_preset(raw, str(path))
 
 

@@ -89,7 +89,9 @@ def test_frac_rounds_and_nan_change_gives_none(tmp_path: Path) -> None:
 
 
 def test_removal_count_rules() -> None:
-    assert removal_count(100, 0.001, None) == 1  # at least one
+    assert removal_count(100, 0.005, None) == 1  # 0.5 rounds up
+    with pytest.raises(ConfigError, match="removes no instance of 100"):
+        removal_count(100, 0.001, None)  # issue 24: was silently one
     assert removal_count(10, None, 9) == 9
     for frac in (0, 0.0, 1, 1.0, 1.5, -0.2, float("nan")):
         with pytest.raises(ConfigError, match=r"--remove-frac must be in \(0, 1\)"):

@@ -74,6 +74,7 @@ def progress() -> bool:
 
 
 DEFAULT_TRACKING = "mlflow"  # the tracking backend that "on" means
+OFF = ("0", "none", "false", "no", "off")  # GANINF_TRACKING values meaning off (any case)
 
 
 def tracking_options(f):
@@ -98,7 +99,8 @@ def make_observer(tracking: bool | None, experiment: str):
 
     name = os.environ.get("GANINF_TRACKING", "1")
     if tracking is None:
-        tracking = name not in ("0", NONE)
+        tracking = name.strip().lower() not in OFF
+    name = name.strip().lower()
     if not tracking:
         name = NONE
     elif name == NONE or name not in OBSERVERS:
@@ -127,11 +129,14 @@ def parse_key_values(pairs: tuple[str, ...]) -> dict[str, object]:
     """KEY=VALUE pairs, VALUE parsed as JSON when it is JSON (numbers, lists), else a string."""
     import json
 
+    from ganinf_mlops.bounded import check_json_depth
+
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
+        check_json_depth(value.encode("utf-8", "surrogatepass"), f"--param {key}", ConfigError)
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

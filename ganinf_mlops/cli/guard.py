@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.io import check_disjoint
 
 
@@ -38,6 +39,8 @@ class RunRef(click.ParamType):
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value.startswith("runs:/"):
+            if ".." in value[len("runs:/") :].split("/"):
+                raise ConfigError(f"{value}: a runs:/ URI may not climb out of its run (..)")
             return value
         return InputPath(exists=True, file_okay=False, path_type=Path).convert(value, param, ctx)
 

@@ -150,6 +150,7 @@ def influence(
     from ganinf_mlops.influence.scores import write_scores
 
     options = ScoringOptions.from_job(config.job, progress=progress())
+    overrides(options, scoring)  # the given options checked before any work
     check_new_output(out, force)
     if isinstance(run, str):  # runs:/<id>: recompute what the run logged, unless told otherwise
         fetched = _fetch(run, fetch_dir, out)

@@ -8,6 +8,7 @@ versioned dataset directory.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from ganinf_mlops.bounded import check_regular
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.limits import check_max, env_name, limit
 from ganinf_mlops.registry import Registry
 
 ANOMALY_NOISE = 0.3
@@ -54,6 +57,7 @@ def round_half_up(value: float) -> int:
 def _check_count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    check_max("n", int(value), name)
     return int(value)
 
 
@@ -192,43 +196,84 @@ def _as_ids(arr: np.ndarray, n: int, path: Path) -> np.ndarray:
 
 
 def load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file (no pickles); `what` names the file in error messages."""
-    if not path.is_file():
-        raise DataError(f"{what} is missing (not found)")
+    """All arrays of an .npz file (no pickles); `what` names the file in error messages.
+
+    Each member is read through `zipfile` against the size its .npy header declares (the
+    declared sizes together under `limits` npz_bytes), in chunks: a member holding more or less
+    than its header declares is refused, whatever sizes the archive's records claim."""
+    check_regular(path, what, DataError, missing="is missing (not found)")
     try:
-        _check_npz_headers(path, what)
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{what} is corrupt: not an .npz archive")
-        with loaded as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{what} is corrupt: not an .npz archive (not a zip file)")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            names = [info.filename for info in members]
+            for name in names:
+                if names.count(name) > 1:
+                    raise DataError(f"{what} holds {_key(name)!r} twice")
+            arrays: dict[str, np.ndarray] = {}
+            budget = limit("npz_bytes")
+            for info in members:
+                arrays[_key(info.filename)] = _read_member(archive, info, what, budget)
+                budget -= arrays[_key(info.filename)].nbytes
+            return arrays
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise DataError(f"{what} is corrupt or unreadable: {e}") from None
 
 
-def _check_npz_headers(path: Path, what: str) -> None:
-    """Refuse an archive whose .npy headers declare more data than its members hold, before
-    numpy allocates it (a 2-line header can ask for terabytes)."""
-    if not zipfile.is_zipfile(path):
-        return  # np.load says what it is
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            with archive.open(info) as fh:
-                major, _ = np.lib.format.read_magic(fh)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if major == 1
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(fh)
-            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if declared > info.file_size:
+_CHUNK = 1 << 22
+
+
+def _key(name: str) -> str:
+    return name[:-4] if name.endswith(".npy") else name
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, what: str, budget: int
+) -> np.ndarray:
+    """One .npy member, read in chunks into an array of its declared size (at most `budget`)."""
+    key = _key(info.filename)
+    if not info.filename.endswith(".npy"):
+        raise DataError(f"{what}: member {info.filename!r} is not an .npy array")
+    with archive.open(info) as fh:
+        try:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:
+            raise DataError(f"{what}: array {key!r} has a malformed .npy header ({e})") from None
+        if dtype.hasobject:
+            raise DataError(f"{what}: array {key!r} holds pickled (object) data: not loaded")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > budget:
+            raise DataError(
+                f"{what}: array {key!r} declares shape {shape} ({declared:,} bytes), above the "
+                f"limit {limit('npz_bytes'):,} bytes of all arrays (raise it with "
+                f"{env_name('npz_bytes')})"
+            )
+        try:
+            arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        except MemoryError:
+            raise DataError(
+                f"{what}: array {key!r} needs {declared:,} bytes, more than this machine has"
+            ) from None
+        view = memoryview(arr.reshape(-1, order="A").view(np.uint8)) if declared else None
+        done = 0
+        while done < declared:
+            got = fh.readinto(view[done : done + _CHUNK])
+            if not got:
                 raise DataError(
-                    f"{what} is corrupt: array {info.filename[:-4]!r} declares shape {shape} "
-                    f"({declared:,} bytes) but holds {info.file_size:,} bytes"
+                    f"{what}: array {key!r} holds fewer bytes ({done:,}) than its header "
+                    f"declares ({declared:,})"
                 )
+            done += got
+        if fh.read(1):
+            raise DataError(f"{what}: array {key!r} holds more data than its header declares")
+    return arr
 
 
 @DATASETS.register("npz")

@@ -32,6 +32,7 @@ from ganinf_mlops.data.datasets import (
 from ganinf_mlops.data.manifest import IMAGE_CHANNELS
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.limits import env_name, limit
 
 N_DIGIT_CLASSES = 10
 # What torchvision's MNIST reads: uncompressed idx files under <root>/MNIST/raw.
@@ -422,6 +423,12 @@ def _as_labels(name: str, arr: np.ndarray, n: int, path: Path) -> np.ndarray:
         )
     if arr.dtype.kind not in "iu" or (n and int(arr.min()) < 0):
         raise DataError(f"{path}: '{name}' must hold non-negative integer class labels")
+    top = limit("classes")
+    if n and int(arr.max()) >= top:
+        raise DataError(
+            f"{path}: '{name}' holds label {int(arr.max()):,}, above the limit {top:,} classes "
+            f"(raise it with {env_name('classes')})"
+        )
     return arr.astype(np.int64)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import JobOptions
+from ganinf_mlops.config import JobOptions, check_seed
+from ganinf_mlops.limits import check_max
 
 _JOB = {f.name: f.metadata for f in dataclasses.fields(JobOptions)}  # help said once
 
@@ -52,6 +53,10 @@ class ScoringOptions:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the baselines."})
     progress: bool = field(default=True, metadata={"help": "Progress bars on stderr."})
+
+    def __post_init__(self) -> None:
+        check_max("ensemble", self.ensemble)
+        check_seed(self.seed)
 
     @classmethod
     def from_job(cls, job: JobOptions, **changes: Any) -> ScoringOptions:

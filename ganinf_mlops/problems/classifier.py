@@ -30,6 +30,7 @@ from torch.func import functional_call, grad_and_value
 from ganinf_mlops import keys, optim
 from ganinf_mlops.config import TrainConfig
 from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.limits import check_widths, env_name, limit
 from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.models.blocks import ACTIVATIONS
@@ -39,7 +40,6 @@ from ganinf_mlops.problems.base import Problem, State, Target
 from ganinf_mlops.problems.gan import params_of
 from ganinf_mlops.registry import check_choice
 
-MAX_CLASSES = 10_000  # a label beyond this is a data error, not a 10^9-way output layer
 # What a classifier's train config held when it borrowed a GAN's (before ClassifierConfig).
 _GAN_ONLY = ("g_optim", "update", "reject_threshold", "reject_embedding", "r1")
 
@@ -59,6 +59,7 @@ class ClassifierModelConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         if not all(w >= 1 for w in self.hidden):
             raise ConfigError("the hidden sizes must be >= 1")
+        check_widths("hidden", self.hidden)
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,11 @@ class ClassifierProblem(Problem):
         # Classes come from both splits: cleansing never touches x_eval, so the number of outputs
         # (and the parameter shapes) stays the same along a version chain.
         self.n_classes = int(max(self.y.max(), self.y_eval.max())) + 1
-        if not 2 <= self.n_classes <= MAX_CLASSES:
+        top = limit("classes")
+        if not 2 <= self.n_classes <= top:
             raise DataError(
-                f"class labels must lie in [0, {MAX_CLASSES}) with at least two classes; the "
+                f"class labels must lie in [0, {top:,}) with at least two classes "
+                f"(raise it with {env_name('classes')}); the "
                 f"largest label is {self.n_classes - 1}"
             )
         build = CLASSIFIER_MODELS.get(cfg.model.arch)

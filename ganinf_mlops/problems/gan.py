@@ -39,6 +39,7 @@ from torch.func import functional_call, grad_and_value
 from ganinf_mlops import keys, optim
 from ganinf_mlops.config import TrainConfig, help_field
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.limits import check_max, check_widths
 from ganinf_mlops.metrics.all import ALL_SPEC, average_log_likelihood
 from ganinf_mlops.metrics.frechet import FD_SPEC, GaussianFit, frechet_distance
 from ganinf_mlops.metrics.moments import moment_errors
@@ -74,6 +75,9 @@ class ModelConfig:
         check_choice("norm", self.norm, NORMS)
         if self.latent_dim < 1 or not all(w >= 1 for w in (*self.g_hidden, *self.d_hidden)):
             raise ConfigError("latent_dim and the hidden sizes must be >= 1")
+        check_max("width", self.latent_dim, "latent_dim")
+        check_widths("g_hidden", self.g_hidden)
+        check_widths("d_hidden", self.d_hidden)
 
 
 @dataclass(frozen=True)

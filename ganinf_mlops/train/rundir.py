@@ -39,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganinf_mlops import keys
+from ganinf_mlops.bounded import check_regular
 from ganinf_mlops.config import (
     TrainConfig,
     metric_config_from_dict,
@@ -115,6 +116,9 @@ def state_from_checkpoint(
 
 def _load(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file (or of its bytes `data`, already read and verified)."""
+    # A FIFO or device is refused before safetensors opens it (a FIFO would block the open).
+    if data is None and path.exists():  # a missing file keeps its own message below
+        check_regular(path, f"trajectory file {path}", TrajectoryError)
     try:
         if data is not None:  # in load_file's (sorted) key order: states are pytrees
             return dict(sorted(safetensors.torch.load(data).items()))
@@ -184,6 +188,8 @@ def _load_checkpoint(
     path = root / name
     if files is None:
         return _load(path)
+    if path.exists():  # a FIFO or device would block the read
+        check_regular(path, f"trajectory file {path}", TrajectoryError)
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
