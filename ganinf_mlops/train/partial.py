@@ -7,11 +7,17 @@ replayed run, steps). A run stopped by SIGTERM, Ctrl-C or SIGKILL leaves that di
 `train --resume` continues from its last checkpoint and, the steps being deterministic, ends
 bit-identical to an uninterrupted run; without --resume the leftover is reported (and replaced
 with --force). Any other failure removes it.
+
+Every kill point resumes: before the first checkpoint (started over), at any checkpoint including
+step 0 and the final one (the losses before a checkpoint are always on disk first), and after the
+run's files are complete but before the rename (`Resumed.complete`: only the rename is left; the
+recorded meta.json is checked against the arguments instead of partial.json).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +28,13 @@ import torch
 
 from ganinf_mlops.errors import ConfigError, GaninfError
 from ganinf_mlops.io import atomic_file, changed_keys, read_json, write_json
-from ganinf_mlops.train.rundir import CHECKPOINTS, _load, checkpoint_name, state_from_checkpoint
+from ganinf_mlops.train.rundir import (
+    CHECKPOINTS,
+    META,
+    _load,
+    checkpoint_name,
+    state_from_checkpoint,
+)
 
 PARTIAL_META = "partial.json"
 PARTIAL_LOSSES = "losses.partial.npy"
@@ -36,7 +48,8 @@ def partial_dir(out_dir: Path) -> Path:
 class Resumed:
     step: int  # the checkpoint training continues from
     state: dict[str, Any]
-    losses: np.ndarray  # [step, n_losses] recorded before it
+    losses: np.ndarray  # [step, n_losses] recorded before it ([0, 0] at step 0)
+    complete: bool = False  # every file is written: only the rename into place is left
 
 
 def prepare(
@@ -66,13 +79,14 @@ def prepare(
             )
         shutil.rmtree(work)
         return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
-    recorded = read_json(work / PARTIAL_META, f"interrupted run {work}:")
-    if recorded != identity:
-        changed = changed_keys(identity, recorded)
-        raise ConfigError(
-            f"the interrupted run in {work} was started with other {', '.join(changed)}: "
-            "resume it with the same arguments, or start over with --force"
-        )
+    if not (work / PARTIAL_META).is_file():
+        if (work / META).is_file():  # killed between `finish` and the rename
+            _check_identity(work, identity, _identity_of_meta(work, out_dir))
+            return Resumed(identity["n_steps"], {}, np.zeros((0, 0)), complete=True)
+        # Killed before partial.json was written: nothing was trained yet.
+        shutil.rmtree(work)
+        return prepare(out_dir, identity, ckpts, device, resume=False, force=False)
+    _check_identity(work, identity, read_json(work / PARTIAL_META, f"interrupted run {work}:"))
     done = [s for s in ckpts if (work / CHECKPOINTS / checkpoint_name(s)).is_file()]
     if not done:
         shutil.rmtree(work)
@@ -86,6 +100,33 @@ def prepare(
         if losses.shape[0] < step:
             raise ConfigError(f"interrupted run {work}: its losses end before step {step}")
     return Resumed(step, state, losses[:step])
+
+
+def _check_identity(work: Path, identity: dict[str, Any], recorded: Any) -> None:
+    if recorded != identity:
+        changed = changed_keys(identity, recorded)
+        raise ConfigError(
+            f"the interrupted run in {work} was started with other {', '.join(changed)}: "
+            "resume it with the same arguments, or start over with --force"
+        )
+
+
+def _identity_of_meta(work: Path, out_dir: Path) -> dict[str, Any]:
+    """The identity (as `prepare` is given it) of the finished run in `work`, from its
+    meta.json: what a run killed after dropping partial.json is checked against."""
+    meta = read_json(work / META, f"interrupted run {work}:", ConfigError)
+    try:
+        replay_of = meta["schedule"].get("replay_of")
+        replay = None
+        if replay_of is not None:  # recorded relative to the run's final place
+            replay = str(Path(os.path.normpath(out_dir.resolve() / replay_of["run"])).resolve())
+        return {
+            "train": meta["train"], "metric": meta["metric"],
+            "dataset_digest": meta["dataset"]["digest"], "replay": replay,
+            "n_steps": meta["n_steps"], "state_keys": meta["state_keys"],
+        }  # fmt: skip
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"interrupted run {work}: invalid meta.json ({exc})") from None
 
 
 def record_losses(out_dir: Path, losses: np.ndarray) -> None:

@@ -115,11 +115,16 @@ def train(
     }  # fmt: skip
     resumed = partial.prepare(out_dir, identity, ckpts, problem.device, resume=resume, force=force)
     first = 0
+    tmp = partial.partial_dir(out_dir)
+    if resumed is not None and resumed.complete:  # killed just before the rename
+        publish_dir(tmp, out_dir, force)
+        log.info("resumed %s: it was complete, renamed into place", out_dir)
+        return out_dir
     if resumed is not None:
         first, state = resumed.step, resumed.state
-        losses[:first] = resumed.losses
+        if first:
+            losses[:first] = resumed.losses
         log.info("resuming %s at step %d of %d", out_dir, first, n_steps)
-    tmp = partial.partial_dir(out_dir)
     try:
         writer = RunWriter(tmp, schedule, version.ids)
         # A resumed run has its checkpoints up to `first` already.
@@ -136,6 +141,7 @@ def train(
         seconds = time.perf_counter() - start
         if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
+        partial.record_losses(out_dir, losses)  # a kill from here on resumes at n_steps
         writer.checkpoint(n_steps, state)
         metrics, replay_info = _metrics(problem, state, version, parent, out_dir, n_steps, seconds)
         meta = _meta(version, cfg, metric, problem, state, parent, replay_info, n_steps, out_dir)
