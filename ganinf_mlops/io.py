@@ -140,19 +140,21 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     writer that finished first in the meantime keeps its output. With `force` the old directory
     is replaced only after the new one is complete.
     """
+    from ganinf_mlops.writelock import writing
+
     path = Path(path)
     if path.exists() and not force:
         raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-    try:
-        _default_mode(tmp, 0o777)
-        yield tmp
-        publish_dir(tmp, path, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with writing(path):  # another live writer of `path`: refused, not raced
+        remove_stale_temps(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+        try:
+            _default_mode(tmp, 0o777)
+            yield tmp
+            publish_dir(tmp, path, force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def publish_dir(tmp: Path, path: Path, force: bool) -> None:

@@ -39,6 +39,7 @@ from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train import partial
 from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
+from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,23 @@ def train(
     it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py)."""
     check_disjoint(out_dir, version.path, replay, feature_classifier(metric))
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise OutputExistsError(out_dir)
+    # One writer per run: a second process is told so, not offered the first one's .partial.
+    with writing(out_dir):
+        if out_dir.exists() and not force:
+            raise OutputExistsError(out_dir)
+        return _train(version, cfg, metric, out_dir, replay, force, progress, resume)
+
+
+def _train(
+    version: DatasetVersion,
+    cfg: TrainConfig,
+    metric: MetricConfig,
+    out_dir: Path,
+    replay: str | Path | None,
+    force: bool,
+    progress: bool,
+    resume: bool,
+) -> Path:
     parent = RunDir(replay) if replay is not None else None
     cfg, metric, schedule = _schedule(version, cfg, metric, parent)
     problem = problem_of_version(cfg, metric, version, schedule)

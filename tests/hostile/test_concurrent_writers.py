@@ -61,8 +61,8 @@ def raw(tmp_path):
 @pytest.mark.integration
 def test_second_train_to_one_out_is_told_another_process_writes_it(raw, tmp_path):
     out = tmp_path / "run"
-    args = ("train", "--preset", "tiny", "--data", raw.path, "--out", out, "--steps", "3000",
-            "--checkpoint-every", "50")  # fmt: skip
+    base = ("train", "--preset", "tiny", "--data", raw.path, "--out", out)
+    args = (*base, "--steps", "200000", "--checkpoint-every", "50")  # runs until killed
     first = ganinf(*args, cwd=tmp_path)
     try:
         wait_for_checkpoint(out, first)
@@ -75,9 +75,9 @@ def test_second_train_to_one_out_is_told_another_process_writes_it(raw, tmp_path
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
-    # Its lock file is stale now (its pid is dead): a resume takes it over.
-    assert partial_dir(out).is_dir()
-    rc, _, err = finish(ganinf(*args, "--resume", cwd=tmp_path), timeout=300)
+    # Its lock file is stale now (its pid is dead): the next writer takes it over.
+    assert partial_dir(out).is_dir() and (tmp_path / ".run.lock").is_file()
+    rc, _, err = finish(ganinf(*base, "--steps", "20", "--force", cwd=tmp_path), timeout=300)
     assert rc == 0, err
     assert not partial_dir(out).exists() and not (tmp_path / ".run.lock").exists()
 
