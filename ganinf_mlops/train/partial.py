@@ -38,6 +38,7 @@ from ganinf_mlops.train.rundir import (
 
 PARTIAL_META = "partial.json"
 PARTIAL_LOSSES = "losses.partial.npy"
+PARTIAL_TRACKING = "tracking.json"  # {"run_id": ...} of the tracking run writing it
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -135,9 +136,25 @@ def record_losses(out_dir: Path, losses: np.ndarray) -> None:
         np.save(fh, losses)
 
 
+def record_tracking_run(out_dir: Path, run_id: str) -> None:
+    """The tracking run (an MLflow run id) that writes the run now: a resume after SIGKILL,
+    which left that run open, closes it and links its own to it."""
+    write_json(partial_dir(out_dir) / PARTIAL_TRACKING, {"run_id": run_id})
+
+
+def tracking_run(out_dir: Path) -> str | None:
+    """The tracking run recorded by the interrupted run of `out_dir`, if any."""
+    path = partial_dir(out_dir) / PARTIAL_TRACKING
+    if not path.is_file():
+        return None
+    recorded = read_json(path, f"interrupted run {partial_dir(out_dir)}:", ConfigError)
+    run_id = recorded.get("run_id") if isinstance(recorded, dict) else None
+    return run_id if isinstance(run_id, str) and run_id.isalnum() else None
+
+
 def finish(out_dir: Path) -> Path:
     """The work directory without its resume records, ready to be renamed into place."""
     work = partial_dir(out_dir)
-    for name in (PARTIAL_META, PARTIAL_LOSSES):
+    for name in (PARTIAL_TRACKING, PARTIAL_META, PARTIAL_LOSSES):
         (work / name).unlink(missing_ok=True)
     return work

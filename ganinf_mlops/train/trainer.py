@@ -94,16 +94,21 @@ def train(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    on_start: Callable[[str | None], str | None] | None = None,
 ) -> Path:
     """Train, record the run directory `out_dir` (renamed into place when complete) and return
-    it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py)."""
+    it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py).
+
+    `on_start(previous)`, once the work directory is ready: `previous` is the tracking run id an
+    interrupted run recorded (None for a new run); what it returns (the tracking run writing the
+    run now, or None) is recorded in its place."""
     check_disjoint(out_dir, version.path, replay, feature_classifier(metric))
     out_dir = Path(out_dir)
     # One writer per run: a second process is told so, not offered the first one's .partial.
     with writing(out_dir):
         if out_dir.exists() and not force:
             raise OutputExistsError(out_dir)
-        return _train(version, cfg, metric, out_dir, replay, force, progress, resume)
+        return _train(version, cfg, metric, out_dir, replay, force, progress, resume, on_start)
 
 
 def _train(
@@ -115,6 +120,7 @@ def _train(
     force: bool,
     progress: bool,
     resume: bool,
+    on_start: Callable[[str | None], str | None] | None,
 ) -> Path:
     parent = RunDir(replay) if replay is not None else None
     cfg, metric, schedule = _schedule(version, cfg, metric, parent)
@@ -129,11 +135,17 @@ def _train(
         "replay": None if replay is None else str(Path(replay).resolve()), "n_steps": n_steps,
         "state_keys": list(state),
     }  # fmt: skip
+    previous = partial.tracking_run(out_dir) if resume else None
     resumed = partial.prepare(out_dir, identity, ckpts, problem.device, resume=resume, force=force)
+    complete = resumed is not None and resumed.complete
+    if on_start is not None:
+        current = on_start(previous)
+        if current is not None and not complete:
+            partial.record_tracking_run(out_dir, current)
     first = 0
     tmp = partial.partial_dir(out_dir)
-    if resumed is not None and resumed.complete:  # killed just before the rename
-        publish_dir(tmp, out_dir, force)
+    if complete:  # killed just before the rename
+        publish_dir(partial.finish(out_dir), out_dir, force)
         log.info("resumed %s: it was complete, renamed into place", out_dir)
         return out_dir
     if resumed is not None:
