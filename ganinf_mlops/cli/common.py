@@ -157,4 +157,6 @@ def check_writable_location(path: Path) -> None:
     if not parent.is_dir():
         raise ConfigError(f"cannot write {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:
+            raise ConfigError(f"cannot write {path}: Read-only file system ({parent})")
         raise ConfigError(f"cannot write {path}: its directory {parent} is not writable")

@@ -96,7 +96,9 @@ def _check_sqlite_path(uri: str) -> None:
     if not parent.is_dir():
         raise refuse(f"cannot be created: its directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise refuse(f"cannot be written: its directory {parent} is not writable")
+        ro = os.statvfs(parent).f_flag & os.ST_RDONLY
+        raise refuse(f"cannot be written: its directory {parent} is not writable" +
+                      (" (Read-only file system)" if ro else ""))  # fmt: skip
 
 
 # The check's requests: a server whose /health answers but whose API fails would otherwise be
