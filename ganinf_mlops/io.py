@@ -81,10 +81,22 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise _named(exc, path) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` naming the file it is about: a write that fails on a full disk (ENOSPC, EFBIG)
+    carries no file name, and the one-line error should say which file could not be written."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def changed_keys(expected: dict[str, Any], recorded: Any) -> list[str]:
@@ -138,19 +150,24 @@ def atomic_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Pa
     writer that finished first in the meantime keeps its output. With `force` the old directory
     is replaced only after the new one is complete.
     """
+    from ganinf_mlops.writelock import writing
+
     path = Path(path)
     if path.exists() and not force:
         raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-    try:
-        _default_mode(tmp, 0o777)
-        yield tmp
-        publish_dir(tmp, path, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with writing(path):  # another live writer of `path`: refused, not raced
+        remove_stale_temps(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+        try:
+            _default_mode(tmp, 0o777)
+            yield tmp
+            publish_dir(tmp, path, force)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _named(exc, path) from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def publish_dir(tmp: Path, path: Path, force: bool) -> None:

@@ -45,6 +45,12 @@ class Observer:
 
     def trained(self, run: Path, version: DatasetVersion, role: str) -> None: ...
 
+    def resumed(self, previous: str | None) -> str | None:
+        """A training (in the open stage) starts or resumes; `previous` is the tracking run of
+        the interrupted one, if it recorded any. Returns this stage's tracking run id (None
+        without tracking), recorded for a later resume."""
+        return None
+
     def scored(self, table: ScoreTable, path: Path, version: DatasetVersion, run: Path) -> None: ...
 
     def validated(self, report: dict[str, Any]) -> None: ...

@@ -45,6 +45,7 @@ from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import sibling_path, train
+from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,15 @@ def run_job(
     `workdir/config.json`): what is on disk is checked and kept, the first unfinished step runs.
     """
     workdir, job, obs = Path(workdir), preset.job, observer or Observer()
-    layout = JobLayout(workdir)
     METHODS.check(job.method)
+    with writing(workdir):  # one process per job: another is told so, not offered --resume
+        return _run_job(workdir, preset, obs, force=force, progress=progress, resume=resume)
+
+
+def _run_job(
+    workdir: Path, preset: Preset, obs: Observer, *, force: bool, progress: bool, resume: bool
+) -> dict[str, Any]:
+    job, layout = preset.job, JobLayout(workdir)
     _check_start(workdir, preset, force=force, resume=resume)
     with obs.job(preset, workdir):
         # Iteration 0 prepares the raw version and trains the first run on it.

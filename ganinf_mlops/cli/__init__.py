@@ -57,9 +57,20 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except Terminated:
-        click.echo("error: terminated (SIGTERM); `ganinf train --resume` continues a training run",
-                   err=True)  # fmt: skip
+        command = _command(sys.argv[1:] if argv is None else argv)
+        hint = ""
+        if command in _RESUMABLE:  # the others leave nothing to continue
+            hint = f"; `ganinf {command} --resume` continues it"
+        click.echo(f"error: terminated (SIGTERM){hint}", err=True)
         sys.exit(143)
+
+
+_RESUMABLE = ("train", "loop", "run")
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in `argv` (its first word that is one)."""
+    return next((a for a in argv if a in cli.commands), None)
 
 
 if __name__ == "__main__":

@@ -150,3 +150,18 @@ def check_new_output(path: Path, force: bool) -> None:
 
     if path.exists() and not force:
         raise OutputExistsError(path)
+    check_writable_location(path)
+
+
+def check_writable_location(path: Path) -> None:
+    """Refuse, before any work, an output whose directory cannot be made or written: its
+    nearest existing ancestor must be a writable directory."""
+    parent = Path(path).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:
+            raise ConfigError(f"cannot write {path}: Read-only file system ({parent})")
+        raise ConfigError(f"cannot write {path}: its directory {parent} is not writable")

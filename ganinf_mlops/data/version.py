@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ganinf_mlops.data.datasets import DATASETS, check_finite, load_npz
+from ganinf_mlops.data.datasets import DATASETS, RawData, check_finite, load_npz
 from ganinf_mlops.data.manifest import ARRAYS as _ARRAYS
 from ganinf_mlops.data.manifest import (
     FORMAT_VERSION,
@@ -31,8 +31,15 @@ from ganinf_mlops.data.manifest import (
     content_digest,
 )
 from ganinf_mlops.data.manifest import LABEL_ARRAYS as _LABEL_ARRAYS
-from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, OutputExistsError
+from ganinf_mlops.errors import (
+    ConfigError,
+    DataError,
+    DigestMismatchError,
+    GaninfError,
+    OutputExistsError,
+)
 from ganinf_mlops.io import atomic_dir, read_json, write_json
+from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
 
@@ -249,16 +256,23 @@ def write_version(
         is_anomaly_ids=anomalies,
     )
     manifest.check_metadata(f"dataset version {out_dir}")  # before anything is written
-    with atomic_dir(out_dir, force=force) as tmp:
-        np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval, **labels)
-        write_json(tmp / MANIFEST_FILE, manifest.to_json())
-    log.info(
-        "wrote dataset version %s (%d instances, digest %s)",
-        out_dir,
-        x.shape[0],
-        manifest.digest[:12],
-    )
-    return load_version(out_dir)
+    with writing(out_dir):  # held until it is read back: no other writer replaces it meanwhile
+        with atomic_dir(out_dir, force=force) as tmp:
+            np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval, **labels)
+            write_json(tmp / MANIFEST_FILE, manifest.to_json())
+        log.info(
+            "wrote dataset version %s (%d instances, digest %s)",
+            out_dir,
+            x.shape[0],
+            manifest.digest[:12],
+        )
+        written = load_version(out_dir)
+    if written.digest != manifest.digest:  # a writer that takes no lock replaced it
+        raise GaninfError(
+            f"another process replaced {out_dir} (digest {written.digest[:12]}, not the "
+            f"{manifest.digest[:12]} written here)"
+        )
+    return written
 
 
 def create_raw_version(
@@ -270,10 +284,17 @@ def create_raw_version(
         inspect.signature(source).bind(**params)
     except TypeError as e:
         raise ConfigError(f"bad parameters for dataset {dataset_name!r}: {e}") from None
-    # Fail before a possibly slow generation rather than after it.
+    # Fail before a possibly slow generation rather than after it; another live writer of
+    # `out_dir` too (the lock is held from here until the version is read back).
     if Path(out_dir).exists() and not force:
         raise OutputExistsError(out_dir)
-    raw = source(**params)
+    with writing(out_dir):
+        return _write_raw(out_dir, dataset_name, source(**params), force)
+
+
+def _write_raw(
+    out_dir: str | os.PathLike[str], dataset_name: str, raw: RawData, force: bool
+) -> DatasetVersion:
     ids = raw.ids if raw.ids is not None else np.arange(raw.x.shape[0], dtype=np.int64)
     anomalies = ids[np.asarray(raw.is_anomaly, dtype=bool)] if raw.is_anomaly is not None else None
     return write_version(

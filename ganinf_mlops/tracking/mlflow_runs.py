@@ -190,6 +190,22 @@ class MlflowTracker(RunLog, Observer):
         extra = "" if anomalies is None else f", {int(anomalies.sum())} injected anomalies"
         self._note(f"- prepared {notes.version_label(version)}: {version.n} instances{extra}")
 
+    def resumed(self, previous: str | None) -> str | None:
+        """Close the run an interrupted training left open (SIGKILL ends no run: it stays
+        RUNNING) as KILLED, and link this one to it; return this run's id."""
+        active = mlflow.active_run()
+        current = None if active is None else active.info.run_id
+        if previous is None or current is None or previous == current:
+            return current
+        try:
+            if self.client.get_run(previous).info.status == "RUNNING":
+                self.client.set_terminated(previous, "KILLED")
+        except mlflow.exceptions.MlflowException as exc:  # deleted, or in another store
+            log.warning("the interrupted run's MLflow run %s: %s", previous, exc)
+            return current
+        self.client.set_tag(current, tags.RESUMED_FROM, previous)
+        return current
+
     def trained(self, run: Path, version: DatasetVersion, role: str) -> None:
         rd = RunDir(run)
         metrics = rd.metrics()

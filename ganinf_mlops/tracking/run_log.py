@@ -53,12 +53,52 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+    if scheme == "sqlite":
+        _check_sqlite_path(uri)
     try:
         with _quick_requests(), _store_init_lock(uri):
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many kinds; all mean "unusable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"cannot use MLflow tracking URI {uri}: {first[:300]}") from None
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_path(uri: str) -> None:
+    """The file of a sqlite store, checked by hand: MLflow retries for minutes (about 115 s for
+    a directory or a read-only one, 27 s for a file that is not a database) before failing."""
+    path = urlparse(uri).path
+    if not path or path in ("/", "/:memory:"):
+        return
+    db = Path(path[1:])  # sqlite:///rel.db is relative, sqlite:////abs absolute
+
+    def refuse(why: str) -> TrackingError:
+        return TrackingError(f"cannot use MLflow tracking URI {uri}: {db} {why}")
+
+    if db.is_dir():
+        raise refuse("is a directory")
+    if db.exists():
+        if not db.is_file():
+            raise refuse("is not a regular file")
+        try:
+            with db.open("rb") as fh:
+                head = fh.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise refuse(f"cannot be read ({exc.strerror})") from None
+        if head and head != _SQLITE_HEADER:  # an empty file is a new database to SQLite
+            raise refuse("is not a SQLite database")
+        if not os.access(db, os.W_OK):
+            raise refuse("is not writable")
+        return
+    parent = db.parent if str(db.parent) else Path(".")
+    if not parent.is_dir():
+        raise refuse(f"cannot be created: its directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        ro = os.statvfs(parent).f_flag & os.ST_RDONLY
+        raise refuse(f"cannot be written: its directory {parent} is not writable" +
+                      (" (Read-only file system)" if ro else ""))  # fmt: skip
 
 
 # The check's requests: a server whose /health answers but whose API fails would otherwise be

@@ -34,6 +34,7 @@ DVC_LAST_STAGE = "ganinf.dvc_last_stage"  # a DVC experiment's parent run: its l
 GIT_COMMIT = "ganinf.git_commit"  # the project's commit, set by the run-context plugin
 GIT_DIRTY = "ganinf.git_dirty"  # "true" when tracked files differ from it (the plugin)
 DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
+RESUMED_FROM = "ganinf.resumed_from"  # train --resume: the run of the interrupted training
 SCORED_TRAJECTORY = "ganinf.scored_trajectory"  # runs:/<id>/<path> of the trajectory scored
 DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
 

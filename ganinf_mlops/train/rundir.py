@@ -36,7 +36,7 @@ import numpy as np
 import safetensors.torch
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ganinf_mlops import keys
 from ganinf_mlops.bounded import check_regular
@@ -219,8 +219,12 @@ class RunWriter:
             "mask": schedule.mask,
             "instance_ids": torch.tensor(np.asarray(instance_ids), dtype=torch.int64),
         }
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(root / SCHEDULE))
-        self._record(SCHEDULE)
+        # Serialised in memory, written by atomic_file: a failed write (disk full) is an OSError
+        # naming the file, not a SafetensorError.
+        data = safetensors.torch.save({k: v.contiguous() for k, v in tensors.items()})
+        with atomic_file(root / SCHEDULE, "wb") as fh:
+            fh.write(data)
+        self._record(SCHEDULE, hashlib.sha256(data).hexdigest())
 
     def _record(self, name: str, digest: str | None = None) -> None:
         self.digests[name] = digest or sha256_file(self.root / name)

@@ -39,6 +39,7 @@ from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train import partial
 from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
+from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,34 @@ def train(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    on_start: Callable[[str | None], str | None] | None = None,
 ) -> Path:
     """Train, record the run directory `out_dir` (renamed into place when complete) and return
-    it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py)."""
+    it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py).
+
+    `on_start(previous)`, once the work directory is ready: `previous` is the tracking run id an
+    interrupted run recorded (None for a new run); what it returns (the tracking run writing the
+    run now, or None) is recorded in its place."""
     check_disjoint(out_dir, version.path, replay, feature_classifier(metric))
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise OutputExistsError(out_dir)
+    # One writer per run: a second process is told so, not offered the first one's .partial.
+    with writing(out_dir):
+        if out_dir.exists() and not force:
+            raise OutputExistsError(out_dir)
+        return _train(version, cfg, metric, out_dir, replay, force, progress, resume, on_start)
+
+
+def _train(
+    version: DatasetVersion,
+    cfg: TrainConfig,
+    metric: MetricConfig,
+    out_dir: Path,
+    replay: str | Path | None,
+    force: bool,
+    progress: bool,
+    resume: bool,
+    on_start: Callable[[str | None], str | None] | None,
+) -> Path:
     parent = RunDir(replay) if replay is not None else None
     cfg, metric, schedule = _schedule(version, cfg, metric, parent)
     problem = problem_of_version(cfg, metric, version, schedule)
@@ -113,13 +135,24 @@ def train(
         "replay": None if replay is None else str(Path(replay).resolve()), "n_steps": n_steps,
         "state_keys": list(state),
     }  # fmt: skip
+    previous = partial.tracking_run(out_dir) if resume else None
     resumed = partial.prepare(out_dir, identity, ckpts, problem.device, resume=resume, force=force)
+    complete = resumed is not None and resumed.complete
+    if on_start is not None:
+        current = on_start(previous)
+        if current is not None and not complete:
+            partial.record_tracking_run(out_dir, current)
     first = 0
+    tmp = partial.partial_dir(out_dir)
+    if complete:  # killed just before the rename
+        publish_dir(partial.finish(out_dir), out_dir, force)
+        log.info("resumed %s: it was complete, renamed into place", out_dir)
+        return out_dir
     if resumed is not None:
         first, state = resumed.step, resumed.state
-        losses[:first] = resumed.losses
+        if first:
+            losses[:first] = resumed.losses
         log.info("resuming %s at step %d of %d", out_dir, first, n_steps)
-    tmp = partial.partial_dir(out_dir)
     try:
         writer = RunWriter(tmp, schedule, version.ids)
         # A resumed run has its checkpoints up to `first` already.
@@ -136,6 +169,7 @@ def train(
         seconds = time.perf_counter() - start
         if not all(torch.isfinite(v).all() for v in tree_leaves(state)):
             raise TrajectoryError("training diverged: the final state has NaN/inf values")
+        partial.record_losses(out_dir, losses)  # a kill from here on resumes at n_steps
         writer.checkpoint(n_steps, state)
         metrics, replay_info = _metrics(problem, state, version, parent, out_dir, n_steps, seconds)
         meta = _meta(version, cfg, metric, problem, state, parent, replay_info, n_steps, out_dir)
