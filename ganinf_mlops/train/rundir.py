@@ -149,7 +149,9 @@ def read_integrity(root: Path) -> dict[str, str] | None:
 
 
 def write_integrity(root: Path, files: dict[str, str]) -> None:
-    write_json(root / INTEGRITY, {"format_version": INTEGRITY_FORMAT, "files": dict(files)})
+    # Sorted: a resumed run writes the same bytes as an uninterrupted one.
+    record = {"format_version": INTEGRITY_FORMAT, "files": dict(sorted(files.items()))}
+    write_json(root / INTEGRITY, record)
 
 
 def _changed(root: Path, name: str, expected: str | None, actual: str) -> TrajectoryError:

@@ -46,6 +46,8 @@ def _files(run: Path) -> dict[str, bytes | dict]:
             if p.suffix == ".json":
                 d = json.loads(p.read_text())
                 d.pop("created_at", None), d.pop("train_seconds", None)
+                if rel == "integrity.json":  # the digests of the two files with wall-clock values
+                    d["files"].pop("meta.json"), d["files"].pop("metrics.json")
                 out[rel] = d
             else:
                 out[rel] = p.read_bytes()
