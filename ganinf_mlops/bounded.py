@@ -63,17 +63,21 @@ def read_bounded(
         # O_NONBLOCK: a FIFO swapped in after the check does not block the open.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise error(f"{subject} is {file_kind(mode)}, not a regular file")
-            data = fh.read(top + 1)
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise error(f"{subject} is {file_kind(st.st_mode)}, not a regular file")
+            if st.st_size > top:  # a regular file's size refuses it unread
+                raise _too_large(subject, top, limit_name, error)
+            data = fh.read(top + 1)  # bounded whatever the size said
     except OSError as e:
         raise error(f"{subject} cannot be read: {e.strerror or e}") from None
     if len(data) > top:
-        raise error(
-            f"{subject} is larger than {top:,} bytes (raise it with {env_name(limit_name)})"
-        )
+        raise _too_large(subject, top, limit_name, error)
     return data
+
+
+def _too_large(subject: str, top: int, limit_name: str, error: type[GaninfError]) -> GaninfError:
+    return error(f"{subject} is larger than {top:,} bytes (raise it with {env_name(limit_name)})")
 
 
 def _too_deep(subject: str, error: type[GaninfError]) -> GaninfError:

@@ -205,3 +205,29 @@ def test_a_checkpoint_replaced_by_a_fifo_is_refused_before_opening(tmp_path):
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )  # fmt: skip
     assert "is a FIFO, not a regular file" in result.stdout, result.stderr[-500:]
+
+
+def test_a_regular_file_over_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    """A 300 MB manifest is refused by its size before a byte is read (issue 24, low item)."""
+    import io as _io
+
+    from ganinf_mlops import bounded
+    from ganinf_mlops.io import read_json
+
+    path = tmp_path / "manifest.json"
+    with open(path, "wb") as fh:  # sparse: 300 MB on paper, nothing on disk
+        fh.truncate(300 * 10**6)
+    reads = []
+    real_fdopen = bounded.os.fdopen
+
+    def counting_fdopen(fd, *args, **kwargs):
+        fh = real_fdopen(fd, *args, **kwargs)
+        assert isinstance(fh, _io.BufferedReader)
+        real_read = fh.read
+        fh.read = lambda *a: reads.append(a) or real_read(*a)  # type: ignore[method-assign]
+        return fh
+
+    monkeypatch.setattr(bounded.os, "fdopen", counting_fdopen)
+    with pytest.raises(DataError, match=r"manifest\.json.*larger than 268,435,456 bytes"):
+        read_json(path, "dataset version v:")
+    assert reads == []
