@@ -187,13 +187,9 @@ def influence(
     version = _version(data if data is not None else rd.dataset_path)
     if out is not None:
         check_disjoint(out, path, version.path)
-    if method is None:
-        from ganinf_mlops.problems import PROBLEMS
-
-        method = PROBLEMS.get(rd.train_config.problem).target_names[0]
     options = ScoringOptions(
-        method, ensemble=ensemble, last_epochs=last_epochs, average_order=average_order,
-        seed=seed, progress=progress,
+        method or _first_target(rd), ensemble=ensemble, last_epochs=last_epochs,
+        average_order=average_order, seed=seed, progress=progress,
     )  # fmt: skip
     table = score_run(path, version, options, members=members)
     if out is not None:
@@ -202,6 +198,13 @@ def influence(
     if out is not None:
         frame.attrs[SCORES_PATH] = str(out)
     return frame
+
+
+def _first_target(run: RunDir) -> str:
+    """A method's default: the run's problem kind's first target (ALL, FID, val_loss)."""
+    from ganinf_mlops.problems import PROBLEMS
+
+    return PROBLEMS.get(run.train_config.problem).target_names[0]
 
 
 def scores_frame(table: ScoreTable, version: DatasetVersion | None = None) -> pd.DataFrame:
@@ -294,8 +297,7 @@ def gate(
 ) -> GateReport:
     """The data-quality gate of `ganinf gate` on a version and its run: scores the run alone
     with `method` (default: its first target) unless `scores` are given."""
-    from ganinf_mlops.gate import check_gate_options, copying_report, gate_report
-    from ganinf_mlops.influence.scores import read_scores
+    from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
     from ganinf_mlops.train.rundir import RunDir
 
     check_gate_options(threshold, max_harmful_frac, max_copying)
@@ -303,24 +305,17 @@ def gate(
     path = _run_path(run)
     rd = RunDir(path)
     rd.check_dataset(version.digest, f" than {version.path}")
-    result: dict[str, Any] = {"passed": True}
+    copying = None if max_copying is None else copying_report(rd.results(), max_copying)
+    table = None
     if threshold is not None or max_harmful_frac is not None:
-        if scores is not None:
-            table = read_scores(_scores_path(scores))
-            if table.dataset_digest != version.digest:
-                raise ConfigError(f"the scores are not of version {version.path}")
-        else:
-            from ganinf_mlops.influence.methods import score_run
-            from ganinf_mlops.influence.options import ScoringOptions
-            from ganinf_mlops.problems import PROBLEMS
-
-            method = method or PROBLEMS.get(rd.train_config.problem).target_names[0]
-            table = score_run(path, version, ScoringOptions(method, seed=seed, progress=False))
-        result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
-    if max_copying is not None:
-        copying = copying_report(rd.results(), max_copying)
-        result.update(copying=copying, passed=result["passed"] and copying["passed"])
-    result.update(data=str(version.path), run=str(path))
+        table = gate_table(
+            version, path, scores=None if scores is None else _scores_path(scores),
+            method=method or _first_target(rd), seed=seed, progress=False,
+        )  # fmt: skip
+    result = gate_result(
+        table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac,
+        data=version.path, run=path,
+    )  # fmt: skip
     return GateReport(bool(result["passed"]), result)
 
 

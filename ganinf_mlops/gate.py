@@ -12,13 +12,17 @@ Any of them may be combined; the gate passes when every check given passes.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.scores import ScoreTable
+
+if TYPE_CHECKING:
+    from ganinf_mlops.data.version import DatasetVersion
 
 
 def check_gate_options(
@@ -84,3 +88,48 @@ def copying_report(results: dict[str, Any], max_copying: float) -> dict[str, Any
         )
     ct = float(results[keys.COPYING_CT])
     return {"passed": bool(ct >= -max_copying), keys.COPYING_CT: ct, "max_copying": max_copying}
+
+
+def gate_table(
+    version: DatasetVersion,
+    run: Path,
+    *,
+    scores: Path | None,
+    method: str,
+    seed: int,
+    progress: bool,
+) -> ScoreTable:
+    """The scores a gate judges: the table in `scores` (refused unless it is of `version` and
+    of `run`), else `run` scored alone with `method`."""
+    from ganinf_mlops.influence.methods import score
+    from ganinf_mlops.influence.options import ScoringOptions
+    from ganinf_mlops.influence.scores import read_scores
+
+    if scores is None:
+        return score(run, version, ScoringOptions(method, seed=seed, progress=progress))
+    table = read_scores(scores)
+    if table.dataset_digest != version.digest:
+        raise ConfigError(f"scores {scores} are not of version {version.path}")
+    if table.run is not None and Path(table.run).resolve() != Path(run).resolve():
+        raise ConfigError(f"scores {scores} were computed from run {table.run}, not {run}")
+    return table
+
+
+def gate_result(
+    table: ScoreTable | None,
+    copying: dict[str, Any] | None,
+    *,
+    threshold: float | None,
+    max_harmful_frac: float | None,
+    data: Path,
+    run: Path,
+) -> dict[str, Any]:
+    """The gate's report: the harmfulness check of `table` (None: not asked for) and the
+    data-copying check (`copying_report`, None: not asked for); it passes when both do."""
+    result: dict[str, Any] = {"passed": True}
+    if table is not None:
+        result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
+    if copying is not None:
+        result.update(copying=copying, passed=result["passed"] and copying["passed"])
+    result.update(data=str(data), run=str(run))
+    return result

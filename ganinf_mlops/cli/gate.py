@@ -86,11 +86,7 @@ def gate_cmd(
 ) -> None:
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
     from ganinf_mlops.data.version import load_version
-    from ganinf_mlops.errors import ConfigError
-    from ganinf_mlops.gate import check_gate_options, copying_report, gate_report
-    from ganinf_mlops.influence.methods import score
-    from ganinf_mlops.influence.options import ScoringOptions
-    from ganinf_mlops.influence.scores import read_scores
+    from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
     from ganinf_mlops.io import write_json
     from ganinf_mlops.train.rundir import RunDir
 
@@ -104,23 +100,16 @@ def gate_cmd(
     traj.check_dataset(version.digest, f" than {data}")
     copying = None if max_copying is None else copying_report(traj.results(), max_copying)
     with obs.stage("gate", version):
-        result: dict = {"passed": True}
+        table = None
         if threshold is not None or max_harmful_frac is not None:
-            if scores is not None:
-                table = read_scores(scores)
-                if table.dataset_digest != version.digest:
-                    raise ConfigError(f"scores {scores} are not of version {data}")
-                if table.run is not None and Path(table.run).resolve() != run.resolve():
-                    raise ConfigError(
-                        f"scores {scores} were computed from run {table.run}, not {run}"
-                    )
-            else:
-                options = ScoringOptions(method or job.method, seed=job.seed, progress=progress())
-                table = score(run, version, options)
-            result = gate_report(table, threshold=threshold, max_harmful_frac=max_harmful_frac)
-        if copying is not None:
-            result.update(copying=copying, passed=result["passed"] and copying["passed"])
-        result.update(data=str(data), run=str(run))
+            table = gate_table(
+                version, run, scores=scores, method=method or job.method, seed=job.seed,
+                progress=progress(),
+            )  # fmt: skip
+        result = gate_result(
+            table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac, data=data,
+            run=run,
+        )  # fmt: skip
         write_json(report, result)
         obs.gated(result)
     click.echo(output.gate_line(result, str(report)))
