@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ganinf_mlops import keys
+from ganinf_mlops.config import DEFAULT_MIN_AGREEMENT
 from ganinf_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -291,16 +292,22 @@ def gate(
     scores: PathLike | pd.DataFrame | None = None,
     method: str | None = None,
     max_harmful_frac: float | None = None,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    ensemble: int = 8,
     threshold: float | None = None,
     max_copying: float | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> GateReport:
-    """The data-quality gate of `ganinf gate` on a version and its run: scores the run alone
-    with `method` (default: its first target) unless `scores` are given."""
+    """The data-quality gate of `ganinf gate` on a version and its run. Unless `scores` are
+    given, the run is scored with `method` (default: its first target) over an `ensemble` of
+    runs differing in the training seed (its siblings trained beside it where missing): the set
+    check (`max_harmful_frac`) weighs a set against that ensemble's seed noise."""
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.train.rundir import RunDir
 
-    check_gate_options(threshold, max_harmful_frac, max_copying)
+    check_gate_options(threshold, max_harmful_frac, max_copying, min_agreement)
     version = _version(data)
     path = _run_path(run)
     rd = RunDir(path)
@@ -308,13 +315,15 @@ def gate(
     copying = None if max_copying is None else copying_report(rd.results(), max_copying)
     table = None
     if threshold is not None or max_harmful_frac is not None:
-        table = gate_table(
-            version, path, scores=None if scores is None else _scores_path(scores),
-            method=method or _first_target(rd), seed=seed, progress=False,
+        options = ScoringOptions(
+            method or _first_target(rd), ensemble=ensemble if max_harmful_frac else 1,
+            seed=seed, progress=progress,
         )  # fmt: skip
+        scores_path = None if scores is None else _scores_path(scores)
+        table = gate_table(version, path, scores=scores_path, options=options)
     result = gate_result(
         table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac,
-        data=version.path, run=path,
+        min_agreement=min_agreement, data=version.path, run=path,
     )  # fmt: skip
     return GateReport(bool(result["passed"]), result)
 

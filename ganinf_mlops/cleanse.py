@@ -17,7 +17,6 @@ help a fresh retraining.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,9 @@ from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
+from ganinf_mlops.evidence import evidence
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.influence.scores import ScoreTable, positions, read_scores
+from ganinf_mlops.influence.scores import ScoreTable, read_scores
 from ganinf_mlops.io import check_disjoint
 from ganinf_mlops.registry import check_choice
 
@@ -92,51 +92,13 @@ class Agreement:
         return f"{self.agreeing} of {self.members}"
 
 
-def member_changes(table: ScoreTable) -> np.ndarray | None:
-    """Each ensemble member's predicted change, [K, n] aligned with `table.ids`; None for the
-    scores of one run or of a baseline."""
-    members = table.extra.get(keys.MEMBERS)
-    if members is None:
-        return None
-    try:
-        ids = np.asarray(members["ids"], dtype=np.int64)
-        change = np.asarray(members["change"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
-        raise DataError("score table: ensemble members are not {ids, change} arrays") from None
-    if change.ndim != 2 or change.shape[0] < 2 or change.shape[1] != ids.size:
-        raise DataError(f"score table: ensemble members of shape {change.shape} for {ids.size} ids")
-    if not np.isfinite(change).all():
-        raise DataError("score table: an ensemble member's predicted change is not finite")
-    pos = positions(ids, table.ids)
-    if pos is None:
-        raise DataError("score table: the ensemble members' ids differ from the table's")
-    return change[:, pos]
-
-
 def agreement(
     table: ScoreTable, k: int, policy: str = "positive", threshold: float | None = None
 ) -> Agreement | None:
     """Cross-validated agreement of the ensemble behind `table` on a selection of at most `k`
-    (module docstring); None for scores that are not an ensemble's."""
-    changes = member_changes(table)
-    if changes is None:
-        return None
-    higher = table.higher_is_better()
-    if higher is None:
-        raise DataError(
-            f"score table: the direction of {table.metric!r} is unknown (not a registered "
-            "metric, and the table records no higher_is_better)"
-        )
-    sign = 1.0 if higher else -1.0
-    agreeing = 0
-    for m in range(changes.shape[0]):
-        rest = np.delete(changes, m, axis=0).mean(axis=0)
-        held_out = ScoreTable(
-            table.ids, sign * rest, rest, table.method, table.metric, table.dataset_digest
-        )
-        chosen = np.isin(table.ids, select_removals(held_out, k, policy, threshold))
-        agreeing += bool(chosen.any() and sign * changes[m, chosen].sum() > 0)
-    return Agreement(agreeing, changes.shape[0])
+    (`evidence`); None for scores that are not an ensemble's."""
+    ev = evidence(table, k, policy, threshold)
+    return None if ev is None else Agreement(ev.agreeing, ev.members)
 
 
 def check_agreement(
@@ -146,23 +108,25 @@ def check_agreement(
     policy: str,
     threshold: float | None,
     min_agreement: float | None,
+    *,
+    explicit: bool = False,
 ) -> Agreement | None:
-    """The agreement of `table`'s ensemble; NothingToRemoveError when it is below
-    `min_agreement` (a fraction of the members), ConfigError when the scores are no ensemble's."""
-    agree = agreement(table, k, policy, threshold)
-    if min_agreement is None:
-        return agree
-    if agree is None:
-        raise ConfigError(
-            "min_agreement checks the members of an ensemble; these scores are one run's "
-            "(score with --ensemble K)"
-        )
-    needed = math.ceil(min_agreement * agree.members - 1e-9)
-    if agree.agreeing < needed:
+    """The agreement of `table`'s ensemble; NothingToRemoveError when its evidence does not
+    hold at `min_agreement` (a fraction of the members). One run's scores are unverified: they
+    pass unless `explicit` (a user asked for the check), which is then a ConfigError."""
+    ev = evidence(table, k, policy, threshold)
+    if ev is None:
+        if explicit and min_agreement is not None:
+            raise ConfigError(
+                "min_agreement checks the members of an ensemble; these scores are one run's "
+                "(score with --ensemble K)"
+            )
+        return None
+    agree = Agreement(ev.agreeing, ev.members)
+    if min_agreement is not None and not ev.holds(min_agreement):
         raise NothingToRemoveError(
-            f"only {agree} ensemble members, each held out of the selection, predict that "
-            f"removing it improves {table.metric or table.method} of {version.path} "
-            f"(min_agreement {min_agreement} needs {needed}): nothing to cleanse",
+            f"nothing to cleanse in {version.path}: for {table.metric or table.method}, "
+            f"{ev.why_not(min_agreement)}",
             agreement=agree,
         )
     return agree
@@ -226,12 +190,15 @@ def cleanse(
     policy: str = "positive",
     threshold: float | None = None,
     min_agreement: float | None = None,
+    require_ensemble: bool = False,
     force: bool = False,
 ) -> DatasetVersion:
     """Write `out_dir`: `version` without its most harmful instances according to the scores.
 
-    NothingToRemoveError (and nothing written) when the policy keeps none of them, or when fewer
-    than `min_agreement` of the ensemble's members agree that they help.
+    NothingToRemoveError (and nothing written) when the policy keeps none of them, or when the
+    ensemble's held-out evidence for them does not hold at `min_agreement` (`evidence`). One
+    run's scores carry no such evidence: with `require_ensemble` they are refused, else used
+    unverified.
     """
     check_disjoint(out_dir, version.path)
     k = removal_count(version.n, remove_frac, remove_count)
@@ -240,7 +207,9 @@ def cleanse(
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise nothing_to_remove(version, table, policy)
-    agree = check_agreement(version, table, k, policy, threshold, min_agreement)
+    agree = check_agreement(
+        version, table, k, policy, threshold, min_agreement, explicit=require_ensemble
+    )
     params = {
         "remove_frac": remove_frac,
         "remove_count": remove_count,

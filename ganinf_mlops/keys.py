@@ -29,6 +29,7 @@ TRAIN_SECONDS = "train_seconds"  # wall time of the step loop (timing, not a res
 
 # -- a cleanse and its retrainings ------------------------------------------------------------
 PREDICTED_CHANGE = "predicted_change"  # first-order V(without removed) - V(all), from the scores
+PREDICTED_IMPROVEMENT = "predicted_improvement"  # the same, sign-normalised: > 0 is better
 ACTUAL_CHANGE = "actual_change"  # the same change observed by counterfactual replay
 FRESH_CHANGE = "fresh_change"  # the change observed by fresh retraining (production)
 FRESH_CHANGE_SE = "fresh_change_se"  # its standard error over retraining seeds

@@ -83,13 +83,20 @@ def test_cleanse_and_gate_take_the_dataframe(flow, tmp_path):
     unwritten.attrs = {}
     with pytest.raises(ConfigError, match=r"gi.influence\(..., out=PATH\) first"):
         gi.cleanse(flow["raw"], unwritten, tmp_path / "v2")
-    report = gi.gate(flow["raw"], flow["run"], scores=flow["scores"], max_harmful_frac=1.0)
+    report = gi.gate(flow["raw"], flow["run"], scores=flow["scores"], threshold=1e9)
     assert report.passed and bool(report)
-    strict = gi.gate(flow["raw"], flow["run"], method="all", max_harmful_frac=0.0)
-    assert not strict and strict.report[keys.N_HARMFUL] > 0
-    assert strict.report[keys.HARMFUL_FRAC] == pytest.approx(
+    strict = gi.gate(flow["raw"], flow["run"], method="all", threshold=0.0)
+    checked = strict.report["threshold_check"]
+    assert not strict and checked[keys.N_HARMFUL] > 0
+    assert checked[keys.HARMFUL_FRAC] == pytest.approx(
         (flow["scores"][keys.HARMFULNESS] > 0).mean()
     )
+    # The set check weighs a set against seed noise: one run's scores cannot.
+    with pytest.raises(ConfigError, match="ensemble"):
+        gi.gate(flow["raw"], flow["run"], scores=flow["scores"], max_harmful_frac=0.05)
+    ens = gi.gate(flow["raw"], flow["run"], method="all", max_harmful_frac=0.05, ensemble=2)
+    assert ens.report["set"][keys.N_MEMBERS] == 2 and ens.report["max_set"] == 10
+    assert ens.passed == (not ens.report["reason"].startswith("removing"))
 
 
 def test_api_names_that_are_submodules_still_reach_them():

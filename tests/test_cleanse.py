@@ -14,7 +14,7 @@ from ganinf_mlops.cleanse import (
     recorded_agreement,
     removal_count,
 )
-from ganinf_mlops.config import JobOptions, get_preset
+from ganinf_mlops.config import DEFAULT_MIN_AGREEMENT, JobOptions, get_preset
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import (
     DatasetVersion,
@@ -29,6 +29,7 @@ from ganinf_mlops.errors import (
     NothingToRemoveError,
     OutputExistsError,
 )
+from ganinf_mlops.evidence import Evidence
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.methods import score
 from ganinf_mlops.influence.options import ScoringOptions
@@ -241,7 +242,7 @@ def test_min_agreement_gates_the_cleanse(tmp_path: Path) -> None:
     raw = _raw(tmp_path)
     members = np.zeros((4, raw.n))
     members[:3, 5] = -1.0  # three of four members: removing 5 lowers fd
-    members[3, 5] = 1.0
+    members[3, 5] = 0.1  # the fourth: it raises fd, a little
     path = tmp_path / "ens.csv"
     write_scores(path, _ensemble_table(raw, members))
     with pytest.raises(NothingToRemoveError, match=r"only 3 of 4 ensemble members") as exc:
@@ -262,14 +263,29 @@ def test_min_agreement_gates_the_cleanse(tmp_path: Path) -> None:
     assert (
         recorded_agreement(cleanse(raw, single, tmp_path / "one", remove_count=1).manifest) is None
     )
+    # one run's scores: unverified (used) by default, refused when the check is asked for
+    assert cleanse(raw, single, tmp_path / "c3", remove_count=1, min_agreement=0.5).n == raw.n - 1
     with pytest.raises(ConfigError, match="one run's"):
-        cleanse(raw, single, tmp_path / "c2", remove_count=1, min_agreement=0.5)
+        cleanse(raw, single, tmp_path / "c2", remove_count=1, min_agreement=0.5,
+                require_ensemble=True)  # fmt: skip
     assert not (tmp_path / "c2").exists()
 
 
+def test_held_out_evidence_needs_a_positive_mean() -> None:
+    """Enough members agree, but the one that disagrees outweighs them: the evidence fails."""
+    ev = Evidence((0.1, 0.1, 0.1, -5.0), np.array([3]), 0.2)
+    assert ev.agreeing == 3 and ev.needed(0.75) == 3 and ev.mean < 0
+    assert not ev.holds(0.75) and "not beyond its noise" in ev.why_not(0.75)
+    # a positive mean that is within its noise: agreement is not enough
+    noisy = Evidence((0.1, 0.1, 0.1, -0.2), np.array([3]), 0.2)
+    assert 0.05 < noisy.p_value < 0.5 and not noisy.holds(0.75)
+    clear = Evidence((0.1, 0.12, 0.09, 0.11, -0.01), np.array([3]), 0.2)
+    assert clear.p_value < 0.05 and clear.holds(0.75) and clear.why_not(0.75) == ""
+    assert "only 4 of 5" in clear.why_not(1.0)
+
+
 def test_min_agreement_config_rules() -> None:
-    with pytest.raises(ConfigError, match="ensemble >= 2"):
-        JobOptions(method="fd", min_agreement=0.5)
+    assert JobOptions(method="fd").min_agreement == DEFAULT_MIN_AGREEMENT  # one run: unverified
     with pytest.raises(ConfigError, match=r"\(0, 1\]"):
         JobOptions(method="fd", ensemble=4, min_agreement=0.0)
     assert JobOptions(method="fd", ensemble=4, min_agreement=0.75).min_agreement == 0.75

@@ -63,9 +63,12 @@ def test_classifier_flow(clf, tmp_path, capsys):
     with pytest.raises(SystemExit) as gate:
         ganinf(
             "gate", "--data", raw, "--run", run, "--method", "val_loss", "--max-harmful-frac",
-            "0.05", "--report", tmp_path / "gate.json",
+            "0.05", "--ensemble", "3", "--report", tmp_path / "gate.json",
         )  # fmt: skip
-    assert gate.value.code == 1  # 10% flipped labels: more than 5% harmful
+    # 10% flipped labels: a set of at most 5% that every seed predicts to help
+    assert gate.value.code == 1
+    found = json.loads((tmp_path / "gate.json").read_text())["set"]
+    assert found["n_agreeing"] == 3 and len(set(found["ids"]) & flipped) > found["n"] / 2
     capsys.readouterr()
 
 

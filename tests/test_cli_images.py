@@ -53,7 +53,7 @@ def test_image_flow(images, tmp_path, capsys):
     with pytest.raises(SystemExit) as gate:
         ganinf(
             "gate", "--data", images["raw"], "--run", images["run"], "--method", "fid",
-            "--max-harmful-frac", "0.9", "--report", tmp_path / "gate.json",
+            "--threshold", "1e9", "--report", tmp_path / "gate.json",
         )  # fmt: skip
     assert gate.value.code == 0
     assert json.loads((tmp_path / "gate.json").read_text())["method"] == "fid"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
+from ganinf_mlops import keys
 from ganinf_mlops.cli import main
+from ganinf_mlops.data.version import load_version
+from ganinf_mlops.influence.scores import ScoreTable, write_scores
 
 
 def ganinf(*args) -> None:
@@ -51,16 +55,61 @@ def test_lineage_errors(chain, tmp_path, capsys):
     assert "lineage" in capsys.readouterr().err
 
 
-def test_gate_pass_fail_and_usage(chain, tmp_path, capsys):
+def _ensemble_scores(path, version, run, members: np.ndarray) -> None:
+    """An ALL ensemble's scores (higher is better) of `version` from `run`: member m predicts
+    the change `members[m]`."""
+    mean = members.mean(axis=0)
+    extra = {keys.MEMBERS: {"ids": version.ids.tolist(), "change": members.tolist()}}
+    table = ScoreTable(version.ids, mean, mean, "all", "all", version.digest, str(run), extra)
+    write_scores(path, table)
+
+
+def test_gate_fails_only_on_a_set_beyond_seed_noise(chain, tmp_path, capsys):
+    data, run = chain / "data" / "v1", chain / "runs" / "r1"
+    version = load_version(data)
+    report, scores = tmp_path / "gate.json", tmp_path / "s.csv"
+    args = ("gate", "--data", data, "--run", run, "--report", report, "--force", "--scores",
+            scores, "--max-harmful-frac", "0.05")  # fmt: skip
+    rng = np.random.default_rng(0)
+    # Seed noise: each member calls other instances harmful; held out, about half agree.
+    noise = rng.normal(0, 0.01, (8, version.n))
+    _ensemble_scores(scores, version, run, noise)
+    assert code(*args) == 0
+    result = json.loads(report.read_text())
+    assert result["passed"] and result["max_set"] == round(0.05 * version.n)
+    assert result["set"]["n_agreeing"] < 6 and "no set of at most" in result["reason"]
+    assert "PASS: no set" in capsys.readouterr().out
+    # Three instances every member calls harmful: a set beyond the noise.
+    bad = noise.copy()
+    bad[:, :3] += 0.05
+    _ensemble_scores(scores, version, run, bad)
+    assert code(*args) == 1
+    result = json.loads(report.read_text())
+    assert not result["passed"] and result["set"]["n_agreeing"] == 8
+    assert set(version.ids[:3].tolist()) <= set(result["set"]["ids"])
+    assert result["set"]["predicted_improvement"] > 0.15
+    assert {o["id"] for o in result["top_offending"][:3]} == set(version.ids[:3].tolist())
+    # ...unless every member must agree and one is made to disagree
+    bad[0, :3] -= 1.0
+    _ensemble_scores(scores, version, run, bad)
+    assert code(*args, "--min-agreement", "1") == 0
+
+
+def test_gate_scores_an_ensemble_and_checks_usage(chain, tmp_path, capsys):
     data, run = chain / "data" / "v1", chain / "runs" / "r1"
     report = tmp_path / "gate.json"
-    args = ("gate", "--data", data, "--run", run, "--report", report, "--force")
-    assert code(*args, "--max-harmful-frac", "0.99") == 0
+    args = ("gate", "--data", data, "--run", run, "--report", report, "--force", "--preset", "tiny")
+    # One run's scores cannot tell a set from seed noise: the tiny config's ensemble is 1.
+    assert code(*args, "--max-harmful-frac", "0.05") == 2
+    assert "--ensemble K" in capsys.readouterr().err
+    assert code(*args, "--max-harmful-frac", "0.5", "--ensemble", "2") in (0, 1)
     result = json.loads(report.read_text())
-    assert result["passed"] and result["n_instances"] == 190
-    assert 0 < result["n_harmful"] < 190 and len(result["top_offending"]) == 10
-    assert code(*args, "--max-harmful-frac", "0.01") == 1
-    assert not json.loads(report.read_text())["passed"]
+    assert result["set"]["n_members"] == 2 and result["max_set"] == 95
+    assert (chain / "runs" / "r1-seed1").is_dir()  # the sibling, trained beside the run
+    # The absolute check works on one run's scores.
+    assert code(*args, "--threshold", "0") == 1
+    result = json.loads(report.read_text())
+    assert not result["passed"] and 0 < result["threshold_check"]["n_harmful"] < 190
     top = result["top_offending"][0]["harmfulness"]
     assert code(*args, "--threshold", str(top * 2)) == 0
     assert code(*args, "--threshold", str(top / 2)) == 1
@@ -79,10 +128,8 @@ def test_gate_checks_its_arguments_before_scoring(chain, tmp_path, capsys):
     assert code("gate", "--data", data, "--run", run, "--threshold", "0", "--report", report) == 2
     assert "already exists" in capsys.readouterr().err and report.read_text() == "{}"
     args = ("gate", "--data", data, "--run", run, "--report", report, "--force")
-    assert code(*args, "--max-harmful-frac", "1.5") == 2
-    assert "[0, 1]" in capsys.readouterr().err and report.read_text() == "{}"
-    # 1 is "never fail on the fraction".
-    assert code(*args, "--max-harmful-frac", "1") == 0
+    assert code(*args, "--max-harmful-frac", "1") == 2
+    assert "(0, 1)" in capsys.readouterr().err and report.read_text() == "{}"
     # A run of another version, or scores computed from another run: refused.
     assert code(*args[:4], chain / "runs" / "r0", *args[5:], "--threshold", "0") == 2
     assert "another dataset version" in capsys.readouterr().err

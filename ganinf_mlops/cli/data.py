@@ -150,6 +150,7 @@ def cleanse(
             policy=policy,
             threshold=threshold,
             min_agreement=min_agreement,
+            require_ensemble="min_agreement" in job,
             force=force,
         )
         obs.cleansed(new)

@@ -21,6 +21,7 @@ from ganinf_mlops.cli.common import (
     tracking_options,
 )
 from ganinf_mlops.cli.guard import InputPath, OutputPath
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.methods import METHODS
 
 
@@ -45,13 +46,25 @@ from ganinf_mlops.influence.methods import METHODS
 @click.option(
     "--max-harmful-frac",
     type=BlankOr(click.FLOAT),
-    help="Fail if more than this fraction of instances is harmful (1: never on the fraction).",
+    help="Fail if a set of at most this fraction of the instances is predicted to improve the "
+    "metric beyond seed noise (its held-out ensemble members agree; needs an ensemble).",
+)
+@click.option(
+    "--min-agreement",
+    type=BlankOr(click.FloatRange(0, 1, min_open=True)),
+    help="Fraction of the ensemble's held-out members that must predict the set helps for the "
+    "gate to fail (default: the config's job.min_agreement).",
+)
+@click.option(
+    "--ensemble",
+    type=BlankOr(click.IntRange(min=2)),
+    help="When scoring (no --scores): average over K runs differing in the training seed, "
+    "trained beside RUN where missing (default: the config's job.ensemble).",
 )
 @click.option(
     "--threshold",
     type=BlankOr(click.FLOAT),
-    help="Harmfulness above which an instance counts as harmful (default 0; alone: "
-    "fail if any instance exceeds it).",
+    help="Also fail if any instance's harmfulness exceeds this (works on one run's scores).",
 )
 @click.option(
     "--max-copying",
@@ -75,6 +88,8 @@ def gate_cmd(
     scores: Path | None,
     method: str | None,
     max_harmful_frac: float | None,
+    min_agreement: float | None,
+    ensemble: int | None,
     threshold: float | None,
     max_copying: float | None,
     report: Path,
@@ -87,13 +102,25 @@ def gate_cmd(
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
+    from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.io import write_json
     from ganinf_mlops.train.rundir import RunDir
 
     # Every argument is checked before the (long) scoring.
-    check_gate_options(threshold, max_harmful_frac, max_copying)
-    check_new_output(report, force)
     job = load_config(preset, params_file).job
+    min_agreement = job.min_agreement if min_agreement is None else min_agreement
+    check_gate_options(threshold, max_harmful_frac, max_copying, min_agreement)
+    if max_harmful_frac is not None and min_agreement is None:
+        raise ConfigError("--max-harmful-frac needs --min-agreement (the config sets none)")
+    check_new_output(report, force)
+    options = ScoringOptions.from_job(
+        job, method=method or job.method, ensemble=ensemble or job.ensemble, progress=progress()
+    )
+    if scores is None and max_harmful_frac is not None and options.ensemble < 2:
+        raise ConfigError(
+            "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; the "
+            "config's job.ensemble is 1) or --scores of an ensemble"
+        )
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     traj = RunDir(run)
@@ -102,13 +129,10 @@ def gate_cmd(
     with obs.stage("gate", version):
         table = None
         if threshold is not None or max_harmful_frac is not None:
-            table = gate_table(
-                version, run, scores=scores, method=method or job.method, seed=job.seed,
-                progress=progress(),
-            )  # fmt: skip
+            table = gate_table(version, run, scores=scores, options=options)
         result = gate_result(
-            table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac, data=data,
-            run=run,
+            table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac,
+            min_agreement=min_agreement or 1.0, data=data, run=run,
         )  # fmt: skip
         write_json(report, result)
         obs.gated(result)

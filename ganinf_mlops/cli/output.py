@@ -103,6 +103,8 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
             anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {before} injected anomalies)"
         if keys.N_AGREEING in row:
             anomalies += f", {row[keys.N_AGREEING]} of {row[keys.N_MEMBERS]} ensemble members agree"
+        elif row.get(keys.PREDICTED_CHANGE) is not None:
+            anomalies += ", one run's scores (unverified: job.ensemble >= 2 checks them)"
         metric = row["metric"]
         se = row.get(keys.FRESH_CHANGE_SE)
         fresh = _signed(row.get(keys.FRESH_CHANGE)) + (f" ± {se:.2g}" if se is not None else "")
@@ -140,11 +142,13 @@ def evaluate_line(out: str, summary: dict[str, Any], n_runs: int) -> str:
 def gate_line(result: dict[str, Any], report: str) -> str:
     verdict = "PASS" if result["passed"] else "FAIL"
     parts = []
-    if keys.N_HARMFUL in result:
+    if "reason" in result:  # the set check
+        parts.append(result["reason"])
+    if "threshold_check" in result:
+        t = result["threshold_check"]
         parts.append(
-            f"{result[keys.N_HARMFUL]} of {result['n_instances']} instances harmful "
-            f"({result[keys.HARMFUL_FRAC]:.2%} vs limit {result['max_harmful_frac']:.2%}, "
-            f"threshold {result['threshold']:g})"
+            f"{t[keys.N_HARMFUL]} of {result['n_instances']} instances above harmfulness "
+            f"{t['threshold']:g}"
         )
     if "copying" in result:
         c = result["copying"]

@@ -345,9 +345,20 @@ class MlflowTracker(RunLog, Observer):
 
     def gated(self, report: dict[str, Any]) -> None:
         mlflow.set_tag(tags.GATE, "pass" if report["passed"] else "fail")
-        if "method" in report:  # the harmful-fraction check ran
+        if "method" in report:  # the scores were checked
             mlflow.set_tag(tags.METHOD, report["method"])
-            self._log_metrics({k: report[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
+        if "set" in report:
+            found = report["set"]
+            self._log_metrics(
+                {
+                    "gate_set_size": found["n"],
+                    keys.PREDICTED_IMPROVEMENT: found[keys.PREDICTED_IMPROVEMENT],
+                    keys.N_AGREEING: found[keys.N_AGREEING],
+                }
+            )
+        if "threshold_check" in report:
+            t = report["threshold_check"]
+            self._log_metrics({k: t[k] for k in (keys.HARMFUL_FRAC, keys.N_HARMFUL)})
         if "copying" in report:
             self._log_metrics({keys.COPYING_CT: report["copying"][keys.COPYING_CT]})
         mlflow.log_dict(report, "gate/report.json")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganinf_mlops.cleanse import member_changes
 from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.evidence import member_changes
 from ganinf_mlops.influence.loo import loo_changes
 from ganinf_mlops.influence.methods import score, score_ensemble
 from ganinf_mlops.influence.options import ScoringOptions

@@ -1,0 +1,222 @@
+"""Decisions on held-out data seeds: does the job cleanse only when its evidence holds, and does
+the gate pass clean data and fail contaminated data?
+
+For each data seed and each condition (`contaminated`: the preset's own data; `clean`: the same
+with the corruption turned off by --clean KEY=VALUE), the preset's whole job runs (`run_job`:
+train, score with its ensemble, cleanse if the evidence holds, retrain fresh). Per seed it prints
+whether the job cleansed or abstained, the ensemble's held-out agreement and predicted
+improvement, the change under fresh retraining when it cleansed, and the gate's answer on the
+job's own scores (`ganinf gate --scores`: nothing is scored twice). Then the rates: how often the
+gate passes clean data and fails contaminated data, how often the job cleanses, and the seeds (if
+any) where it removed data while its members disagreed.
+
+    python benchmarks/decisions.py --seeds 300-309 --jobs 2             # held out, 2D default
+    python benchmarks/decisions.py --seeds 0-4 --min-agreement none     # tuning: always cleanse
+    python benchmarks/decisions.py --preset digits-class --clean corrupt_frac=0.0 --seeds 300-302
+
+`--work DIR` keeps the jobs (and reuses finished ones: a rerun only analyses); `--json FILE`
+writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from seeds import key_values, parse_seeds
+
+from ganinf_mlops import keys
+from ganinf_mlops.cleanse import removal_count
+from ganinf_mlops.config import DEFAULT_MIN_AGREEMENT, Preset, get_preset
+from ganinf_mlops.evidence import evidence
+from ganinf_mlops.gate import set_report
+from ganinf_mlops.influence.scores import read_scores
+from ganinf_mlops.io import read_json, write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    condition: str  # "clean" or "contaminated"
+    seed: int
+    preset: Preset
+    work: Path
+
+
+def case_preset(base: Preset, condition: str, seed: int, args: argparse.Namespace) -> Preset:
+    data = {**base.data_params, "seed": seed}
+    if condition == "clean":
+        data |= args.clean
+    job = dataclasses.replace(base.job, min_agreement=args.min_agreement, iterations=1)
+    return dataclasses.replace(base, data_params=data, job=job)
+
+
+def run_case(case: Case) -> Path:
+    """The job of one case in its own directory (kept: a finished one is not rerun)."""
+    import torch
+
+    from ganinf_mlops.pipeline import run_job
+
+    torch.set_num_threads(1)
+    if not (case.work / "summary.json").exists():
+        run_job(case.work, case.preset, force=True, progress=False)
+    return case.work
+
+
+def analyse(case: Case, max_frac: float, min_agreement: float) -> dict[str, Any]:
+    """One finished job: its decision, its evidence, its fresh change and the gate's answer."""
+    summary = read_json(case.work / "summary.json", "job summary")
+    its = summary["iterations"]
+    scores = sorted((case.work / "scores").glob("it1_*.csv"))
+    table = read_scores(scores[0])
+    k = removal_count(table.n, case.preset.job.remove_frac, None)
+    ev = evidence(table, k, case.preset.job.policy, case.preset.job.threshold)
+    gate = set_report(table, max_frac, min_agreement)
+    row: dict[str, Any] = {
+        "condition": case.condition,
+        "seed": case.seed,
+        "cleansed": "1" in its,
+        "stopped": summary["job"].get("stopped"),
+        "agreeing": ev.agreeing,
+        "members": ev.members,
+        "held_out_mean": ev.mean,
+        "held_out_spread": ev.spread,
+        keys.PREDICTED_IMPROVEMENT: ev.predicted,
+        "gate_passed": gate["passed"],
+        "gate_agreeing": gate["set"][keys.N_AGREEING],
+        "metric": table.metric,
+    }
+    if "1" in its:
+        it = its["1"]
+        metric = it["metric"]
+        row |= {
+            "fresh_improvement": keys.improvement(metric, it[keys.FRESH_CHANGE]),
+            "fresh_se": it.get(keys.FRESH_CHANGE_SE),
+            "n_removed": it[keys.N_REMOVED],
+            "anomalies_removed": it.get(keys.N_ANOMALIES_REMOVED),
+        }
+    return row
+
+
+def fmt(v: Any, spec: str = ".3g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'condition':<13}{'seed':>5}  {'agree':>6}  {'held-out mean ± sd':>22}  "
+        f"{'decision':<9}{'removed (inj.)':>15}  {'fresh improvement':>20}  gate"
+    )
+    for r in rows:
+        removed = f"{r['n_removed']} ({fmt(r['anomalies_removed'], 'd')})" if r["cleansed"] else "-"
+        fresh = (
+            f"{r['fresh_improvement']:+.3g} ± {fmt(r['fresh_se'], '.2g')}" if r["cleansed"] else "-"
+        )
+        print(
+            f"{r['condition']:<13}{r['seed']:>5}  {r['agreeing']:>2} of {r['members']:<2} "
+            f"{r['held_out_mean']:>+11.3g} ± {r['held_out_spread']:<8.2g}  "
+            f"{'cleanse' if r['cleansed'] else 'abstain':<9}{removed:>15}  {fresh:>20}  "
+            f"{'pass' if r['gate_passed'] else 'FAIL'}"
+        )
+
+
+def rates(rows: list[dict[str, Any]], min_agreement: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cond in ("clean", "contaminated"):
+        rs = [r for r in rows if r["condition"] == cond]
+        if not rs:
+            continue
+        cleansed = [r for r in rs if r["cleansed"]]
+        fresh = np.array([r["fresh_improvement"] for r in cleansed], dtype=float)
+        out[cond] = {
+            "seeds": len(rs),
+            "gate_pass": sum(r["gate_passed"] for r in rs),
+            "cleansed": len(cleansed),
+            "abstained": len(rs) - len(cleansed),
+            "fresh_improved": int((fresh > 0).sum()),
+            "fresh_mean": float(fresh.mean()) if fresh.size else None,
+        }
+        if min_agreement is not None:
+            need = [int(np.ceil(min_agreement * r["members"] - 1e-9)) for r in cleansed]
+            out[cond]["cleansed_while_disagreeing"] = [
+                r["seed"] for r, n in zip(cleansed, need, strict=True) if r["agreeing"] < n
+            ]
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--seeds", default="300-309", help="data seeds, '300-309' or '1,2,3'")
+    p.add_argument(
+        "--clean",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data parameters that turn the corruption off (default for gaussian2d: "
+        "anomaly_frac=0.0)",
+    )
+    p.add_argument("--conditions", default="clean,contaminated", help="which conditions to run")
+    p.add_argument(
+        "--min-agreement",
+        default=str(DEFAULT_MIN_AGREEMENT),
+        help="the job's min_agreement ('none': always cleanse, to see every outcome)",
+    )
+    p.add_argument("--max-harmful-frac", type=float, default=0.05, help="the gate's F")
+    p.add_argument("--jobs", type=int, default=1, help="jobs at once (one CPU thread each)")
+    p.add_argument("--work", type=Path, default=Path("decisions-work"))
+    p.add_argument("--json", type=Path, help="write every number here")
+    args = p.parse_args(argv)
+    args.clean = key_values(p, args.clean, "--clean") or {"anomaly_frac": 0.0}
+    args.min_agreement = None if args.min_agreement == "none" else float(args.min_agreement)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = get_preset(args.preset)
+    cases = [
+        Case(cond, seed, case_preset(base, cond, seed, args), args.work / f"{cond}-{seed}")
+        for seed in parse_seeds(args.seeds)
+        for cond in args.conditions.split(",")
+    ]
+    os.environ.setdefault("GANINF_TRACKING", "0")
+    with ProcessPoolExecutor(args.jobs) as pool:
+        list(pool.map(run_case, cases))
+    gate_agreement = args.min_agreement or DEFAULT_MIN_AGREEMENT
+    rows = [analyse(c, args.max_harmful_frac, gate_agreement) for c in cases]
+    print(
+        f"preset {args.preset}, seeds {args.seeds}, clean = {args.clean}; job min_agreement "
+        f"{args.min_agreement}; gate: at most {args.max_harmful_frac:g} of N, min_agreement "
+        f"{gate_agreement:g}"
+    )
+    print_rows(rows)
+    summary = rates(rows, args.min_agreement)
+    for cond, r in summary.items():
+        line = (
+            f"{cond}: gate passes {r['gate_pass']} of {r['seeds']}; the job cleanses "
+            f"{r['cleansed']}, abstains {r['abstained']}"
+        )
+        if r["cleansed"]:
+            line += (
+                f"; cleansed: fresh retraining improved {r['fresh_improved']} of "
+                f"{r['cleansed']} (mean {r['fresh_mean']:+.3g})"
+            )
+        if r.get("cleansed_while_disagreeing"):
+            line += f"; REMOVED WHILE MEMBERS DISAGREED: seeds {r['cleansed_while_disagreeing']}"
+        print(line)
+    if args.json:
+        write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                               "rates": summary})  # fmt: skip
+    json.dumps(rows)  # every value is plain JSON
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
