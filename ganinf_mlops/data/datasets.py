@@ -447,5 +447,6 @@ def npz(
     return RawData(x=x, x_eval=x_eval, is_anomaly=None, params=params, ids=ids, y=y, y_eval=y_eval)
 
 
-# Registers the image datasets; at the bottom because images.py imports this module's names.
+# Registers the image and table datasets; at the bottom because they import this module's names.
 from ganinf_mlops.data import images as _images  # noqa: E402, F401
+from ganinf_mlops.data import tables as _tables  # noqa: E402, F401
