@@ -37,6 +37,9 @@ from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.hashing import sha256_file
 
 N_DIGIT_CLASSES = 10
+# The image shape (C, H, W) of the sources that ship or read fixed images, by source name: what
+# a preset built on one of them expects of a user's images.
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist_sample": (1, 28, 28), "mnist": (1, 28, 28)}
 # What torchvision's MNIST reads: uncompressed idx files under <root>/MNIST/raw.
 MNIST_FILES = (
     "train-images-idx3-ubyte",

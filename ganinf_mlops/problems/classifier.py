@@ -130,6 +130,7 @@ class ClassifierProblem(Problem):
     target_names = (keys.VAL_LOSS,)
     result_names = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TEST_LOSS, keys.TEST_ACCURACY)
     loss_names = ("train_loss",)
+    needs_labels = True
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
         super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
