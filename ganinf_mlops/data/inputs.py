@@ -27,8 +27,11 @@ def _format(path: Path) -> str:
         return "npz"
     fmt = table_format(path)
     if fmt is None:
-        suffixes = ", ".join((".npz", *TABLE_SUFFIXES))
-        raise ConfigError(f"{path}: unknown input format {path.suffix!r}; give a {suffixes} file")
+        *first, last = (".npz", *TABLE_SUFFIXES)
+        raise ConfigError(
+            f"{path}: unknown input format {path.suffix!r}; give an {', '.join(first)} or {last} "
+            "file"
+        )
     return fmt
 
 
