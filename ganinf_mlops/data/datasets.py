@@ -317,3 +317,4 @@ def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
 
 # Registers the image datasets; at the bottom because images.py imports this module's names.
 from ganinf_mlops.data import images as _images  # noqa: E402, F401
+from ganinf_mlops.data import sklearn_tables as _sklearn_tables  # noqa: E402, F401
