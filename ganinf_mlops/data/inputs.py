@@ -49,10 +49,9 @@ def input_data(
     out: dict[str, Any] = {"path": str(path)}
     if eval_path is not None:
         eval_path = Path(eval_path).expanduser().resolve()
-        if _format(eval_path) != fmt:
-            raise ConfigError(
-                f"the evaluation file {eval_path} must be of the input's format ({fmt})"
-            )
+        if (_format(eval_path) == "npz") != (fmt == "npz"):
+            like = "an .npz" if fmt == "npz" else "a CSV or Parquet table"
+            raise ConfigError(f"the evaluation file {eval_path} must be {like}, as the input is")
         out["eval_path"] = str(eval_path)
     if fmt == "npz":
         if label_column is not None:

@@ -116,6 +116,8 @@ def test_the_file_picks_its_source_and_kind(tmp_path: Path) -> None:
         user = read_input(tmp_path / name, **kwargs)
         assert (user.dataset, user.kind) == (dataset, kind), name
         assert user.params["path"] == str((tmp_path / name).resolve())
+    mixed = read_input(tmp_path / "t.csv", label_column="y", eval_path=tmp_path / "t.parquet")
+    assert mixed.raw.params["eval_source"] == "eval_file"  # a table evaluates a table
     with pytest.raises(DataError, match="not numeric: y"):
         read_input(tmp_path / "t.csv")
 
@@ -125,7 +127,7 @@ def test_the_file_picks_its_source_and_kind(tmp_path: Path) -> None:
     [
         ("d.txt", {}, "unknown input format '.txt'; give an .npz, .csv, .parquet or .pq file"),
         ("v.npz", {"label_column": "y"}, "holds its labels in the array 'y'"),
-        ("v.npz", {"eval_path": "e.csv"}, r"must be of the input's format \(npz\)"),
+        ("v.npz", {"eval_path": "e.csv"}, "must be an .npz, as the input is"),
         ("v.npz", {"eval_fraction": 0.1}, "bad parameters for dataset 'npz'"),
     ],
 )
