@@ -20,7 +20,15 @@ EXISTING_DIR = InputPath(exists=True, file_okay=False, path_type=Path)
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
 
 
-def config_options(f):
+PRESET_HELP = "Named configuration that supplies the defaults."
+# run/loop: with --input and no --preset/--params, the file's kind picks the preset.
+PRESET_BY_INPUT_HELP = (
+    "Named configuration that supplies the defaults (with --input and no --preset/--params: "
+    "default for vectors, tabular for labelled vectors, an image preset for images)."
+)
+
+
+def config_options(f, preset_help: str = PRESET_HELP):
     """--preset NAME and --params FILE: where every default of the command comes from."""
     f = click.option(
         "--params",
@@ -33,7 +41,7 @@ def config_options(f):
         type=click.Choice(PRESETS.names()),
         default="default",
         show_default=True,
-        help="Named configuration that supplies the defaults.",
+        help=preset_help,
     )(f)
 
 

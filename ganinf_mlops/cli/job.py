@@ -11,6 +11,7 @@ import click
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     FORCE_OPTION,
+    PRESET_BY_INPUT_HELP,
     check_input_options,
     cli,
     input_options,
@@ -33,7 +34,7 @@ _JOB_OPTIONS = [
         show_default=True,
         help="Working directory for versions, runs, reports.",
     ),
-    with_config,
+    with_config(preset_help=PRESET_BY_INPUT_HELP),
     field_options(
         JobOptions,
         "method",
