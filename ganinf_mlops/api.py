@@ -80,17 +80,34 @@ def prepare(
     preset: str | Preset = "default",
     params: PathLike | None = None,
     force: bool = False,
+    path: PathLike | None = None,
+    eval_path: PathLike | None = None,
+    label_column: str | None = None,
     **data_params: Any,
 ) -> DatasetVersion:
     """Write a raw dataset version and return it.
 
     From arrays (`x` [N, d] vectors or [N, C, H, W] images, optional labels `y`): without
     `x_eval`, a random `eval_frac` of the rows (seeded) is held out as the evaluation set; the
-    split is recorded in the manifest's params. Without arrays: the named `dataset` (default: the
-    preset's), with the preset's data parameters updated by `data_params`.
+    split is recorded in the manifest's params. From a file `path` (as `ganinf prepare --input`:
+    an .npz of vectors or images, or a CSV/Parquet table with its `label_column`; `eval_path` a
+    trusted evaluation set in the same format, else `eval_frac` of the rows held out with
+    `seed`). Otherwise: the named `dataset` (default: the preset's), with the preset's data
+    parameters updated by `data_params`.
     """
+    from ganinf_mlops.data.inputs import input_data
     from ganinf_mlops.data.version import create_raw_version, write_version
 
+    if path is not None:
+        if x is not None or dataset is not None:
+            raise ConfigError("give a file (path=...), arrays (x=...) or a dataset, one of them")
+        name, kwargs = input_data(
+            path, eval_path=eval_path, label_column=label_column, eval_frac=eval_frac,
+            seed=seed, **data_params,
+        )  # fmt: skip
+        return create_raw_version(out, name, force=force, **kwargs)
+    if eval_path is not None or label_column is not None:
+        raise ConfigError("eval_path and label_column go with a file: path=...")
     if x is None:
         cfg = config(preset, params)
         name = dataset or cfg.dataset

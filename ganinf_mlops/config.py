@@ -310,6 +310,7 @@ ADDED_FIELDS = frozenset(
         ("GanConfig", "reject_embedding"),
         ("GanConfig", "r1"),
         ("JobOptions", "average_order"),
+        ("ClassifierModelConfig", "standardize"),
     }
 )
 

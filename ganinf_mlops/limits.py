@@ -18,6 +18,7 @@ LIMITS: dict[str, int] = {
     "params_bytes": 1_000_000,  # a params file is a page of settings, not data
     "nesting": 64,  # JSON/YAML depth; ours nest 4 deep
     "npz_bytes": 0,  # the arrays of one .npz, decompressed: half this machine's memory (below)
+    "table_bytes": 1 << 30,  # a CSV or Parquet file (pandas holds several times its size)
     "classes": 10_000,  # class labels of images_npz (a label of 1e9 is a 1e9-way output layer)
     # training
     "steps": 10**8,

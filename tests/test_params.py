@@ -56,7 +56,7 @@ def test_each_problem_kind_writes_only_its_own_fields():
         "model", "d_optim", "g_optim", "update", "reject_threshold", "reject_embedding", "r1"
     }  # fmt: skip
     assert set(clf) - shared == {"model", "optim"}
-    assert set(clf["model"]) == {"arch", "hidden", "bias", "activation"}
+    assert set(clf["model"]) == {"arch", "hidden", "bias", "activation", "standardize"}
 
 
 def test_a_classifier_written_in_the_gan_shaped_layout_still_reads():

@@ -23,6 +23,7 @@ SMALL = {
     "gaussian2d": {"n": 40, "n_eval": 20},
     "digits": {"n_eval": 30, "train_size": 60},
     "mnist_sample": {"n_eval": 30, "train_size": 60},
+    "wine": {"n_eval": 30, "train_size": 60},
 }
 
 

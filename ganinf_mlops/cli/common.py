@@ -20,7 +20,15 @@ EXISTING_DIR = InputPath(exists=True, file_okay=False, path_type=Path)
 FORCE_OPTION = click.option("--force", is_flag=True, help="Replace the output if it exists.")
 
 
-def config_options(f):
+PRESET_HELP = "Named configuration that supplies the defaults."
+# run/loop: with --input and no --preset/--params, the file's kind picks the preset.
+PRESET_BY_INPUT_HELP = (
+    "Named configuration that supplies the defaults (with --input and no --preset/--params: "
+    "default for vectors, tabular for labelled vectors, an image preset for images)."
+)
+
+
+def config_options(f, preset_help: str = PRESET_HELP):
     """--preset NAME and --params FILE: where every default of the command comes from."""
     f = click.option(
         "--params",
@@ -33,8 +41,42 @@ def config_options(f):
         type=click.Choice(PRESETS.names()),
         default="default",
         show_default=True,
-        help="Named configuration that supplies the defaults.",
+        help=preset_help,
     )(f)
+
+
+def input_options(f):
+    """--input FILE, --eval-input FILE and --label-column NAME: a user's own data file
+    (`data.inputs.input_data`)."""
+    f = click.option(
+        "--label-column",
+        metavar="NAME",
+        help="The class-label column of a CSV/Parquet --input (integers or text, text mapped to "
+        "0..C-1 in sorted order); every other column is a numeric feature.",
+    )(f)
+    f = click.option(
+        "--eval-input",
+        "eval_path",
+        type=InputPath(exists=True, dir_okay=False, path_type=Path),
+        help="A trusted evaluation set in the format of --input: the same feature columns or "
+        "shape, labels iff --input has them (default: hold out 20% of --input, seed 0).",
+    )(f)
+    return click.option(
+        "--input",
+        "input_path",
+        type=InputPath(exists=True, dir_okay=False, path_type=Path),
+        help="Your data: an .npz (x [N, d] vectors, optional y [N] integer labels; or x [N, H, "
+        "W] / [N, C, H, W] images), or a .csv/.parquet table. What it holds picks the source "
+        "and, in run/loop without --preset/--params, the preset.",
+    )(f)
+
+
+def check_input_options(
+    input_path: Path | None, eval_path: Path | None, label_column: str | None
+) -> None:
+    if input_path is None and (eval_path is not None or label_column is not None):
+        given = "--eval-input" if eval_path is not None else "--label-column"
+        raise ConfigError(f"{given} goes with --input FILE")
 
 
 def load_config(preset: str, params_file: Path | None) -> Preset:

@@ -10,9 +10,11 @@ from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     EXISTING_DIR,
     FORCE_OPTION,
+    check_input_options,
     check_new_output,
     cli,
     config_options,
+    input_options,
     load_config,
     make_observer,
     parse_key_values,
@@ -25,21 +27,17 @@ from ganinf_mlops.data.datasets import DATASETS
 from ganinf_mlops.errors import ConfigError
 
 _FROM_JOB = "the config's job.{name}"
+FILE_SOURCES = ("npz", "images_npz", "table")  # the sources that read a user's file
 
 
 @cli.command()
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS.names()),
-    help="Data source: a generator, or 'npz' for --input (default: the config's).",
+    help="Data source: a generator, or one that reads --input (default: the config's, or the "
+    "one that reads --input).",
 )
-@click.option(
-    "--input",
-    "input_path",
-    type=InputPath(path_type=Path),
-    help="The .npz file of --dataset npz (key 'x' [N, d]; optional 'x_eval', 'ids') or "
-    "images_npz (key 'x' [N, H, W] or [N, C, H, W]; optional 'y', 'x_eval', 'y_eval', 'ids').",
-)
+@input_options
 @click.option(
     "--out",
     required=True,
@@ -52,13 +50,16 @@ _FROM_JOB = "the config's job.{name}"
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a generator parameter, e.g. --param n=500 --param anomaly_frac=0.05.",
+    help="Override a source parameter, e.g. --param n=500 --param anomaly_frac=0.05, or "
+    "--param eval_frac=0.1 --param seed=3 for --input.",
 )
 @tracking_options
 @FORCE_OPTION
 def prepare(
     dataset: str | None,
     input_path: Path | None,
+    eval_path: Path | None,
+    label_column: str | None,
     out: Path,
     preset: str,
     params_file: Path | None,
@@ -68,21 +69,37 @@ def prepare(
     force: bool,
 ) -> None:
     """Write a raw dataset version (data.npz + manifest.json with its content digest)."""
+    from ganinf_mlops.data.inputs import input_data
     from ganinf_mlops.data.version import create_raw_version
 
-    cfg = load_config(preset, params_file)
-    dataset = dataset or cfg.dataset
-    kwargs = dict(cfg.data_params) if dataset == cfg.dataset else {}
-    if dataset in ("npz", "images_npz"):
-        if input_path is None:
-            raise ConfigError(f"--dataset {dataset} needs --input FILE.npz")
-        kwargs["path"] = str(input_path)
-    kwargs.update(parse_key_values(params))
+    check_input_options(input_path, eval_path, label_column)
+    overrides = parse_key_values(params)
+    if input_path is not None:
+        # The file's data replaces the config's; its format picks the source.
+        name, kwargs = input_data(
+            input_path, eval_path=eval_path, label_column=label_column, **overrides
+        )
+        if dataset is not None and dataset != name:
+            raise ConfigError(
+                f"--dataset {dataset} does not read {input_path}: source {name!r} does (leave "
+                "--dataset out)"
+            )
+        dataset = name
+    else:
+        cfg = load_config(preset, params_file)
+        dataset = dataset or cfg.dataset
+        kwargs = dict(cfg.data_params) if dataset == cfg.dataset else {}
+        kwargs.update(overrides)
+        if dataset in FILE_SOURCES and "path" not in kwargs:
+            raise ConfigError(f"--dataset {dataset} needs --input FILE")
     obs = make_observer(tracking, experiment)
     with obs.stage("prepare"):
         version = create_raw_version(out, dataset, force=force, **kwargs)
         obs.prepared(version)
     click.echo(output.version_line(version))
+    split = output.split_line(version.n, version.manifest.n_eval, version.manifest.params)
+    if split:
+        click.echo(split)
 
 
 @cli.command()

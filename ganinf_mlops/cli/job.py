@@ -11,7 +11,10 @@ import click
 from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     FORCE_OPTION,
+    PRESET_BY_INPUT_HELP,
+    check_input_options,
     cli,
+    input_options,
     make_observer,
     progress,
     tracking_options,
@@ -23,6 +26,7 @@ from ganinf_mlops.influence.methods import METHODS
 
 # Every job option may be given as "" (MLproject's default): the config's value then applies.
 _JOB_OPTIONS = [
+    input_options,
     click.option(
         "--out",
         type=OutputPath(path_type=Path),
@@ -30,7 +34,7 @@ _JOB_OPTIONS = [
         show_default=True,
         help="Working directory for versions, runs, reports.",
     ),
-    with_config,
+    with_config(preset_help=PRESET_BY_INPUT_HELP),
     field_options(
         JobOptions,
         "method",
@@ -69,7 +73,19 @@ def _job_command(f):
     return f
 
 
+def _given_config() -> bool:
+    """Whether the user named the config (--preset or --params), rather than taking the default."""
+    ctx = click.get_current_context()
+    return (
+        ctx.params.get("params_file") is not None
+        or ctx.get_parameter_source("preset") is not click.core.ParameterSource.DEFAULT
+    )
+
+
 def _run_loop(
+    input_path: Path | None,
+    eval_path: Path | None,
+    label_column: str | None,
     out: Path,
     config: Preset,
     tracking: bool,
@@ -81,6 +97,17 @@ def _run_loop(
     from ganinf_mlops.layout import JobLayout
     from ganinf_mlops.pipeline import run_job
 
+    check_input_options(input_path, eval_path, label_column)
+    if input_path is not None:
+        from ganinf_mlops.data.inputs import read_input
+        from ganinf_mlops.preset_choice import preset_for_input
+
+        # Read and checked in full here: a bad file is refused before --out is created.
+        user = read_input(input_path, eval_path=eval_path, label_column=label_column)
+        config = preset_for_input(user, config if _given_config() else None)
+        raw = user.raw
+        click.echo(f"{user.path}: {user.kind}, preset {config.name}")
+        click.echo(output.split_line(raw.x.shape[0], raw.x_eval.shape[0], raw.params))
     cfg = dataclasses.replace(config, job=overrides(config.job, job))
     obs = make_observer(tracking, experiment)
     summary = run_job(out, cfg, observer=obs, force=force, progress=progress(), resume=resume)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ganinf_mlops.cli.common import BlankOr, config_options, load_config
+from ganinf_mlops.cli.common import PRESET_HELP, BlankOr, config_options, load_config
 
 C = TypeVar("C")
 Changes = dict[str, Any]  # the fields a command was given, by name (None: not given)
@@ -135,12 +135,14 @@ def _click_type(kind: Any, meta: Mapping[str, Any], f: dataclasses.Field, cls: t
     raise TypeError(f"{cls.__name__}.{f.name}: no click option for type {kind!r}")
 
 
-def with_config(f: Callable[..., Any]) -> Callable[..., Any]:
+def with_config(f: Callable[..., Any] | None = None, *, preset_help: str = PRESET_HELP) -> Any:
     """`--preset` and `--params` (`common.config_options`), handing the command the loaded
-    config as `config` (a `Preset`)."""
+    config as `config` (a `Preset`); `with_config(preset_help=...)` words --preset's help."""
+    if f is None:
+        return functools.partial(with_config, preset_help=preset_help)
 
     @functools.wraps(f)
     def command(preset: str, params_file: Path | None, **kwargs: Any) -> Any:
         return f(config=load_config(preset, params_file), **kwargs)
 
-    return config_options(command)
+    return config_options(command, preset_help)

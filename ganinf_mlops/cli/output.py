@@ -22,6 +22,21 @@ def version_line(version: DatasetVersion) -> str:
     return f"{version.path}  {version.n} instances  digest {version.digest}"
 
 
+def split_line(n_train: int, n_eval: int, params: dict[str, Any]) -> str | None:
+    """Where the evaluation set of a user's file came from (None for generated data)."""
+    source = params.get("eval_source")
+    if source == "split":
+        return (
+            f"{n_train} train / {n_eval} held out for evaluation "
+            f"({params['eval_frac'] * 100:g}%, seed {params['seed']})"
+        )
+    if source == "eval_file":
+        return f"{n_train} train / {n_eval} evaluation rows from {params['eval_path']}"
+    if source == "file":
+        return f"{n_train} train / {n_eval} evaluation rows from {params['path']} (x_eval)"
+    return None
+
+
 def cleansed_line(version: DatasetVersion) -> str:
     m = version.manifest
     return (

@@ -228,6 +228,37 @@ def _key(name: str) -> str:
     return name[:-4] if name.endswith(".npy") else name
 
 
+def _read_header(fh: Any, what: str, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of the .npy stream `fh`, read from its header alone."""
+    try:
+        major, _ = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        return read_header(fh)
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:
+        raise DataError(f"{what}: array {key!r} has a malformed .npy header ({e})") from None
+
+
+def npz_shape(path: Path, key: str, what: str) -> tuple[int, ...] | None:
+    """The shape array `key` of the .npz `path` declares (None when absent), from its .npy
+    header alone: what tells vectors from images before the file is loaded."""
+    check_regular(path, what, DataError, missing="is missing (not found)")
+    try:
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{what} is corrupt: not an .npz archive (not a zip file)")
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename == f"{key}.npy":
+                    with archive.open(info) as fh:
+                        return tuple(int(s) for s in _read_header(fh, what, key)[0])
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise DataError(f"{what} is corrupt or unreadable: {e}") from None
+    return None
+
+
 def _read_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, what: str, budget: int
 ) -> np.ndarray:
@@ -236,16 +267,7 @@ def _read_member(
     if not info.filename.endswith(".npy"):
         raise DataError(f"{what}: member {info.filename!r} is not an .npy array")
     with archive.open(info) as fh:
-        try:
-            major, _ = np.lib.format.read_magic(fh)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(fh)
-        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:
-            raise DataError(f"{what}: array {key!r} has a malformed .npy header ({e})") from None
+        shape, fortran, dtype = _read_header(fh, what, key)
         if dtype.hasobject:
             raise DataError(f"{what}: array {key!r} holds pickled (object) data: not loaded")
         declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
@@ -276,13 +298,116 @@ def _read_member(
     return arr
 
 
-@DATASETS.register("npz")
-def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
-    """User data from an `.npz` with `x` [N, d], optional `x_eval` [M, d] and optional `ids` [N].
+def as_class_labels(name: str, arr: np.ndarray, n: int, where: str) -> np.ndarray:
+    """`arr` as int64 class labels: [n] non-negative whole numbers (integers, or floats holding
+    whole numbers, as a CSV with a missing value turns a column into floats), under the classes
+    limit; else a DataError naming `where` and the key `name`."""
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise DataError(
+            f"{where}: '{name}' expected shape ({n},), one label per row of 'x', got {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            bad = arr[~whole][0].item()
+            raise DataError(f"{where}: '{name}' must hold integer class labels, found {bad}")
+    elif arr.dtype.kind not in "biu":
+        raise DataError(f"{where}: '{name}' must hold integer class labels, got dtype {arr.dtype}")
+    if n and arr.min() < 0:
+        raise DataError(
+            f"{where}: '{name}' must hold non-negative class labels, found {arr.min().item()}"
+        )
+    top = limit("classes")
+    if n and arr.max() >= top:
+        raise DataError(
+            f"{where}: '{name}' holds label {int(arr.max()):,}, above the limit {top:,} classes "
+            f"(raise it with {env_name('classes')})"
+        )
+    return arr.astype(np.int64)
 
-    Without `x_eval`, a random `eval_frac` of the rows (at least one) is held out for evaluation;
-    the remaining rows keep their file order. Without `ids`, the ids are the row numbers in the
-    file, so removed instances can always be traced back to the user's rows.
+
+def check_eval_frac(eval_frac: object) -> float:
+    if isinstance(eval_frac, bool) or not (
+        isinstance(eval_frac, int | float) and 0.0 < eval_frac < 1.0
+    ):
+        raise ConfigError(f"eval_frac must be in (0, 1), got {eval_frac!r}")
+    return float(eval_frac)
+
+
+def holdout(n: int, eval_frac: object, seed: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, evaluation rows), each in file order: a seeded random `eval_frac` of the
+    `n` rows, at least one, is held out. `what` names the data in the error of too few rows."""
+    eval_frac = check_eval_frac(eval_frac)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    n_eval = max(1, round_half_up(eval_frac * n))
+    if n_eval >= n:
+        raise DataError(f"{what}: {n} rows are too few to hold out eval_frac={eval_frac}")
+    perm = np.random.default_rng(int(seed)).permutation(n)
+    return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
+
+
+def split_params(eval_frac: float, seed: int) -> dict[str, Any]:
+    """What the manifest records of a held-out split (`holdout`)."""
+    return {"eval_source": "split", "eval_frac": float(eval_frac), "seed": int(seed)}
+
+
+def eval_file_params(eval_path: Path) -> dict[str, Any]:
+    """What the manifest records of an evaluation set given as a file of its own."""
+    return {
+        "eval_source": "eval_file",
+        "eval_path": str(eval_path),
+        "eval_sha256": sha256_file(eval_path),
+    }
+
+
+def _npz_labels(arrays: dict[str, np.ndarray], key: str, n: int, path: Path) -> np.ndarray | None:
+    return as_class_labels(key, arrays[key], n, str(path)) if key in arrays else None
+
+
+def _eval_npz(
+    eval_path: Path, labelled: bool, as_x: Callable[[str, np.ndarray, Path], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`x` and (iff the input has labels) `y` of an evaluation .npz file; `as_x` checks `x`."""
+    arrays = load_npz(eval_path, f"evaluation file {eval_path}")
+    if "x" not in arrays:
+        found = ", ".join(sorted(arrays)) or "none"
+        raise DataError(f"{eval_path}: missing array 'x' (found: {found})")
+    x_eval = as_x("x", arrays["x"], eval_path)
+    if labelled != ("y" in arrays):
+        need = (
+            "needs labels 'y' since the input has them"
+            if labelled
+            else ("has labels 'y' but the input has none")
+        )
+        raise DataError(f"evaluation file {eval_path} {need}")
+    y_eval = _npz_labels(arrays, "y", x_eval.shape[0], eval_path)
+    return x_eval, y_eval
+
+
+def check_eval_columns(eval_path: Path, n_eval: int, path: Path, n: int, unit: str) -> None:
+    """The one error of an evaluation file whose rows do not match the input's."""
+    if n_eval != n:
+        raise DataError(
+            f"evaluation file {eval_path} has {n_eval} {unit} per row but the input {path} has {n}"
+        )
+
+
+@DATASETS.register("npz")
+def npz(
+    path: str | Path,
+    eval_frac: float = 0.2,
+    seed: int = 0,
+    eval_path: str | Path | None = None,
+) -> RawData:
+    """User data from an `.npz` with `x` [N, d], optional `y` [N] integer class labels, `x_eval`
+    [M, d] (with `y_eval` [M] when `y` is given) and `ids` [N].
+
+    The evaluation set: `x_eval` from the file, else the `x` (and `y`) of the file `eval_path`,
+    else a random `eval_frac` of the rows (at least one, seeded), the remaining rows in their
+    file order. Without `ids`, the ids are the row numbers in the file, so removed instances can
+    always be traced back to the user's rows.
     """
     path = Path(path).expanduser().resolve()
     arrays = load_npz(path, f"dataset file {path}")
@@ -291,29 +416,38 @@ def npz(path: str | Path, eval_frac: float = 0.2, seed: int = 0) -> RawData:
     x = _as_points("x", arrays["x"], path)
     n = x.shape[0]
     ids = _as_ids(arrays["ids"], n, path) if "ids" in arrays else None
+    y = _npz_labels(arrays, "y", n, path)
+    if "y_eval" in arrays and (y is None or "x_eval" not in arrays):
+        raise DataError(f"{path}: 'y_eval' needs both 'x_eval' and 'y'")
 
     params: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
     if "x_eval" in arrays:
+        if eval_path is not None:
+            raise ConfigError(f"{path} holds 'x_eval' already: give it or an evaluation file")
         x_eval = _as_points("x_eval", arrays["x_eval"], path)
         if x_eval.shape[1] != x.shape[1]:
             raise DataError(
                 f"{path}: 'x_eval' has {x_eval.shape[1]} columns but 'x' has {x.shape[1]}"
             )
+        if y is not None and "y_eval" not in arrays:
+            raise DataError(f"{path}: 'x_eval' needs labels 'y_eval' since 'x' has 'y'")
+        y_eval = _npz_labels(arrays, "y_eval", x_eval.shape[0], path)
         params["eval_source"] = "file"
+    elif eval_path is not None:
+        eval_path = Path(eval_path).expanduser().resolve()
+        x_eval, y_eval = _eval_npz(eval_path, y is not None, _as_points)
+        check_eval_columns(eval_path, x_eval.shape[1], path, x.shape[1], "features")
+        params.update(eval_file_params(eval_path))
     else:
-        if not (isinstance(eval_frac, int | float) and 0.0 < eval_frac < 1.0):
-            raise ConfigError(f"eval_frac must be in (0, 1), got {eval_frac!r}")
-        n_eval = max(1, round_half_up(eval_frac * n))
-        if n_eval >= n:
-            raise DataError(f"{path}: {n} rows are too few to hold out eval_frac={eval_frac}")
-        perm = np.random.default_rng(seed).permutation(n)
-        eval_idx = np.sort(perm[:n_eval])
-        train_idx = np.sort(perm[n_eval:])
+        train_idx, eval_idx = holdout(n, eval_frac, seed, str(path))
         x_eval, x = x[eval_idx], x[train_idx]
+        y_eval, y = (None, None) if y is None else (y[eval_idx], y[train_idx])
         ids = train_idx.astype(np.int64) if ids is None else ids[train_idx]
-        params.update(eval_source="split", eval_frac=float(eval_frac), seed=int(seed))
-    return RawData(x=x, x_eval=x_eval, is_anomaly=None, params=params, ids=ids)
+        params.update(split_params(eval_frac, seed))
+    return RawData(x=x, x_eval=x_eval, is_anomaly=None, params=params, ids=ids, y=y, y_eval=y_eval)
 
 
-# Registers the image datasets; at the bottom because images.py imports this module's names.
+# Registers the image and table datasets; at the bottom because they import this module's names.
 from ganinf_mlops.data import images as _images  # noqa: E402, F401
+from ganinf_mlops.data import sklearn_tables as _sklearn_tables  # noqa: E402, F401
+from ganinf_mlops.data import tables as _tables  # noqa: E402, F401

@@ -25,16 +25,21 @@ from ganinf_mlops.data.datasets import (
     RawData,
     _as_ids,
     _check_count,
+    _eval_npz,
+    as_class_labels,
     check_finite,
+    eval_file_params,
     load_npz,
     round_half_up,
 )
 from ganinf_mlops.data.manifest import IMAGE_CHANNELS
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.limits import env_name, limit
 
 N_DIGIT_CLASSES = 10
+# The image shape (C, H, W) of the sources that ship or read fixed images, by source name: what
+# a preset built on one of them expects of a user's images.
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist_sample": (1, 28, 28), "mnist": (1, 28, 28)}
 # What torchvision's MNIST reads: uncompressed idx files under <root>/MNIST/raw.
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -416,22 +421,6 @@ def _as_images(name: str, arr: np.ndarray, path: Path) -> np.ndarray:
     return out
 
 
-def _as_labels(name: str, arr: np.ndarray, n: int, path: Path) -> np.ndarray:
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise DataError(
-            f"{path}: '{name}' expected shape ({n},), one label per image, got {arr.shape}"
-        )
-    if arr.dtype.kind not in "iu" or (n and int(arr.min()) < 0):
-        raise DataError(f"{path}: '{name}' must hold non-negative integer class labels")
-    top = limit("classes")
-    if n and int(arr.max()) >= top:
-        raise DataError(
-            f"{path}: '{name}' holds label {int(arr.max()):,}, above the limit {top:,} classes "
-            f"(raise it with {env_name('classes')})"
-        )
-    return arr.astype(np.int64)
-
-
 @DATASETS.register("images_npz")
 def images_npz(
     path: str | Path,
@@ -442,12 +431,14 @@ def images_npz(
     corrupt_class: int | None = None,
     corrupt_frac: float = 0.0,
     label_noise: float = 0.0,
+    eval_path: str | Path | None = None,
 ) -> RawData:
     """User images from an `.npz`: `x`, optional `y`, `x_eval` (+ `y_eval` with `y`) and `ids`.
 
     Images are [N, H, W] or [N, C, H, W] (C 1 or 3), uint8 0..255 or float already in [-1, 1].
-    Without `x_eval` a random `eval_frac` of the rows (at least one) is held out. Without `ids`,
-    the ids are the row numbers in the file. Labels may be any non-negative integers.
+    Without `x_eval`, the `x` (and `y`) of the file `eval_path` are the evaluation set, else a
+    random `eval_frac` of the rows (at least one) is held out. Without `ids`, the ids are the row
+    numbers in the file. Labels may be any non-negative integers.
     """
     c = corruption(
         classes, noise_frac, corrupt_class, corrupt_frac, n_classes=None, label_noise=label_noise
@@ -460,7 +451,7 @@ def images_npz(
     x = _as_images("x", arrays["x"], path)
     n = x.shape[0]
     ids = _as_ids(arrays["ids"], n, path) if "ids" in arrays else np.arange(n, dtype=np.int64)
-    y = _as_labels("y", arrays["y"], n, path) if "y" in arrays else None
+    y = as_class_labels("y", arrays["y"], n, str(path)) if "y" in arrays else None
     if ("y_eval" in arrays) and (y is None or "x_eval" not in arrays):
         raise DataError(f"{path}: 'y_eval' needs both 'x_eval' and 'y'")
     if (c.classes is not None or c.corrupt_class is not None or c.label_noise) and y is None:
@@ -470,6 +461,8 @@ def images_npz(
 
     params: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
     if "x_eval" in arrays:
+        if eval_path is not None:
+            raise ConfigError(f"{path} holds 'x_eval' already: give it or an evaluation file")
         x_eval = _as_images("x_eval", arrays["x_eval"], path)
         if x_eval.shape[1:] != x.shape[1:]:
             raise DataError(
@@ -479,10 +472,21 @@ def images_npz(
         if y is not None:
             if "y_eval" not in arrays:
                 raise DataError(f"{path}: 'x_eval' needs labels 'y_eval' since 'x' has 'y'")
-            y_eval = _as_labels("y_eval", arrays["y_eval"], x_eval.shape[0], path)
+            y_eval = as_class_labels("y_eval", arrays["y_eval"], x_eval.shape[0], str(path))
         train = _Pool(x=x, y=y, ids=ids)
         eval_ = _Pool(x=x_eval, y=y_eval, ids=np.arange(x_eval.shape[0], dtype=np.int64))
         params["eval_source"] = "file"
+    elif eval_path is not None:
+        eval_path = Path(eval_path).expanduser().resolve()
+        x_eval, y_eval = _eval_npz(eval_path, y is not None, _as_images)
+        if x_eval.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"evaluation file {eval_path} has images of shape {x_eval.shape[1:]} but the "
+                f"input {path} has {x.shape[1:]}"
+            )
+        train = _Pool(x=x, y=y, ids=ids)
+        eval_ = _Pool(x=x_eval, y=y_eval, ids=np.arange(x_eval.shape[0], dtype=np.int64))
+        params.update(eval_file_params(eval_path))
     else:
         if isinstance(eval_frac, bool) or not (
             isinstance(eval_frac, int | float) and 0.0 < eval_frac < 1.0

@@ -76,6 +76,8 @@ class Problem(ABC):
     result_names: tuple[str, ...] = ()
     # Names of the losses `step()` returns as aux (losses.csv columns, MLflow step metrics).
     loss_names: tuple[str, ...] = ()
+    # Whether it learns class labels (y, y_eval): checked against a user's file before a job.
+    needs_labels: bool = False
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ from ganinf_mlops.limits import check_widths, env_name, limit
 from ganinf_mlops.metrics.specs import Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.models.blocks import ACTIVATIONS
+from ganinf_mlops.models.classifiers import Standardize, input_stats
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS
 from ganinf_mlops.problems.base import Problem, State, Target
@@ -47,12 +48,14 @@ _GAN_ONLY = ("g_optim", "update", "reject_threshold", "reject_embedding", "r1")
 @dataclass(frozen=True)
 class ClassifierModelConfig:
     """The network: `arch` names a builder in `models.CLASSIFIER_MODELS`; `hidden` are the layer
-    widths of arch "mlp"."""
+    widths of arch "mlp". `standardize` puts a fixed input layer in front of it, (x - mean) / std
+    with the training set's per-feature statistics (tables: columns of very different scales)."""
 
     arch: str = "logreg"
     hidden: tuple[int, ...] = (64, 64)
     bias: bool = False
     activation: str = "relu"
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         CLASSIFIER_MODELS.check(self.arch)
@@ -130,6 +133,7 @@ class ClassifierProblem(Problem):
     target_names = (keys.VAL_LOSS,)
     result_names = (keys.VAL_LOSS, keys.VAL_ACCURACY, keys.TEST_LOSS, keys.TEST_ACCURACY)
     loss_names = ("train_loss",)
+    needs_labels = True
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
         super().__init__(cfg, metric, x, x_eval, schedule, y, y_eval)
@@ -151,25 +155,34 @@ class ClassifierProblem(Problem):
                 f"largest label is {self.n_classes - 1}"
             )
         build = CLASSIFIER_MODELS.get(cfg.model.arch)
-        self.net = build(
+        net = build(
             cfg.model, tuple(self.x.shape[1:]), self.n_classes, cfg.seed, self.dtype, self.device
         )
+        if cfg.model.standardize:
+            # Statistics of this version's training instances (a cleansed version: of what
+            # remains). They are state too ("c_input", carried unchanged by every step), so each
+            # checkpoint holds the whole model and a reloaded run uses the recorded statistics.
+            net = torch.nn.Sequential(Standardize(*input_stats(self.x)), net)
+        self.net = net
         self.x_val, self.y_val = self.x_eval[0::2], self.y_eval[0::2]
         self.x_test, self.y_test = self.x_eval[1::2], self.y_eval[1::2]
         net, opt_cfg = self.net, cfg.optim
 
-        def batch_loss(p, w, x, y):
-            return (
-                w * F.cross_entropy(functional_call(net, p, (x,)), y, reduction="none")
-            ).sum() / (x.shape[0])
+        def batch_loss(p, fixed, w, x, y):
+            logits = functional_call(net, {**p, **fixed}, (x,))
+            return (w * F.cross_entropy(logits, y, reduction="none")).sum() / (x.shape[0])
 
         loss_grad = grad_and_value(batch_loss)
 
         def step(state: State, w: torch.Tensor, data: tuple[torch.Tensor, ...], t: int):
             x, y = data
-            g, loss = loss_grad(state["c"], w, x, y)
+            fixed = state.get("c_input", {})
+            g, loss = loss_grad(state["c"], fixed, w, x, y)
             p, opt = optim.update(opt_cfg, state["c"], g, state["c_opt"], t)
-            return {"c": p, "c_opt": opt}, (loss.detach(),)
+            new = {"c": p, "c_opt": opt}
+            if "c_input" in state:
+                new["c_input"] = fixed
+            return new, (loss.detach(),)
 
         self._step = step
 
@@ -182,10 +195,13 @@ class ClassifierProblem(Problem):
 
     def initial_state(self) -> State:
         p = params_of(self.net)
-        return {"c": p, "c_opt": optim.init_state(self.cfg.optim, p)}
+        state: State = {"c": p, "c_opt": optim.init_state(self.cfg.optim, p)}
+        if self.cfg.model.standardize:
+            state["c_input"] = {k: v.detach().clone() for k, v in self.net.named_buffers()}
+        return state
 
     def logits(self, state: State, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.net, state["c"], (x,))
+        return functional_call(self.net, {**state["c"], **state.get("c_input", {})}, (x,))
 
     def targets(self) -> dict[str, Target]:
         x_val, y_val = self.x_val, self.y_val
