@@ -255,11 +255,38 @@ def test_an_ensemble_keeps_its_members_as_an_output_of_the_influence_stage(proje
         member = read_json(d / "runs" / f"{parent}-members" / "seed1" / "meta.json")
         assert member["train"]["seed"] == params["train"]["seed"] + 1
     assert run(d, "git", "check-ignore", "runs/raw-members").strip() == "runs/raw-members"
+    _ci_recipe_gates_on_the_stage_scores(d)
 
     run(d, "git", "checkout", "--", ".")  # params, dvc.lock, metrics and plots
     dvc(d, "checkout")
     assert [p.name for p in (d / "runs" / "raw-members").iterdir()] == []
     assert "Data and pipelines are up to date" in dvc(d, "status")
+
+
+def ci_recipe_steps() -> list[str]:
+    """The `run:` steps of the GitHub Actions recipe in docs/how-to/gate.md."""
+    text = (ROOT / "docs" / "how-to" / "gate.md").read_text()
+    block = re.search(r"<!-- ci-recipe -->\n```yaml\n(.*?)```", text, re.S)
+    assert block, "docs/how-to/gate.md lost its ci-recipe block"
+    steps = yaml.safe_load(block.group(1))["jobs"]["gate"]["steps"]
+    return [s["run"] for s in steps if "run" in s]
+
+
+def _ci_recipe_gates_on_the_stage_scores(d: Path) -> None:
+    """The recipe's `dvc repro` and `ganinf gate` steps, as written, on an ensemble's project:
+    nothing is rerun, and the gate judges the influence stage's own scores (exit 0 or 1)."""
+    steps = [s for s in ci_recipe_steps() if s.startswith(("dvc repro", "ganinf gate"))]
+    assert [s.split()[:2] for s in steps] == [["dvc", "repro"], ["ganinf", "gate"]]
+    assert "Data and pipelines are up to date" in run(d, "bash", "-c", steps[0])
+    proc = subprocess.run(
+        ["bash", "-c", steps[1]], cwd=d, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    report = read_json(d / "gate.json")
+    assert report["passed"] == (proc.returncode == 0)
+    assert report["set"]["n_members"] == 2 and report["max_set"] == 10  # 5% of 200
+    assert not list((d / "runs").glob("raw-seed*"))  # nothing scored (or trained) again
+    (d / "gate.json").unlink()
 
 
 def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
