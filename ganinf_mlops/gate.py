@@ -12,6 +12,7 @@ Any of them may be combined; the gate passes when every check given passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.plan import Plan
 
 if TYPE_CHECKING:
     from ganinf_mlops.data.version import DatasetVersion
@@ -98,15 +100,19 @@ def gate_table(
     method: str,
     seed: int,
     progress: bool,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> ScoreTable:
     """The scores a gate judges: the table in `scores` (refused unless it is of `version` and
-    of `run`), else `run` scored alone with `method`."""
-    from ganinf_mlops.influence.methods import score
+    of `run`), else `run` scored alone with `method` (its plan handed to `on_plan` first)."""
+    from ganinf_mlops.influence.methods import score, scoring_plan_of
     from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.influence.scores import read_scores
 
     if scores is None:
-        return score(run, version, ScoringOptions(method, seed=seed, progress=progress))
+        options = ScoringOptions(method, seed=seed, progress=progress)
+        if on_plan is not None:
+            on_plan(scoring_plan_of(run, options))
+        return score(run, version, options)
     table = read_scores(scores)
     if table.dataset_digest != version.digest:
         raise ConfigError(f"scores {scores} are not of version {version.path}")

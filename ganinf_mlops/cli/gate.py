@@ -15,6 +15,7 @@ from ganinf_mlops.cli.common import (
     check_new_output,
     cli,
     config_options,
+    info,
     load_config,
     make_observer,
     progress,
@@ -40,7 +41,8 @@ from ganinf_mlops.influence.methods import METHODS
 @click.option(
     "--method",
     type=click.Choice(METHODS.names()),
-    help="Scoring method (default: the config's job.method).",
+    help="Scoring method (default: the job.method the run was trained under; --preset/--params: "
+    "the config's).",
 )
 @click.option(
     "--max-harmful-frac",
@@ -85,6 +87,7 @@ def gate_cmd(
     force: bool,
 ) -> None:
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
+    from ganinf_mlops.cli.options import job_of_run
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
     from ganinf_mlops.io import write_json
@@ -93,18 +96,21 @@ def gate_cmd(
     # Every argument is checked before the (long) scoring.
     check_gate_options(threshold, max_harmful_frac, max_copying)
     check_new_output(report, force)
-    job = load_config(preset, params_file).job
+    scoring = threshold is not None or max_harmful_frac is not None
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     traj = RunDir(run)
+    config = load_config(preset, params_file)
+    # Scoring the run: its own job settings (method, seed), unless a config is given.
+    job = job_of_run(run, config) if scoring and scores is None else config.job
     traj.check_dataset(version.digest, f" than {data}")
     copying = None if max_copying is None else copying_report(traj.results(), max_copying)
     with obs.stage("gate", version):
         table = None
-        if threshold is not None or max_harmful_frac is not None:
+        if scoring:
             table = gate_table(
                 version, run, scores=scores, method=method or job.method, seed=job.seed,
-                progress=progress(),
+                progress=progress(), on_plan=info,
             )  # fmt: skip
         result = gate_result(
             table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac, data=data,

@@ -12,6 +12,7 @@ from ganinf_mlops.cli import output
 from ganinf_mlops.cli.common import (
     FORCE_OPTION,
     cli,
+    info,
     make_observer,
     progress,
     tracking_options,
@@ -83,7 +84,9 @@ def _run_loop(
 
     cfg = dataclasses.replace(config, job=overrides(config.job, job))
     obs = make_observer(tracking, experiment)
-    summary = run_job(out, cfg, observer=obs, force=force, progress=progress(), resume=resume)
+    summary = run_job(
+        out, cfg, observer=obs, force=force, progress=progress(), resume=resume, on_plan=info
+    )
     for line in output.job_lines(summary, str(JobLayout(out).summary)):
         click.echo(line)
     hint = obs.ui_hint()
