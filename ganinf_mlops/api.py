@@ -12,13 +12,15 @@ objects (dataset versions, run directories, pandas DataFrames, a gate report) an
     report = gi.gate(v1, gi.train(v1, "work/run1", preset="tiny"), max_harmful_frac=0.5)
 
 Every default comes from a preset (`preset="default"`) or a params file (`params=PATH`), as on
-the command line. Scoring an existing run scores that run alone unless `ensemble` asks for more:
-nothing trains behind the caller's back.
+the command line. Scoring an existing run uses the job settings it was trained under (its
+method, ensemble, last_epochs, ...) unless a preset or params file is given; what that will
+train is logged first (logger `ganinf_mlops.api`, INFO: one `plan: ...` line).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +35,12 @@ from ganinf_mlops.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ganinf_mlops.config import Preset
+    from ganinf_mlops.config import JobOptions, Preset
     from ganinf_mlops.data.version import DatasetVersion
     from ganinf_mlops.influence.scores import ScoreTable
     from ganinf_mlops.train.rundir import RunDir
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 SCORES_PATH = "scores_path"  # DataFrame.attrs key: the scores CSV a DataFrame was written to
@@ -161,7 +165,10 @@ def train(
     cfg = config(preset, params)
     version = _version(data)
     train_cfg = with_train_options(cfg.train, **options)
-    return RunDir(train_run(version, train_cfg, cfg.metric, out, force=force, progress=progress))
+    path = train_run(
+        version, train_cfg, cfg.metric, out, force=force, progress=progress, job=cfg.job
+    )
+    return RunDir(path)
 
 
 def _run_path(run: PathLike | RunDir) -> Path:
@@ -175,13 +182,15 @@ def influence(
     *,
     method: str | None = None,
     data: PathLike | DatasetVersion | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
     members: PathLike | None = None,
     last_epochs: int | None = None,
-    average_order: bool = False,
-    seed: int = 0,
+    average_order: bool | None = None,
+    seed: int | None = None,
     out: PathLike | None = None,
     progress: bool = False,
+    preset: str | Preset | None = None,
+    params: PathLike | None = None,
 ) -> pd.DataFrame:
     """Score every training instance of a run: a DataFrame, most harmful first, with columns
     `id`, `predicted_change` (first-order change of the metric if the instance were removed),
@@ -189,10 +198,14 @@ def influence(
     anomaly, where the version records them), `label` (labelled data) and `x0..x{d-1}`
     (vectors of up to 8 dimensions).
 
-    `method` defaults to the run's first target (e.g. ALL for a 2D GAN, FID for images, the
-    validation loss for a classifier). `ensemble` > 1 trains K - 1 seed siblings (into
-    `members`) and averages their influence. With `out`, the table is also written as a scores
-    CSV (what `cleanse` and `gate` take), and `DataFrame.attrs["scores_path"]` names it.
+    The options left out (None) take the job settings the run was trained under (its preset's
+    `job`: method, ensemble, last_epochs, average_order, seed), or those of `preset` / `params`
+    when given. A run trained before runs recorded them is scored alone with its first target
+    (e.g. ALL for a 2D GAN, FID for images, the validation loss for a classifier), said in a
+    logged note. `ensemble` > 1 trains the K - 1 seed siblings that are missing (into `members`)
+    and averages their influence: the plan is logged first. With `out`, the table is also
+    written as a scores CSV (what `cleanse` and `gate` take), and `DataFrame.attrs["scores_path"]`
+    names it.
     """
     from ganinf_mlops.influence.methods import score_run
     from ganinf_mlops.influence.options import ScoringOptions
@@ -205,17 +218,39 @@ def influence(
     version = _version(data if data is not None else rd.dataset_path)
     if out is not None:
         check_disjoint(out, path, version.path)
-    options = ScoringOptions(
-        method or _first_target(rd), ensemble=ensemble, last_epochs=last_epochs,
-        average_order=average_order, seed=seed, progress=progress,
-    )  # fmt: skip
-    table = score_run(path, version, options, members=members)
+    job = _job_of(rd, preset, params)
+    given = {
+        "method": method, "ensemble": ensemble, "last_epochs": last_epochs,
+        "average_order": average_order, "seed": seed,
+    }  # fmt: skip
+    changes = {k: v for k, v in given.items() if v is not None}
+    options = ScoringOptions.from_job(job, progress=progress, **changes)
+    table = score_run(path, version, options, members=members, on_plan=_log)
     if out is not None:
         write_scores(out, table)
     frame = scores_frame(table, version)
     if out is not None:
         frame.attrs[SCORES_PATH] = str(out)
     return frame
+
+
+def _log(message: object) -> None:
+    log.info("%s", message)
+
+
+def _job_of(run: RunDir, preset: str | Preset | None, params: PathLike | None) -> JobOptions:
+    """The job settings a call on an existing run uses (`influence.options.job_for_run`): the
+    given preset's or params file's, else the run's recorded ones, else (an older run) its
+    first target scored alone, with a logged note."""
+    from ganinf_mlops.config import JobOptions
+    from ganinf_mlops.influence.options import job_for_run
+
+    given = None if preset is None and params is None else config(preset or "default", params).job
+    fallback = JobOptions(method=_first_target(run))
+    job, note = job_for_run(run, given, fallback, "the defaults (its first target, one run)")
+    if note is not None:
+        log.info("%s", note)
+    return job
 
 
 def _first_target(run: RunDir) -> str:
@@ -310,16 +345,18 @@ def gate(
     method: str | None = None,
     max_harmful_frac: float | None = None,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
-    ensemble: int = 8,
+    ensemble: int | None = None,
     threshold: float | None = None,
     max_copying: float | None = None,
-    seed: int = 0,
-    progress: bool = False,
+    seed: int | None = None,
+    preset: str | Preset | None = None,
+    params: PathLike | None = None,
 ) -> GateReport:
     """The data-quality gate of `ganinf gate` on a version and its run. Unless `scores` are
-    given, the run is scored with `method` (default: its first target) over an `ensemble` of
-    runs differing in the training seed (its siblings trained beside it where missing): the set
-    check (`max_harmful_frac`) weighs a set against that ensemble's seed noise."""
+    given, the run is scored with `method` over an `ensemble` of runs differing in the training
+    seed (siblings trained beside it where missing; default: the job settings the run was
+    trained under, or of `preset` / `params`); the set check (`max_harmful_frac`) weighs a set
+    against that ensemble's seed noise."""
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
     from ganinf_mlops.influence.options import ScoringOptions
     from ganinf_mlops.train.rundir import RunDir
@@ -332,12 +369,19 @@ def gate(
     copying = None if max_copying is None else copying_report(rd.results(), max_copying)
     table = None
     if threshold is not None or max_harmful_frac is not None:
-        options = ScoringOptions(
-            method or _first_target(rd), ensemble=ensemble if max_harmful_frac else 1,
-            seed=seed, progress=progress,
+        # Scoring the run: its own job settings, unless a config is given (as `ganinf gate`).
+        job = (
+            _job_of(rd, preset, params)
+            if scores is None
+            else config(preset or "default", params).job
+        )
+        options = ScoringOptions.from_job(
+            job, method=method or job.method, seed=job.seed if seed is None else seed,
+            ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
+            progress=False,
         )  # fmt: skip
         scores_path = None if scores is None else _scores_path(scores)
-        table = gate_table(version, path, scores=scores_path, options=options)
+        table = gate_table(version, path, scores=scores_path, options=options, on_plan=_log)
     result = gate_result(
         table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac,
         min_agreement=min_agreement, data=version.path, run=path,
@@ -363,7 +407,7 @@ def run_job(
     cfg = config(preset, params)
     if job_options:
         cfg = dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, **job_options))
-    return run_pipeline(out, cfg, force=force, progress=progress, resume=resume)
+    return run_pipeline(out, cfg, force=force, progress=progress, resume=resume, on_plan=_log)
 
 
 __all__ = [

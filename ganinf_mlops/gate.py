@@ -17,6 +17,7 @@ Other checks, each optional; the gate passes when every check given passes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.evidence import evidence
 from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.plan import Plan
 
 if TYPE_CHECKING:
     from ganinf_mlops.data.version import DatasetVersion
@@ -169,14 +171,16 @@ def gate_table(
     *,
     scores: Path | None,
     options: ScoringOptions,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> ScoreTable:
     """The scores a gate judges: the table in `scores` (refused unless it is of `version` and
-    of `run`), else `run` scored with `options` (its seed siblings trained for an ensemble)."""
+    of `run`), else `run` scored with `options` (its seed siblings trained for an ensemble; the
+    plan handed to `on_plan` first)."""
     from ganinf_mlops.influence.methods import score_run
     from ganinf_mlops.influence.scores import read_scores
 
     if scores is None:
-        return score_run(run, version, options)
+        return score_run(run, version, options, on_plan=on_plan)
     table = read_scores(scores)
     if table.dataset_digest != version.digest:
         raise ConfigError(f"scores {scores} are not of version {version.path}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ganinf_mlops.errors import (
     OutputExistsError,
 )
 from ganinf_mlops.features.artifact import ensure_classifier
+from ganinf_mlops.influence.groups import n_group_replays
 from ganinf_mlops.influence.methods import METHODS, score_run
 from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.scores import read_scores, write_scores
@@ -41,6 +43,7 @@ from ganinf_mlops.io import changed_keys, read_json, write_json
 from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
+from ganinf_mlops.plan import Plan, job_plan
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
 from ganinf_mlops.train.rundir import RunDir
@@ -106,7 +109,7 @@ def _train(
         return path
     return train(
         version, cfg, preset.metric, path, replay=replay, force=force, progress=progress,
-        resume=resume and partial_dir(path).exists(),
+        resume=resume and partial_dir(path).exists(), job=preset.job,
     )  # fmt: skip
 
 
@@ -255,23 +258,48 @@ def run_job(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> dict[str, Any]:
     """Run the job (preset.job's method and iterations); return and write its summary.
 
     `resume` continues an interrupted job in `workdir` with the same configuration (recorded in
     `workdir/config.json`): what is on disk is checked and kept, the first unfinished step runs.
+    `on_plan` is handed the job's plan before it trains (counts), and again once the first run
+    is trained (the rest, timed by that training).
     """
     workdir, job, obs = Path(workdir), preset.job, observer or Observer()
     METHODS.check(job.method)
     with writing(workdir):  # one process per job: another is told so, not offered --resume
-        return _run_job(workdir, preset, obs, force=force, progress=progress, resume=resume)
+        return _run_job(
+            workdir, preset, obs, force=force, progress=progress, resume=resume,
+            on_plan=on_plan or (lambda plan: None),
+        )  # fmt: skip
+
+
+def _plan(preset: Preset, first: Path | None = None) -> Plan:
+    """The job's plan (`plan.job_plan`); after its `first` run, the rest, timed by it."""
+    job = preset.job
+    return job_plan(
+        job, predicts_change=METHODS.get(job.method).predicts_change,
+        group_replays=n_group_replays(job.group_subsets),
+        seconds_each=None if first is None else RunDir(first).train_seconds,
+        first=None if first is None else str(first),
+    )  # fmt: skip
 
 
 def _run_job(
-    workdir: Path, preset: Preset, obs: Observer, *, force: bool, progress: bool, resume: bool
+    workdir: Path,
+    preset: Preset,
+    obs: Observer,
+    *,
+    force: bool,
+    progress: bool,
+    resume: bool,
+    on_plan: Callable[[Plan], None],
 ) -> dict[str, Any]:
     job, layout = preset.job, JobLayout(workdir)
     _check_start(workdir, preset, force=force, resume=resume)
+    on_plan(_plan(preset))
     with obs.job(preset, workdir):
         # Iteration 0 prepares the raw version and trains the first run on it.
         with obs.iteration(0, None, job.method):
@@ -288,6 +316,7 @@ def _run_job(
                 raw, preset, layout.run(0), observer=obs, force=force, progress=progress,
                 resume=resume,
             )  # fmt: skip
+            on_plan(_plan(preset, runs[0]))
         version, run, replays = raw, runs[0], []
         extras: dict[str, dict[str, Any]] = {}
         stopped = None

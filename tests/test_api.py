@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -126,13 +127,42 @@ def test_the_docs_example_runs(tmp_path, monkeypatch, capsys):
 def test_an_ensemble_says_what_it_will_train_before_it_does(flow, tmp_path, caplog):
     import logging
 
-    with caplog.at_level(logging.INFO, logger="ganinf_mlops.train.trainer"):
+    def plans() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("plan: ")]
+
+    with caplog.at_level(logging.INFO, logger="ganinf_mlops"):
         two = gi.influence(flow["run"], ensemble=2, members=tmp_path / "m")
-    plan = [r.getMessage() for r in caplog.records if "seed sibling" in r.getMessage()]
-    assert len(plan) == 1 and "training 1 seed sibling(s)" in plan[0], plan
-    assert "--ensemble 1" in plan[0]
+    (plan,) = plans()
+    assert plan.startswith(f"plan: trains 1 seed sibling of {flow['run'].path} (")
+    assert "and 2 reverse passes; --ensemble 1 skips the siblings" in plan
+    # said before the sibling's training was
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.index(plan) < next(i for i, m in enumerate(messages) if "trained" in m)
     assert (tmp_path / "m" / "seed1" / "meta.json").is_file() and len(two) == flow["raw"].n
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="ganinf_mlops.train.trainer"):
-        gi.influence(flow["run"], ensemble=2, members=tmp_path / "m")  # reused: no plan
-    assert not [r for r in caplog.records if "seed sibling" in r.getMessage()]
+    with caplog.at_level(logging.INFO, logger="ganinf_mlops"):
+        gi.influence(flow["run"], ensemble=2, members=tmp_path / "m")  # reused: trains nothing
+    assert plans() == [f"plan: 2 reverse passes over {flow['run'].path} and its 1 seed "
+                       "siblings (kept); trains nothing"]  # fmt: skip
+
+
+def test_influence_uses_the_settings_the_run_was_trained_under(flow, tmp_path, caplog):
+    """The fixture's run recorded the tiny preset's job (method all, one run); a given preset
+    replaces it (default: fd, an ensemble of 8, here cut to one); a run without the record is
+    scored alone with its first target, said in a note."""
+    import logging
+
+    from ganinf_mlops.train.rundir import RunDir, rewrite_meta
+
+    assert flow["run"].recorded_job.method == "all" and flow["run"].recorded_job.ensemble == 1
+    default = gi.influence(flow["run"], preset="default", ensemble=1)
+    assert default.attrs["method"] == "fd"
+    old = tmp_path / "old"
+    shutil.copytree(flow["run"].path, old)
+    meta = dict(RunDir(old).meta)
+    meta.pop("job")
+    rewrite_meta(old, meta)
+    with caplog.at_level(logging.INFO, logger="ganinf_mlops"):
+        scores = gi.influence(old, data=flow["raw"])
+    assert scores.attrs["method"] == "all" and [p.name for p in tmp_path.iterdir()] == ["old"]
+    assert any("records no job settings" in r.getMessage() for r in caplog.records)

@@ -452,7 +452,20 @@ def test_an_ensemble_cleanse_records_its_members_agreement(tmp_path):
     from ganinf_mlops.influence.scores import read_scores
 
     preset = _preset(iterations=1, method="fd", ensemble=3)
-    summary = pipeline.run_job(tmp_path / "a", preset, progress=False)
+    plans: list[tuple[Any, bool]] = []
+    r0 = tmp_path / "a" / "runs" / "r0"
+    summary = pipeline.run_job(
+        tmp_path / "a", preset, progress=False, on_plan=lambda p: plans.append((p, r0.exists()))
+    )
+    # The plan came before any training, then the rest timed by r0's; it counted every run
+    # (r0; r0's 2 seed siblings, the replay and r1), and each records the job's settings.
+    (first, r0_then), (rest, _) = plans
+    assert not r0_then and first.trainings == 5 and first.passes == 3 and first.seconds is None
+    assert rest.trainings == 4 and rest.seconds == pytest.approx(4 * RunDir(r0).train_seconds)
+    runs = sorted(p.parent for p in (tmp_path / "a").rglob("meta.json"))
+    assert summary["job"]["stopped"] is None and len(runs) == first.trainings, runs
+    assert {RunDir(r).recorded_job for r in runs} == {RunDir(r0).recorded_job}
+    assert RunDir(r0).recorded_job.ensemble == 3
     row = summary["iterations"]["1"]
     table = read_scores(tmp_path / "a" / "scores" / "it1_fd.csv")
     raw = load_version(tmp_path / "a" / "data" / "v0")

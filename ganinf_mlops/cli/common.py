@@ -115,6 +115,12 @@ def progress() -> bool:
     return click.get_current_context().find_root().obj["progress"]
 
 
+def info(message: object) -> None:
+    """An info line (a plan, a note) on stderr, keeping stdout for results; none with -q."""
+    if progress():
+        click.echo(str(message), err=True)
+
+
 DEFAULT_TRACKING = "mlflow"  # the tracking backend that "on" means
 OFF = ("0", "none", "false", "no", "off")  # GANINF_TRACKING values meaning off (any case)
 

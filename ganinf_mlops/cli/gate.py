@@ -15,6 +15,7 @@ from ganinf_mlops.cli.common import (
     check_new_output,
     cli,
     config_options,
+    info,
     load_config,
     make_observer,
     progress,
@@ -41,7 +42,8 @@ from ganinf_mlops.influence.methods import METHODS
 @click.option(
     "--method",
     type=click.Choice(METHODS.names()),
-    help="Scoring method (default: the config's job.method).",
+    help="Scoring method (default: the job.method the run was trained under; --preset/--params: "
+    "the config's).",
 )
 @click.option(
     "--max-harmful-frac",
@@ -100,6 +102,7 @@ def gate_cmd(
     force: bool,
 ) -> None:
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
+    from ganinf_mlops.cli.options import job_of_run
     from ganinf_mlops.data.version import load_version
     from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
     from ganinf_mlops.influence.options import ScoringOptions
@@ -107,19 +110,24 @@ def gate_cmd(
     from ganinf_mlops.train.rundir import RunDir
 
     # Every argument is checked before the (long) scoring.
-    job = load_config(preset, params_file).job
+    config = load_config(preset, params_file)
+    scoring = threshold is not None or max_harmful_frac is not None
+    # Scoring the run: its own job settings (method, seed, ensemble), unless a config is given.
+    job = job_of_run(run, config) if scoring and scores is None else config.job
     min_agreement = job.min_agreement if min_agreement is None else min_agreement
     check_gate_options(threshold, max_harmful_frac, max_copying, min_agreement)
     if max_harmful_frac is not None and min_agreement is None:
         raise ConfigError("--max-harmful-frac needs --min-agreement (the config sets none)")
     check_new_output(report, force)
     options = ScoringOptions.from_job(
-        job, method=method or job.method, ensemble=ensemble or job.ensemble, progress=progress()
-    )
+        job, method=method or job.method,
+        ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
+        progress=progress(),
+    )  # fmt: skip
     if scores is None and max_harmful_frac is not None and options.ensemble < 2:
         raise ConfigError(
             "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; the "
-            "config's job.ensemble is 1) or --scores of an ensemble"
+            "run's job.ensemble is 1) or --scores of an ensemble"
         )
     obs = make_observer(tracking, experiment)
     version = load_version(data)
@@ -128,8 +136,8 @@ def gate_cmd(
     copying = None if max_copying is None else copying_report(traj.results(), max_copying)
     with obs.stage("gate", version):
         table = None
-        if threshold is not None or max_harmful_frac is not None:
-            table = gate_table(version, run, scores=scores, options=options)
+        if scoring:
+            table = gate_table(version, run, scores=scores, options=options, on_plan=info)
         result = gate_result(
             table, copying, threshold=threshold, max_harmful_frac=max_harmful_frac,
             min_agreement=min_agreement or 1.0, data=data, run=run,

@@ -17,12 +17,20 @@ from ganinf_mlops.cli.common import (
     RunRef,
     check_new_output,
     cli,
+    info,
     make_observer,
     progress,
     tracking_options,
 )
 from ganinf_mlops.cli.guard import InputPath, OutputPath
-from ganinf_mlops.cli.options import Changes, field_options, overrides, with_config
+from ganinf_mlops.cli.options import (
+    Changes,
+    config_given,
+    field_options,
+    job_of_run,
+    overrides,
+    with_config,
+)
 from ganinf_mlops.config import JobOptions, Preset
 from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.methods import METHODS
@@ -70,7 +78,7 @@ def _method(method: str | None, metric: str | None, default: str) -> str:
 
 METHODS_LIST = "One of: {}.".format(", ".join(f"{n} ({m.description})" for n, m in METHODS.items()))
 # The scoring options (`ScoringOptions`) of `influence`, as far as the job's config sets them.
-_FROM_JOB = "the config's job.{name}"
+_FROM_JOB = "the job.{name} the run was trained under (--preset/--params: the config's)"
 _METHOD = {"type": click.Choice(METHODS.names()), "help": "{help} " + METHODS_LIST}
 
 
@@ -149,21 +157,26 @@ def influence(
     from ganinf_mlops.influence.methods import score_run
     from ganinf_mlops.influence.scores import write_scores
 
-    options = ScoringOptions.from_job(config.job, progress=progress())
-    overrides(options, scoring)  # the given options checked before any work
+    # The given options checked before any work.
+    overrides(ScoringOptions.from_job(config.job, progress=progress()), scoring)
     check_new_output(out, force)
+    logged = None
     if isinstance(run, str):  # runs:/<id>: recompute what the run logged, unless told otherwise
         fetched = _fetch(run, fetch_dir, out)
-        run = fetched.run_dir
-        options = overrides(options, _logged(fetched.scoring or {}))
+        run, logged = fetched.run_dir, fetched.scoring or {}
         version = fetched.version if data is None else _version(run, data)
     else:
         version = _version(run, data)
+    options = ScoringOptions.from_job(
+        job_of_run(run, config, fetched=logged is not None), progress=progress()
+    )
+    if logged is not None and not config_given():
+        options = overrides(options, _logged(logged))
     method = _method(scoring.get("method"), metric, options.method)
     options = overrides(options, {**scoring, "method": method})
     obs = make_observer(tracking, experiment)
     with obs.stage("influence", version):
-        table = score_run(run, version, options, members=members)
+        table = score_run(run, version, options, members=members, on_plan=info)
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))
@@ -216,24 +229,40 @@ def validate_cmd(
 ) -> None:
     """Compare influence estimates with real retraining (same schedule): leave-one-out
     (w_j = 0) and, for the group score, removal of random sets and of the top-ranked sets."""
+    from ganinf_mlops.influence.groups import n_group_replays
     from ganinf_mlops.influence.methods import score
     from ganinf_mlops.influence.scores import read_scores
     from ganinf_mlops.influence.validate import validate
     from ganinf_mlops.io import write_json
+    from ganinf_mlops.plan import validation_plan
+    from ganinf_mlops.train.rundir import RunDir
 
-    method = _method(job.get("method"), metric, config.job.method)  # scores only
-    options = overrides(config.job, {k: v for k, v in job.items() if k != "method"})
+    traj = RunDir(run)
+    recorded = job_of_run(run, config)
+    method = _method(job.get("method"), metric, recorded.method)  # scores only
+    options = overrides(recorded, {k: v for k, v in job.items() if k != "method"})
     if options.loo == 0:
-        raise ConfigError("the config's job.loo is 0 (no validation): give --loo N (N >= 4)")
+        mine = traj.recorded_job is not None and not config_given()
+        whose = f"{run}'s recorded" if mine else "the config's"
+        raise ConfigError(f"{whose} job.loo is 0 (no validation): give --loo N (N >= 4)")
     check_new_output(out, force)
     obs = make_observer(tracking, experiment)
     version = _version(run, data)
     with obs.stage("validate", version):
-        table = (
-            read_scores(scores)
-            if scores is not None
-            else score(run, version, ScoringOptions(method, progress=progress()))
+        table = read_scores(scores) if scores is not None else None
+        info(
+            validation_plan(
+                str(run),
+                scoring=table is None,
+                loo=options.loo,
+                group_replays=n_group_replays(options.group_subsets),
+                n_runs=len(table.extra.get("ensemble") or [run]) if table is not None else 1,
+                n_steps=traj.n_steps,
+                seconds_each=traj.train_seconds,
+            )  # fmt: skip
         )
+        if table is None:
+            table = score(run, version, ScoringOptions(method, progress=progress()))
         report = validate(
             run,
             version,

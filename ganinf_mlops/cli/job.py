@@ -14,6 +14,7 @@ from ganinf_mlops.cli.common import (
     PRESET_BY_INPUT_HELP,
     check_input_options,
     cli,
+    info,
     input_options,
     make_observer,
     progress,
@@ -110,7 +111,9 @@ def _run_loop(
         click.echo(output.split_line(raw.x.shape[0], raw.x_eval.shape[0], raw.params))
     cfg = dataclasses.replace(config, job=overrides(config.job, job))
     obs = make_observer(tracking, experiment)
-    summary = run_job(out, cfg, observer=obs, force=force, progress=progress(), resume=resume)
+    summary = run_job(
+        out, cfg, observer=obs, force=force, progress=progress(), resume=resume, on_plan=info
+    )
     for line in output.job_lines(summary, str(JobLayout(out).summary)):
         click.echo(line)
     hint = obs.ui_hint()

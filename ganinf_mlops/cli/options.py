@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ganinf_mlops.cli.common import PRESET_HELP, BlankOr, config_options, load_config
+from ganinf_mlops.cli.common import PRESET_HELP, BlankOr, config_options, info, load_config
+from ganinf_mlops.config import JobOptions, Preset
 
 C = TypeVar("C")
 Changes = dict[str, Any]  # the fields a command was given, by name (None: not given)
@@ -133,6 +134,32 @@ def _click_type(kind: Any, meta: Mapping[str, Any], f: dataclasses.Field, cls: t
     if kind is str:
         return click.STRING
     raise TypeError(f"{cls.__name__}.{f.name}: no click option for type {kind!r}")
+
+
+def config_given() -> bool:
+    """Whether the running command was given --preset or --params (not the default preset): a
+    command on an existing run then uses that config instead of the one the run recorded."""
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source("preset")
+    return ctx.params.get("params_file") is not None or source not in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+    )
+
+
+def job_of_run(run: Path, config: Preset, *, fetched: bool = False) -> JobOptions:
+    """The job settings of a command on an existing `run` (`influence.options.job_for_run`):
+    --preset/--params when given, else the ones the run recorded, else (an older run) the
+    default preset's, said in a note. A fetched run's logged scoring settings stand in for the
+    record (cli/influence.py `_logged`): no note then."""
+    from ganinf_mlops.influence.options import job_for_run
+    from ganinf_mlops.train.rundir import RunDir
+
+    given = config.job if config_given() else None
+    job, note = job_for_run(RunDir(run), given, config.job, f"preset {config.name}")
+    if note is not None and not fetched:
+        info(note)
+    return job
 
 
 def with_config(f: Callable[..., Any] | None = None, *, preset_help: str = PRESET_HELP) -> Any:

@@ -106,7 +106,7 @@ def train_cmd(
     with obs.stage("train", version):
         run = train_run(
             version, train_cfg, config.metric, out, replay=replay, force=force, progress=progress(),
-            resume=resume, on_start=obs.resumed,
+            resume=resume, on_start=obs.resumed, job=config.job,
         )  # fmt: skip
         obs.trained(run, version, "main")
     rd = RunDir(run)

@@ -36,6 +36,12 @@ def _size(n: int, frac: float) -> int:
     return min(n - 1, max(1, round_half_up(frac * n)))
 
 
+def n_group_replays(n_subsets: int) -> int:
+    """The replays `group_fidelity` runs per run: `n_subsets` random sets per fraction, and the
+    top-ranked sets (none when `n_subsets` is 0: `validate` skips the group score)."""
+    return len(FRACS) * n_subsets + len(TOP_FRACS) if n_subsets > 0 else 0
+
+
 def group_fidelity(
     members: Sequence[tuple[Problem, Target, RunDir]],
     harmfulness: np.ndarray,

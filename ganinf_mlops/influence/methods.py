@@ -46,10 +46,11 @@ from ganinf_mlops.influence.options import ScoringOptions
 from ganinf_mlops.influence.reverse import first_traced_step, reverse_pass
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.specs import METRICS
+from ganinf_mlops.plan import Plan, scoring_plan
 from ganinf_mlops.problems import PROBLEMS, Problem, Target
 from ganinf_mlops.registry import Registry, check_choice
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import seed_siblings
+from ganinf_mlops.train.trainer import missing_siblings, seed_siblings
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +200,38 @@ def _harm(
     return harm, {"seed": seed}
 
 
+def _ensemble(options: ScoringOptions) -> int:
+    """The runs `score_run` scores: a baseline scores the run alone (no influence to average)."""
+    return options.ensemble if METHODS.get(options.method).predicts_change else 1
+
+
+def scoring_plan_of(
+    run: str | Path, options: ScoringOptions, members: str | Path | None = None
+) -> Plan:
+    """The plan of `score_run(run, ..., options, members=members)`: the seed siblings it will
+    train (each about as long as the run's recorded training) and the reverse passes."""
+    k = _ensemble(options)
+    missing = len(missing_siblings(run, k, members))
+    return scoring_plan(
+        str(run), options.method, predicts_change=METHODS.get(options.method).predicts_change,
+        ensemble=k, missing=missing, seconds_each=RunDir(run).train_seconds if missing else None,
+    )  # fmt: skip
+
+
 def score_run(
     run: str | Path,
     version: DatasetVersion,
     options: ScoringOptions,
     *,
     members: str | Path | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> ScoreTable:
     """`score` of one run, or with `options.ensemble` > 1 `score_ensemble` over the run and its
     seed siblings (trained where missing; in the directory `members` if given, else beside the
     run): what `influence --ensemble` and `job.ensemble` mean. A baseline scores the run alone:
-    there is no influence to average."""
-    ensemble = options.ensemble if METHODS.get(options.method).predicts_change else 1
+    there is no influence to average. `on_plan` is handed the plan (`scoring_plan_of`) once
+    the options are checked, before anything is trained."""
+    ensemble = _ensemble(options)
     if ensemble > 1 and options.storage_efficient:
         raise ConfigError(
             f"an ensemble of {ensemble} runs (--ensemble, job.ensemble) averages exact influence; "
@@ -218,6 +239,9 @@ def score_run(
         )
     if ensemble > 1 or members is not None:  # `members` exists afterwards even for one run
         check_scorable(run, version, options.method)  # before training K - 1 siblings for it
+    if on_plan is not None:
+        on_plan(scoring_plan_of(run, options, members))
+    if ensemble > 1 or members is not None:
         runs = seed_siblings(run, version, ensemble, members=members, progress=options.progress)
     else:
         runs = [Path(run)]

@@ -3,18 +3,22 @@
 Each field's `metadata["help"]` is its one help text: the CLI derives its options from it
 (`cli/options.py`), as kronfluence's `ScoreArguments` does. `from_job` builds the options a job
 (`JobOptions`: params.yaml, `ganinf run`/`loop`, the DVC stages) scores with, so the job path and
-`ganinf influence` start from the same values.
+`ganinf influence` start from the same values; `job_for_run` picks the job a run is scored with
+(the one it was trained under, unless a config is given).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganinf_mlops import keys
 from ganinf_mlops.config import JobOptions, check_seed
 from ganinf_mlops.limits import check_max
+
+if TYPE_CHECKING:
+    from ganinf_mlops.train.rundir import RunDir
 
 _JOB = {f.name: f.metadata for f in dataclasses.fields(JobOptions)}  # help said once
 
@@ -70,3 +74,20 @@ class ScoringOptions:
             seed=job.seed,
         )
         return dataclasses.replace(job_options, **changes)
+
+
+def job_for_run(
+    run: RunDir, given: JobOptions | None, fallback: JobOptions, fallback_name: str
+) -> tuple[JobOptions, str | None]:
+    """The job options `run` is scored, validated and gated with, and a note when they are a
+    guess: `given` (a config asked for: --preset, --params), else the ones the run recorded when
+    it was trained (its method, ensemble, last_epochs, ...: `rundir.JOB_FIELDS`), else, for a
+    run trained before runs recorded them, `fallback` (named `fallback_name` in the note)."""
+    if given is not None:
+        return given, None
+    if run.recorded_job is not None:
+        return run.recorded_job, None
+    return fallback, (
+        f"note: {run.path} records no job settings (trained before ganinf recorded them): "
+        f"using {fallback_name}'s; --preset or --params chooses others"
+    )

@@ -2,7 +2,9 @@
 
     meta.json                 format_version, dataset {digest, path, n_instances}, train config,
                               metric config, n_steps, steps_per_epoch, checkpoint_every,
-                              checkpoint_steps, schedule {kind: fresh|replay, replay_of}, created_at
+                              checkpoint_steps, schedule {kind: fresh|replay, replay_of},
+                              created_at, job (the scoring settings of the config it was
+                              trained under: `JOB_FIELDS`; absent in runs written before)
     schedule.safetensors      indices int64 [T, B], noise_seeds int64 [T], mask float64 [T, B],
                               instance_ids int64 [N] (the version's ids, so indices map to ids)
     checkpoints/step_XXXXXXXX.safetensors
@@ -41,8 +43,10 @@ from safetensors.torch import load_file
 from ganinf_mlops import keys
 from ganinf_mlops.bounded import check_regular
 from ganinf_mlops.config import (
+    JobOptions,
     TrainConfig,
     metric_config_from_dict,
+    to_dict,
     train_config_from_dict,
 )
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
@@ -60,6 +64,25 @@ METRICS = "metrics.json"
 LOSSES = "losses.csv"
 INTEGRITY = "integrity.json"
 INTEGRITY_FORMAT = 1
+
+
+# The job options a run records (meta.json "job"): what scoring, validating and gating it use
+# unless told otherwise, so a run is scored as the config it was trained under says.
+JOB_FIELDS = ("method", "ensemble", "last_epochs", "average_order", "seed", "loo", "group_subsets")
+
+
+def job_record(job: JobOptions) -> dict[str, Any]:
+    """The `JOB_FIELDS` of `job`, as meta.json records them."""
+    values = to_dict(job)
+    return {name: values[name] for name in JOB_FIELDS}
+
+
+def job_from_record(record: Any) -> JobOptions:
+    """The JobOptions a run recorded (its other fields at their defaults), checked as any
+    config is; a record with keys outside `JOB_FIELDS` is refused."""
+    if not isinstance(record, dict) or not set(record) <= set(JOB_FIELDS):
+        raise ValueError(f"job may hold only {', '.join(JOB_FIELDS)}")
+    return JobOptions(**record)
 
 
 def checkpoint_name(step: int) -> str:
@@ -328,6 +351,10 @@ class RunDir:
             self.schedule_kind: str = str(meta["schedule"]["kind"])
             self.replay_info: dict[str, Any] | None = meta["schedule"].get("replay_of")
             self.state_keys: tuple[str, ...] = tuple(meta.get("state_keys", _GAN_STATE_KEYS))
+            # The job settings it was trained under (None: a run written before they were).
+            self.recorded_job: JobOptions | None = (
+                job_from_record(meta["job"]) if meta.get("job") is not None else None
+            )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise TrajectoryError(f"{meta_path}: invalid metadata ({exc})") from exc
         if (
@@ -413,6 +440,12 @@ class RunDir:
     def metrics(self) -> dict[str, Any]:
         """metrics.json as written: results, counts, timing and a replay's changes."""
         return dict(self._metrics)
+
+    @property
+    def train_seconds(self) -> float | None:
+        """How long its training took (metrics.json), None when not recorded."""
+        value = self._metrics.get(keys.TRAIN_SECONDS)
+        return float(value) if _is_number(value) else None
 
     def results(self) -> dict[str, float]:
         """The numeric results of the run: metrics.json without timing or a replay's changes."""

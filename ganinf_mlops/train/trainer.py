@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 
 import ganinf_mlops
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig, TrainConfig, feature_classifier, to_dict
+from ganinf_mlops.config import (
+    JobOptions,
+    MetricConfig,
+    TrainConfig,
+    feature_classifier,
+    to_dict,
+)
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import (
     DataError,
@@ -38,7 +44,7 @@ from ganinf_mlops.io import check_disjoint, publish_dir
 from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train import partial
-from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps
+from ganinf_mlops.train.rundir import RunDir, RunWriter, checkpoint_steps, job_record
 from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
@@ -95,9 +101,14 @@ def train(
     progress: bool = True,
     resume: bool = False,
     on_start: Callable[[str | None], str | None] | None = None,
+    job: JobOptions | None = None,
 ) -> Path:
     """Train, record the run directory `out_dir` (renamed into place when complete) and return
     it. With `resume`, continue the interrupted run of `out_dir` (train/partial.py).
+
+    `job`: the job options of the config it is trained under, recorded (`rundir.JOB_FIELDS`)
+    as the settings it is scored with by default; a replay records its parent's (it takes the
+    parent's config), or `job` when the parent recorded none.
 
     `on_start(previous)`, once the work directory is ready: `previous` is the tracking run id an
     interrupted run recorded (None for a new run); what it returns (the tracking run writing the
@@ -108,7 +119,7 @@ def train(
     with writing(out_dir):
         if out_dir.exists() and not force:
             raise OutputExistsError(out_dir)
-        return _train(version, cfg, metric, out_dir, replay, force, progress, resume, on_start)
+        return _train(version, cfg, metric, out_dir, replay, force, progress, resume, on_start, job)
 
 
 def _train(
@@ -121,8 +132,11 @@ def _train(
     progress: bool,
     resume: bool,
     on_start: Callable[[str | None], str | None] | None,
+    job: JobOptions | None,
 ) -> Path:
     parent = RunDir(replay) if replay is not None else None
+    if parent is not None and parent.recorded_job is not None:
+        job = parent.recorded_job
     cfg, metric, schedule = _schedule(version, cfg, metric, parent)
     problem = problem_of_version(cfg, metric, version, schedule)
     problem.check_version(version)
@@ -173,6 +187,8 @@ def _train(
         writer.checkpoint(n_steps, state)
         metrics, replay_info = _metrics(problem, state, version, parent, out_dir, n_steps, seconds)
         meta = _meta(version, cfg, metric, problem, state, parent, replay_info, n_steps, out_dir)
+        if job is not None:
+            meta["job"] = job_record(job)
         writer.finish(meta, metrics, losses, problem.loss_names)
         publish_dir(partial.finish(out_dir), out_dir, force)
     except (Terminated, KeyboardInterrupt):
@@ -300,6 +316,14 @@ def sibling_path(run: str | Path, r: int, members: str | Path | None = None) -> 
     )
 
 
+def missing_siblings(
+    run: str | Path, k: int, members: str | Path | None = None, force: bool = False
+) -> list[int]:
+    """The r in 1..k-1 whose seed sibling of `run` `seed_siblings` trains (not there yet, or
+    all of them with `force`)."""
+    return [r for r in range(1, k) if force or not sibling_path(run, r, members).exists()]
+
+
 def seed_siblings(
     run: str | Path,
     version: DatasetVersion,
@@ -316,14 +340,6 @@ def seed_siblings(
     out = [base.path]
     if members is not None:
         Path(members).mkdir(parents=True, exist_ok=True)  # exists even for k = 1: a DVC output
-    missing = [r for r in range(1, k) if force or not sibling_path(base.path, r, members).exists()]
-    if missing:  # the plan before the cost: each sibling costs about one training of the run
-        each = float(base.metrics().get(keys.TRAIN_SECONDS, float("nan")))
-        log.info(
-            "an ensemble of %d: training %d seed sibling(s) of %s, about %.0f s (one run took "
-            "%.1f s); --ensemble 1 (job.ensemble: 1) scores the run alone",
-            k, len(missing), base.path, each * len(missing), each,
-        )  # fmt: skip
     for r in range(1, k):
         path = sibling_path(base.path, r, members)
         if path.exists() and not force:
@@ -333,6 +349,9 @@ def seed_siblings(
                 raise TrajectoryError(f"{path} exists but was not trained with seed + {r}")
         else:
             cfg = dataclasses.replace(base.train_config, seed=base.train_config.seed + r)
-            train(version, cfg, base.metric_config, path, force=force, progress=progress)
+            train(
+                version, cfg, base.metric_config, path, force=force, progress=progress,
+                job=base.recorded_job,
+            )  # fmt: skip
         out.append(path)
     return out

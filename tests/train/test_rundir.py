@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 
 from ganinf_mlops import keys
-from ganinf_mlops.config import MetricConfig
+from ganinf_mlops.config import JobOptions, MetricConfig
 from ganinf_mlops.data.version import write_version
 from ganinf_mlops.errors import DigestMismatchError, TrajectoryError
 from ganinf_mlops.optim import OptimConfig
@@ -192,6 +192,32 @@ def test_replay_parent(run, tiny_version, tmp_path):
     assert r.results() == RunDir(run).results()  # nothing dropped: the parent's trajectory
 
 
+def test_a_run_records_the_job_settings_it_was_trained_under(tiny_version, tmp_path):
+    """meta.json's "job" holds the scoring settings of the config (`JOB_FIELDS`), covered by
+    the integrity record; a replay takes its parent's, as it takes the parent's config; a run
+    trained without them (or before they were recorded) has none."""
+    job = JobOptions(method="fd", ensemble=3, last_epochs=1, average_order=True, seed=4, loo=8)
+    run = train(tiny_version, CFG, METRIC, tmp_path / "run", progress=False, job=job)
+    recorded = RunDir(run).verify().recorded_job
+    assert recorded == JobOptions(
+        method="fd", ensemble=3, last_epochs=1, average_order=True, seed=4, loo=8
+    )
+    assert json.loads((run / "meta.json").read_text())["job"]["ensemble"] == 3
+    other = JobOptions(ensemble=5)
+    replay = train(
+        tiny_version, CFG, METRIC, tmp_path / "replay", replay=run, progress=False, job=other
+    )
+    assert RunDir(replay).recorded_job == recorded
+    plain = train(tiny_version, CFG, METRIC, tmp_path / "plain", progress=False)
+    assert RunDir(plain).recorded_job is None and "job" not in RunDir(plain).meta
+    # edited after it was written: refused by its digest
+    meta = json.loads((run / "meta.json").read_text())
+    meta["job"]["ensemble"] = 1
+    (run / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(TrajectoryError, match="was changed after it was written"):
+        RunDir(run)
+
+
 def test_final_samples_refuse_other_data(run, tiny_version, tmp_path):
     other = write_version(
         tmp_path / "other",
@@ -287,6 +313,9 @@ def _set(key: str, value: Any):
         (_drop("train", "d_optim", "lr"), "train.d_optim.lr"),
         (_set("n_steps", "six"), "invalid metadata"),
         (_set("dataset", None), "invalid metadata"),
+        (_set("job", {"ensemble": 0}), "invalid metadata"),
+        (_set("job", {"colour": "red"}), "invalid metadata"),
+        (_set("job", ["fd"]), "invalid metadata"),
     ],
 )
 def test_tampered_meta_is_refused_in_one_line(run, edit, match):
