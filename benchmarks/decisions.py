@@ -3,15 +3,18 @@ the gate pass clean data and fail contaminated data?
 
 For each data seed and each condition (`contaminated`: the preset's own data; `clean`: the same
 with the corruption turned off by --clean KEY=VALUE), the preset's whole job runs (`run_job`:
-train, score with its ensemble, cleanse if the evidence holds, retrain fresh). Per seed it prints
-whether the job cleansed or abstained, the ensemble's held-out agreement and predicted
-improvement, the change under fresh retraining when it cleansed, and the gate's answer on the
-job's own scores (`ganinf gate --scores`: nothing is scored twice). Then the rates: how often the
-gate passes clean data and fails contaminated data, how often the job cleanses, and the seeds (if
-any) where it removed data while its members disagreed.
+train, score with its ensemble, cleanse, retrain fresh) with the evidence check off, so that
+every seed shows what its cleanse does under fresh retraining. The job's decision is a function
+of its scores alone (`evidence(...).holds(min_agreement)`, what `cleanse.check_agreement` applies),
+so it is computed from the same scores: per seed the script prints whether the job cleanses or
+abstains at `--min-agreement`, the ensemble's held-out agreement and t-test, the change under
+fresh retraining (for an abstaining seed: what the cleanse it refused would have done), and the
+gate's answer on the job's own scores (`ganinf gate --scores`: nothing is scored twice). Then the
+rates: how often the gate passes clean data and fails contaminated data, how often the job
+cleanses, and the seeds (if any) where it removes data while its members disagree.
 
     python benchmarks/decisions.py --seeds 300-309 --jobs 2             # held out, 2D default
-    python benchmarks/decisions.py --seeds 0-4 --min-agreement none     # tuning: always cleanse
+    python benchmarks/decisions.py --seeds 0-2                          # tuning seeds
     python benchmarks/decisions.py --preset digits-class --clean corrupt_frac=0.0 --seeds 300-302
 
 `--work DIR` keeps the jobs (and reuses finished ones: a rerun only analyses); `--json FILE`
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -35,7 +37,7 @@ from seeds import key_values, parse_seeds
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import removal_count
 from ganinf_mlops.config import DEFAULT_MIN_AGREEMENT, Preset, get_preset
-from ganinf_mlops.evidence import evidence
+from ganinf_mlops.evidence import ALPHA, evidence
 from ganinf_mlops.gate import set_report
 from ganinf_mlops.influence.scores import read_scores
 from ganinf_mlops.io import read_json, write_json
@@ -53,7 +55,7 @@ def case_preset(base: Preset, condition: str, seed: int, args: argparse.Namespac
     data = {**base.data_params, "seed": seed}
     if condition == "clean":
         data |= args.clean
-    job = dataclasses.replace(base.job, min_agreement=args.min_agreement, iterations=1)
+    job = dataclasses.replace(base.job, min_agreement=None, iterations=1)
     return dataclasses.replace(base, data_params=data, job=job)
 
 
@@ -70,20 +72,23 @@ def run_case(case: Case) -> Path:
 
 
 def analyse(case: Case, max_frac: float, min_agreement: float) -> dict[str, Any]:
-    """One finished job: its decision, its evidence, its fresh change and the gate's answer."""
+    """One finished job: its decision at `min_agreement`, its evidence, the fresh change of its
+    cleanse and the gate's answer."""
     summary = read_json(case.work / "summary.json", "job summary")
     its = summary["iterations"]
     scores = sorted((case.work / "scores").glob("it1_*.csv"))
     table = read_scores(scores[0])
     k = removal_count(table.n, case.preset.job.remove_frac, None)
     ev = evidence(table, k, case.preset.job.policy, case.preset.job.threshold)
+    if ev is None:
+        raise SystemExit(f"{scores[0]}: not an ensemble's scores (job.ensemble is 1)")
     gate = set_report(table, max_frac, min_agreement)
     row: dict[str, Any] = {
         "condition": case.condition,
         "seed": case.seed,
-        "cleansed": "1" in its,
-        "stopped": summary["job"].get("stopped"),
+        "cleansed": ev.holds(min_agreement),
         "agreeing": ev.agreeing,
+        "p_value": ev.p_value,
         "members": ev.members,
         "held_out_mean": ev.mean,
         "held_out_spread": ev.spread,
@@ -92,7 +97,7 @@ def analyse(case: Case, max_frac: float, min_agreement: float) -> dict[str, Any]
         "gate_agreeing": gate["set"][keys.N_AGREEING],
         "metric": table.metric,
     }
-    if "1" in its:
+    if "1" in its:  # the cleanse, made whatever the evidence (the check was off)
         it = its["1"]
         metric = it["metric"]
         row |= {
@@ -110,23 +115,23 @@ def fmt(v: Any, spec: str = ".3g") -> str:
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'condition':<13}{'seed':>5}  {'agree':>6}  {'held-out mean ± sd':>22}  "
-        f"{'decision':<9}{'removed (inj.)':>15}  {'fresh improvement':>20}  gate"
+        f"{'condition':<13}{'seed':>5}  {'agree':>6}  {'held-out mean ± sd':>22} {'p':>7}  "
+        f"{'decision':<9}{'removed (inj.)':>15}  {'fresh improvement':>22}  gate"
     )
     for r in rows:
-        removed = f"{r['n_removed']} ({fmt(r['anomalies_removed'], 'd')})" if r["cleansed"] else "-"
-        fresh = (
-            f"{r['fresh_improvement']:+.3g} ± {fmt(r['fresh_se'], '.2g')}" if r["cleansed"] else "-"
-        )
+        removed = f"{r['n_removed']} ({fmt(r['anomalies_removed'], 'd')})"
+        fresh = f"{r['fresh_improvement']:+.3g} ± {fmt(r['fresh_se'], '.2g')}"
+        if not r["cleansed"]:  # what the refused cleanse would have done
+            removed, fresh = f"[{removed}]", f"[{fresh}]"
         print(
             f"{r['condition']:<13}{r['seed']:>5}  {r['agreeing']:>2} of {r['members']:<2} "
-            f"{r['held_out_mean']:>+11.3g} ± {r['held_out_spread']:<8.2g}  "
-            f"{'cleanse' if r['cleansed'] else 'abstain':<9}{removed:>15}  {fresh:>20}  "
+            f"{r['held_out_mean']:>+11.3g} ± {r['held_out_spread']:<8.2g} {r['p_value']:>7.3f}  "
+            f"{'cleanse' if r['cleansed'] else 'abstain':<9}{removed:>15}  {fresh:>22}  "
             f"{'pass' if r['gate_passed'] else 'FAIL'}"
         )
 
 
-def rates(rows: list[dict[str, Any]], min_agreement: float | None) -> dict[str, Any]:
+def rates(rows: list[dict[str, Any]], min_agreement: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for cond in ("clean", "contaminated"):
         rs = [r for r in rows if r["condition"] == cond]
@@ -134,6 +139,7 @@ def rates(rows: list[dict[str, Any]], min_agreement: float | None) -> dict[str, 
             continue
         cleansed = [r for r in rs if r["cleansed"]]
         fresh = np.array([r["fresh_improvement"] for r in cleansed], dtype=float)
+        refused = np.array([r["fresh_improvement"] for r in rs if not r["cleansed"]], dtype=float)
         out[cond] = {
             "seeds": len(rs),
             "gate_pass": sum(r["gate_passed"] for r in rs),
@@ -141,12 +147,13 @@ def rates(rows: list[dict[str, Any]], min_agreement: float | None) -> dict[str, 
             "abstained": len(rs) - len(cleansed),
             "fresh_improved": int((fresh > 0).sum()),
             "fresh_mean": float(fresh.mean()) if fresh.size else None,
+            "refused_improved": int((refused > 0).sum()),
+            "refused_mean": float(refused.mean()) if refused.size else None,
         }
-        if min_agreement is not None:
-            need = [int(np.ceil(min_agreement * r["members"] - 1e-9)) for r in cleansed]
-            out[cond]["cleansed_while_disagreeing"] = [
-                r["seed"] for r, n in zip(cleansed, need, strict=True) if r["agreeing"] < n
-            ]
+        need = [int(np.ceil(min_agreement * r["members"] - 1e-9)) for r in cleansed]
+        out[cond]["cleansed_while_disagreeing"] = [
+            r["seed"] for r, n in zip(cleansed, need, strict=True) if r["agreeing"] < n
+        ]
     return out
 
 
@@ -165,8 +172,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--conditions", default="clean,contaminated", help="which conditions to run")
     p.add_argument(
         "--min-agreement",
-        default=str(DEFAULT_MIN_AGREEMENT),
-        help="the job's min_agreement ('none': always cleanse, to see every outcome)",
+        type=float,
+        default=DEFAULT_MIN_AGREEMENT,
+        help="the job's and the gate's min_agreement judged",
     )
     p.add_argument("--max-harmful-frac", type=float, default=0.05, help="the gate's F")
     p.add_argument("--jobs", type=int, default=1, help="jobs at once (one CPU thread each)")
@@ -174,7 +182,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     args.clean = key_values(p, args.clean, "--clean") or {"anomaly_frac": 0.0}
-    args.min_agreement = None if args.min_agreement == "none" else float(args.min_agreement)
     return args
 
 
@@ -189,12 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GANINF_TRACKING", "0")
     with ProcessPoolExecutor(args.jobs) as pool:
         list(pool.map(run_case, cases))
-    gate_agreement = args.min_agreement or DEFAULT_MIN_AGREEMENT
-    rows = [analyse(c, args.max_harmful_frac, gate_agreement) for c in cases]
+    rows = [analyse(c, args.max_harmful_frac, args.min_agreement) for c in cases]
     print(
-        f"preset {args.preset}, seeds {args.seeds}, clean = {args.clean}; job min_agreement "
-        f"{args.min_agreement}; gate: at most {args.max_harmful_frac:g} of N, min_agreement "
-        f"{gate_agreement:g}"
+        f"preset {args.preset}, seeds {args.seeds}, clean = {args.clean}; min_agreement "
+        f"{args.min_agreement:g} (job and gate), t-test level {ALPHA:g}; gate: at most "
+        f"{args.max_harmful_frac:g} of N; [..]: the cleanse an abstaining job refused"
     )
     print_rows(rows)
     summary = rates(rows, args.min_agreement)
@@ -208,13 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"; cleansed: fresh retraining improved {r['fresh_improved']} of "
                 f"{r['cleansed']} (mean {r['fresh_mean']:+.3g})"
             )
+        if r["abstained"]:
+            line += (
+                f"; refused cleanses would have improved {r['refused_improved']} of "
+                f"{r['abstained']} (mean {r['refused_mean']:+.3g})"
+            )
         if r.get("cleansed_while_disagreeing"):
             line += f"; REMOVED WHILE MEMBERS DISAGREED: seeds {r['cleansed_while_disagreeing']}"
         print(line)
     if args.json:
         write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
                                "rates": summary})  # fmt: skip
-    json.dumps(rows)  # every value is plain JSON
     return 0
 
 
