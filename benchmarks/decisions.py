@@ -55,7 +55,9 @@ def case_preset(base: Preset, condition: str, seed: int, args: argparse.Namespac
     data = {**base.data_params, "seed": seed}
     if condition == "clean":
         data |= args.clean
-    job = dataclasses.replace(base.job, min_agreement=None, iterations=1)
+    job = dataclasses.replace(
+        base.job, min_agreement=None, iterations=1, ensemble=args.ensemble or base.job.ensemble
+    )
     return dataclasses.replace(base, data_params=data, job=job)
 
 
@@ -177,6 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the job's and the gate's min_agreement judged",
     )
     p.add_argument("--max-harmful-frac", type=float, default=0.05, help="the gate's F")
+    p.add_argument("--ensemble", type=int, help="the job's ensemble (default: the preset's)")
     p.add_argument("--jobs", type=int, default=1, help="jobs at once (one CPU thread each)")
     p.add_argument("--work", type=Path, default=Path("decisions-work"))
     p.add_argument("--json", type=Path, help="write every number here")

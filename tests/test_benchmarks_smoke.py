@@ -162,3 +162,24 @@ def test_key_values_refuses_malformed_values_with_a_usage_line(monkeypatch, caps
             seeds.key_values(p, bad, "--data-param")
         assert exc.value.code == 2
     assert "layout=cluster: VALUE must be JSON" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_decisions_study_end_to_end(monkeypatch, tmp_path, capsys):
+    """benchmarks/decisions.py on the tiny preset: the per-seed table and the rates, with the
+    decision computed from the job's own scores."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("GANINF_TRACKING", "0")
+    decisions = importlib.import_module("decisions")
+    out = tmp_path / "d.json"
+    argv = ["--preset", "tiny", "--seeds", "0", "--ensemble", "3", "--work", str(tmp_path / "w"),
+            "--clean", "anomaly_frac=0.0", "--json", str(out)]  # fmt: skip
+    assert decisions.main(argv) == 0
+    result = json.loads(out.read_text())
+    rows = {r["condition"]: r for r in result["rows"]}
+    assert set(rows) == {"clean", "contaminated"}
+    for r in rows.values():
+        assert r["members"] == 3 and 0 <= r["p_value"] <= 1
+        assert r["gate_passed"] == (not r["cleansed"])  # the same evidence, the same F here
+    assert "gate passes" in capsys.readouterr().out
+    sys.modules.pop("decisions", None)
