@@ -15,7 +15,8 @@ cleanses, and the seeds (if any) where it removes data while its members disagre
 
     python benchmarks/decisions.py --seeds 300-309 --jobs 2             # held out, 2D default
     python benchmarks/decisions.py --seeds 0-2                          # tuning seeds
-    python benchmarks/decisions.py --preset digits-class --clean corrupt_frac=0.0 --seeds 300-302
+    python benchmarks/decisions.py --preset digits --clean noise_frac=0.0 --seeds 300-309 \
+        --job ensemble=8 --job last_epochs=1 --job average_order=true --job retrain_seeds=3
 
 `--work DIR` keeps the jobs (and reuses finished ones: a rerun only analyses); `--json FILE`
 writes every number.
@@ -55,9 +56,10 @@ def case_preset(base: Preset, condition: str, seed: int, args: argparse.Namespac
     data = {**base.data_params, "seed": seed}
     if condition == "clean":
         data |= args.clean
-    job = dataclasses.replace(
-        base.job, min_agreement=None, iterations=1, ensemble=args.ensemble or base.job.ensemble
-    )
+    changes = {**args.job, "min_agreement": None, "iterations": 1}
+    if args.ensemble:
+        changes["ensemble"] = args.ensemble
+    job = dataclasses.replace(base.job, **changes)
     return dataclasses.replace(base, data_params=data, job=job)
 
 
@@ -180,11 +182,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--max-harmful-frac", type=float, default=0.05, help="the gate's F")
     p.add_argument("--ensemble", type=int, help="the job's ensemble (default: the preset's)")
+    p.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="job settings replacing the preset's, e.g. --job last_epochs=1",
+    )
     p.add_argument("--jobs", type=int, default=1, help="jobs at once (one CPU thread each)")
     p.add_argument("--work", type=Path, default=Path("decisions-work"))
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     args.clean = key_values(p, args.clean, "--clean") or {"anomaly_frac": 0.0}
+    args.job = key_values(p, args.job, "--job")
     return args
 
 
