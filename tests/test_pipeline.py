@@ -54,7 +54,7 @@ def _preset(iterations: int = 2, **job: Any) -> Preset:
     p = get_preset("tiny")
     return dataclasses.replace(
         p,
-        train=dataclasses.replace(p.train, epochs=2),
+        train=dataclasses.replace(p.train, epochs=2, steps=None),
         job=dataclasses.replace(p.job, **{"iterations": iterations, "loo": 0, **job}),
     )
 
