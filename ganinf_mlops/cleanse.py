@@ -34,6 +34,7 @@ from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, Not
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, positions, read_scores
 from ganinf_mlops.io import check_disjoint
+from ganinf_mlops.metrics.fit import FitCheck, check_fitted
 from ganinf_mlops.registry import check_choice
 
 log = logging.getLogger(__name__)
@@ -226,17 +227,21 @@ def cleanse(
     policy: str = "positive",
     threshold: float | None = None,
     min_agreement: float | None = None,
+    allow_unfitted: bool = False,
     force: bool = False,
 ) -> DatasetVersion:
     """Write `out_dir`: `version` without its most harmful instances according to the scores.
 
     NothingToRemoveError (and nothing written) when the policy keeps none of them, or when fewer
-    than `min_agreement` of the ensemble's members agree that they help.
+    than `min_agreement` of the ensemble's members agree that they help; its UnfittedError when
+    the scores come from a model that did not fit its data, unless `allow_unfitted`.
     """
     check_disjoint(out_dir, version.path)
     k = removal_count(version.n, remove_frac, remove_count)
     table = read_scores(scores_path)
     _check_scores_match(version, table, Path(scores_path))
+    fit = FitCheck.from_record(table.extra.get(keys.FIT))
+    check_fitted(fit, allow_unfitted, table.extra.get("n_steps"))
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise nothing_to_remove(version, table, policy)

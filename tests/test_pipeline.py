@@ -493,3 +493,28 @@ def test_the_job_scores_averaged_over_minibatch_orders_when_asked(tmp_path):
     drawn = score(table.run, raw, ScoringOptions("all", last_epochs=1, progress=False))
     assert table.aligned_to(raw.ids)[1] == pytest.approx(expected.predicted_change, abs=0)
     assert not (table.aligned_to(raw.ids)[1] == pytest.approx(drawn.predicted_change))
+
+
+def test_an_unfitted_model_is_not_cleansed_unless_allowed(tmp_path):
+    """Tiny's 20 steps leave fd far from the data's floor: the job scores nothing and says why;
+    with allow_unfitted it cleanses as before."""
+    rec = Recorder(tmp_path / "refused")
+    summary = pipeline.run_job(
+        tmp_path / "refused", _preset(iterations=1, method="fd"), observer=rec, progress=False
+    )
+    fit = summary["job"][keys.FIT]
+    assert fit["fit"] == "unfitted" and fit["metric"] == keys.FD and fit["ratio"] > 10
+    assert summary["job"]["stopped"].startswith(
+        "iteration 1: nothing cleansed: the model did not fit: fd"
+    )
+    assert list(summary["iterations"]) == ["0"]
+    assert not (tmp_path / "refused" / "scores").exists()  # refused before scoring
+    assert not (tmp_path / "refused" / "data" / "v1").exists()
+    allowed = pipeline.run_job(
+        tmp_path / "allowed",
+        _preset(iterations=1, method="fd", allow_unfitted=True),
+        progress=False,
+    )
+    assert allowed["job"][keys.FIT] == fit  # the same model, the same check
+    assert "did not fit" not in (allowed["job"]["stopped"] or "")
+    assert (tmp_path / "allowed" / "data" / "v1").exists()

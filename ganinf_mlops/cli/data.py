@@ -100,6 +100,7 @@ def prepare(
 @field_options(
     JobOptions,
     "min_agreement",
+    "allow_unfitted",
     into="job",
     default=_FROM_JOB,
     min_agreement={"type": click.FloatRange(0, 1, min_open=True)},
@@ -150,6 +151,7 @@ def cleanse(
             policy=policy,
             threshold=threshold,
             min_agreement=min_agreement,
+            allow_unfitted=job.get("allow_unfitted", cfg.allow_unfitted),
             force=force,
         )
         obs.cleansed(new)
