@@ -240,12 +240,12 @@ def cleanse(
     k = removal_count(version.n, remove_frac, remove_count)
     table = read_scores(scores_path)
     _check_scores_match(version, table, Path(scores_path))
-    fit = FitCheck.from_record(table.extra.get(keys.FIT))
-    check_fitted(fit, allow_unfitted, table.extra.get("n_steps"))
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise nothing_to_remove(version, table, policy)
     agree = check_agreement(version, table, k, policy, threshold, min_agreement)
+    fit = FitCheck.from_record(table.extra.get(keys.FIT))  # the scored model's (metrics/fit.py)
+    check_fitted(fit, allow_unfitted, table.extra.get("n_steps"))
     params = {
         "remove_frac": remove_frac,
         "remove_count": remove_count,

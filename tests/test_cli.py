@@ -213,7 +213,7 @@ def test_params_file_round_trip_and_errors(tmp_path, capsys):
     text = params.read_text()
     ganinf("prepare", "--params", params, "--out", tmp_path / "raw")
     assert json.loads((tmp_path / "raw" / "manifest.json").read_text())["n_instances"] == 200
-    params.write_text(text.replace("  epochs: 5\n", ""))
+    params.write_text(text.replace("  epochs: null\n", ""))
     fails(
         capsys,
         "train",
@@ -225,7 +225,7 @@ def test_params_file_round_trip_and_errors(tmp_path, capsys):
         tmp_path / "run",
         match="missing key train.epochs",
     )
-    params.write_text(text.replace("  epochs: 5\n", "  epochs: 5\n  epoch: 5\n"))
+    params.write_text(text.replace("  epochs: null\n", "  epochs: null\n  epoch: 5\n"))
     fails(
         capsys,
         "train",
@@ -440,4 +440,4 @@ def test_train_and_run_say_whether_the_model_fitted(flow, tmp_path, capsys):
            "--out", tmp_path / "j")  # fmt: skip
     out = capsys.readouterr().out
     assert out.count("did not fit") == 1
-    assert "stopped at iteration 1: nothing cleansed: the model did not fit: fd" in out
+    assert "(iteration 1: nothing cleansed: the model did not fit: fd" in out

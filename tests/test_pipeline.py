@@ -193,7 +193,10 @@ def test_summary_json_is_the_summary_of_the_runs_plus_job_extras(job_run):
         "final_version": str(w / "data" / "v2"),
         "final_digest": versions[2].digest,
         "stopped": None,
+        # the first model scored, judged by the job's metric
+        keys.FIT: RunDir(w / "runs" / "r0").fit("all").record(),
     }
+    assert on_disk["job"][keys.FIT]["fit"] == "fitted"
     # Each cleanse removes at most 5% of the instances (10 of 200, then 10 of 190).
     removed = [on_disk["iterations"][str(i)][keys.N_REMOVED] for i in range(3)]
     assert removed[0] == 0 and all(1 <= r <= 10 for r in removed[1:])
@@ -451,7 +454,7 @@ def test_an_ensemble_cleanse_records_its_members_agreement(tmp_path):
     from ganinf_mlops.cli.output import job_lines
     from ganinf_mlops.influence.scores import read_scores
 
-    preset = _preset(iterations=1, method="fd", ensemble=3)
+    preset = _preset(iterations=1, method="fd", ensemble=3, allow_unfitted=True)  # 20 steps
     summary = pipeline.run_job(tmp_path / "a", preset, progress=False)
     row = summary["iterations"]["1"]
     table = read_scores(tmp_path / "a" / "scores" / "it1_fd.csv")

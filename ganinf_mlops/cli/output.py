@@ -127,7 +127,7 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
                 f"    chunk {c['chunk']}: removed {c[keys.N_REMOVED]}, change predicted "
                 f"{_signed(c[keys.PREDICTED_CHANGE])}, replay {_signed(c[keys.ACTUAL_CHANGE])}"
             )
-    if job.get("stopped"):
+    if job.get("stopped") and job["stopped"] not in lines[0]:  # the verdict may say it already
         lines.append(f"stopped at {job['stopped']}")
     lines.append(f"summary: {out}")
     return lines

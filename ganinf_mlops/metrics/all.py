@@ -30,7 +30,7 @@ ALL_SPEC = register(
         # a KDE of the other) as a likelihood ratio. Weak: with bandwidth 1 the KDE forgives
         # much; tiny ends at x2.6 and a learning rate 500x too small at x2.2-2.4, so only fd
         # catches the latter (docs/concepts.md, "The fit check").
-        fit=FitRule("data floor", max_ratio=3.0, log=True),
+        fit=FitRule("data floor", max_ratio=5.0, log=True),
     )
 )
 
