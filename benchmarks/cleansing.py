@@ -691,8 +691,9 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(f"  dataset {preset.dataset} {json.dumps(data)} (seed replaced per run)")
     kind = ", ".join(f"{k} {v}" for k, v in kind_fields(cfg).items())
     print(
-        f"  train ({cfg.problem}): {kind}; batch {cfg.batch_size}, epochs {cfg.epochs}, "
-        f"{cfg.dtype}, {cfg.device} (seed replaced per run)"
+        f"  train ({cfg.problem}): {kind}; batch {cfg.batch_size}, "
+        + (f"{cfg.steps} steps, " if cfg.steps is not None else f"epochs {cfg.epochs}, ")
+        + f"{cfg.dtype}, {cfg.device} (seed replaced per run)"
     )
     if feature_classifier(preset.metric) is None:
         print(f"  metric: ALL n_gen={preset.metric.n_gen} bandwidth={preset.metric.bandwidth}; fd")

@@ -176,7 +176,7 @@ def scoring_method(preset: Preset, method: str | None = None) -> str:
 def bench_config(preset: Preset, args: argparse.Namespace) -> TrainConfig:
     cfg = dataclasses.replace(preset.train, device=args.device)
     if args.epochs is not None:
-        cfg = dataclasses.replace(cfg, epochs=args.epochs)
+        cfg = dataclasses.replace(cfg, epochs=args.epochs, steps=None)
     return cfg
 
 

@@ -310,11 +310,14 @@ def cleanse(
     policy: str = "positive",
     threshold: float | None = None,
     min_agreement: float | None = None,
+    allow_unfitted: bool = False,
     force: bool = False,
 ) -> DatasetVersion:
     """Write the version without its most harmful instances (by the scores of `influence(...,
     out=...)` or a scores CSV): `remove_frac` (default 5%) or `remove_count` of them, those the
-    `policy` keeps. Raises `NothingToRemoveError` (writing nothing) when none qualify."""
+    `policy` keeps. Raises `NothingToRemoveError` (writing nothing) when none qualify, and its
+    `UnfittedError` when the scores come from a model that did not fit its data (unless
+    `allow_unfitted`)."""
     from ganinf_mlops.cleanse import cleanse as cleanse_version
 
     if remove_frac is None and remove_count is None:
@@ -322,7 +325,7 @@ def cleanse(
     return cleanse_version(
         _version(data), _scores_path(scores), out, remove_frac=remove_frac,
         remove_count=remove_count, policy=policy, threshold=threshold,
-        min_agreement=min_agreement, force=force,
+        min_agreement=min_agreement, allow_unfitted=allow_unfitted, force=force,
     )  # fmt: skip
 
 

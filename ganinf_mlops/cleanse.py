@@ -34,6 +34,7 @@ from ganinf_mlops.evidence import evidence
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, read_scores
 from ganinf_mlops.io import check_disjoint
+from ganinf_mlops.metrics.fit import FitCheck, check_fitted
 from ganinf_mlops.registry import check_choice
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def cleanse(
     threshold: float | None = None,
     min_agreement: float | None = None,
     require_ensemble: bool = False,
+    allow_unfitted: bool = False,
     force: bool = False,
 ) -> DatasetVersion:
     """Write `out_dir`: `version` without its most harmful instances according to the scores.
@@ -199,6 +201,8 @@ def cleanse(
     ensemble's held-out evidence for them does not hold at `min_agreement` (`evidence`). One
     run's scores carry no such evidence: with `require_ensemble` they are refused, else used
     unverified.
+    UnfittedError when the scores come from a model that did not fit its data, unless
+    `allow_unfitted`.
     """
     check_disjoint(out_dir, version.path)
     k = removal_count(version.n, remove_frac, remove_count)
@@ -207,6 +211,8 @@ def cleanse(
     removed = select_removals(table, k, policy, threshold)
     if removed.size == 0:
         raise nothing_to_remove(version, table, policy)
+    fit = FitCheck.from_record(table.extra.get(keys.FIT))  # the scored model's (metrics/fit.py)
+    check_fitted(fit, allow_unfitted, table.extra.get("n_steps"))
     agree = check_agreement(
         version, table, k, policy, threshold, min_agreement, explicit=require_ensemble
     )

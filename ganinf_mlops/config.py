@@ -65,10 +65,15 @@ class TrainConfig:
 
     problem: str = "gan"
     batch_size: int = help_field(100, "Minibatch size.", min=1)
-    epochs: int = help_field(50, "Epochs.", min=1)
-    steps: int | None = help_field(  # None: epochs * (N // batch_size)
+    # The budget: `steps` when set (what the presets state: a dataset of any size gets the
+    # number of steps they were tuned with), else `epochs` passes over the data.
+    epochs: int | None = help_field(
+        50, "Epochs: passes over the data (only when train.steps is null).", min=1
+    )
+    steps: int | None = help_field(
         None,
-        "Exactly this many optimizer steps, as many epochs as they take (instead of --epochs).",
+        "Exactly this many optimizer steps, as many epochs as they take on this data (wins over "
+        "train.epochs; giving --epochs alone clears it).",
         min=1,
     )
     seed: int = help_field(0, "Seed of initialisation, minibatch order and latents.")
@@ -82,13 +87,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice("storage", self.storage, STORAGE)
         check_choice("dtype", self.dtype, DTYPES)
-        for name in ("batch_size", "epochs", "checkpoint_every"):
+        for name in ("batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"steps must be >= 1 or null, got {self.steps}")
-        check_max("steps", self.steps or 0)
-        check_max("epochs", self.epochs)
+        for name in ("epochs", "steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
+            check_max(name, getattr(self, name) or 0)
+        if self.epochs is None and self.steps is None:
+            raise ConfigError("train.steps and train.epochs are both null: give the budget")
         check_seed(self.seed)
         check_device(self.device)
 
@@ -194,7 +201,8 @@ class JobOptions:
     threshold: float | None = help_field(None, "Harmfulness cut-off of policy threshold.")
     retrain_budget: str = help_field(
         "steps",
-        "Fresh retraining keeps the parent's optimizer 'steps' or the config's 'epochs'.",
+        "Fresh retraining keeps the parent's optimizer 'steps', or takes the config's own budget "
+        "('epochs': train.steps if set, else train.epochs passes over the smaller data).",
         choices=BUDGETS,
     )
     retrain_seeds: int = help_field(
@@ -215,6 +223,11 @@ class JobOptions:
         "held out of the selection, predicts that the selection helps (and their mean does); "
         "otherwise write nothing and exit 2, as when nothing is predicted to help. One run's "
         "scores are unverified; null turns the check off.",
+    )
+    allow_unfitted: bool = help_field(
+        False,
+        "Cleanse even when the scored model did not fit its data (its metric far from the "
+        "data's own floor, `ganinf train` says so): its influence is then mostly noise.",
     )
 
     def __post_init__(self) -> None:
@@ -279,8 +292,14 @@ def __getattr__(name: str) -> Any:
 
 def with_train_options(cfg: TrainConfig, **options: Any) -> TrainConfig:
     """`cfg` with some fields replaced (None keeps the config's); `lr` and `optimizer` apply to
-    every optimizer of the config (both networks' of a GAN, a classifier's one)."""
+    every optimizer of the config (both networks' of a GAN, a classifier's one). The budget is
+    one of the two: `epochs` alone clears the config's `steps` (which would win over it), and
+    `steps` alone clears its `epochs`."""
     given = {k: v for k, v in options.items() if v is not None}
+    if "epochs" in given and "steps" not in given:
+        given["steps"] = None
+    elif "steps" in given and "epochs" not in given:
+        given["epochs"] = None
     opt = {k: given.pop(k) for k in ("lr", "optimizer") if k in given}
     if opt:
         rename = {"optimizer": "name"}
@@ -311,6 +330,7 @@ ADDED_FIELDS = frozenset(
         ("GanConfig", "r1"),
         ("JobOptions", "average_order"),
         ("ClassifierModelConfig", "standardize"),
+        ("JobOptions", "allow_unfitted"),
     }
 )
 

@@ -50,5 +50,14 @@ class NothingToRemoveError(GaninfError):
         self.agreement = agreement
 
 
+class UnfittedError(NothingToRemoveError):
+    """A cleanse refused because the model whose scores would choose the removals did not fit
+    its data (`metrics.fit`): its influence ranks noise. `job.allow_unfitted` overrides it."""
+
+    def __init__(self, message: str, check: object | None = None) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt: not an Exception)
     """SIGTERM arrived: unwind cleanly (temp files removed, MLflow runs marked KILLED)."""

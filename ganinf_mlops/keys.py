@@ -43,6 +43,9 @@ N_ANOMALIES_REMOVED = "n_anomalies_removed"  # injected anomalies removed by the
 N_AGREEING = "n_agreeing"  # ensemble members that, held out of the selection, predict a gain
 N_MEMBERS = "n_members"  # members of the ensemble that scored a cleanse
 MEMBERS = "members"  # score-table extra: each ensemble member's own predicted change
+# Did the model fit its data (metrics/fit.py): a run's meta.json (by metric), a score table's
+# extra and summary.json's job (the scored model's check)
+FIT = "fit"
 ITERATION = "iteration"
 SCORING_SECONDS = "scoring_seconds"
 

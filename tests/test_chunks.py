@@ -29,7 +29,7 @@ def test_chunked_cleanse_rescores_on_each_replay(tmp_path) -> None:
     tiny = get_preset("tiny")
     preset = dataclasses.replace(
         tiny,
-        train=dataclasses.replace(tiny.train, epochs=2),
+        train=dataclasses.replace(tiny.train, epochs=2, steps=None),
         job=dataclasses.replace(tiny.job, chunks=3, policy="top", remove_frac=0.05),
     )
     raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)
@@ -75,7 +75,7 @@ def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:
     tiny = get_preset("tiny")
     preset = dataclasses.replace(
         tiny,
-        train=dataclasses.replace(tiny.train, epochs=2),
+        train=dataclasses.replace(tiny.train, epochs=2, steps=None),
         job=dataclasses.replace(tiny.job, chunks=2, policy="top", remove_frac=0.04, ensemble=2),
     )
     raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)

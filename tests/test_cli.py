@@ -213,7 +213,7 @@ def test_params_file_round_trip_and_errors(tmp_path, capsys):
     text = params.read_text()
     ganinf("prepare", "--params", params, "--out", tmp_path / "raw")
     assert json.loads((tmp_path / "raw" / "manifest.json").read_text())["n_instances"] == 200
-    params.write_text(text.replace("  epochs: 5\n", ""))
+    params.write_text(text.replace("  epochs: null\n", ""))
     fails(
         capsys,
         "train",
@@ -225,7 +225,7 @@ def test_params_file_round_trip_and_errors(tmp_path, capsys):
         tmp_path / "run",
         match="missing key train.epochs",
     )
-    params.write_text(text.replace("  epochs: 5\n", "  epochs: 5\n  epoch: 5\n"))
+    params.write_text(text.replace("  epochs: null\n", "  epochs: null\n  epoch: 5\n"))
     fails(
         capsys,
         "train",
@@ -414,3 +414,30 @@ def test_refused_influence_trains_no_ensemble_members(tiny_run, tmp_path, capsys
         "--out", tmp_path / "s.csv", match=match,
     )  # fmt: skip
     assert sorted(p.name for p in (root / "runs").iterdir()) == ["raw"]
+
+
+def test_cleanse_refuses_the_scores_of_an_unfitted_model(flow, tmp_path, capsys):
+    """The tiny run's fd stays far from its data's floor: its fd influence is not acted on
+    (exit 2, nothing written) unless --allow-unfitted."""
+    scores = tmp_path / "fd.csv"
+    influence(flow, "--method", "fd", "--out", scores)
+    meta = json.loads((tmp_path / "fd.csv.meta.json").read_text())
+    assert meta["extra"]["fit"]["fit"] == "unfitted"
+    args = ("cleanse", "--data", flow["raw"], "--scores", scores, "--remove-count", "3")
+    err = fails(capsys, *args, "--out", tmp_path / "v1", match="nothing cleansed: the model did")
+    assert "raise train.steps (now 50)" in err and "--allow-unfitted" in err
+    assert not (tmp_path / "v1").exists()
+    ganinf(*args, "--out", tmp_path / "v1", "--allow-unfitted")
+    assert (tmp_path / "v1" / "manifest.json").exists()
+
+
+def test_train_and_run_say_whether_the_model_fitted(flow, tmp_path, capsys):
+    ganinf("train", "--preset", "tiny", "--data", flow["raw"], "--out", tmp_path / "r",
+           "--steps", "5")  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("model ") and " vs data floor " in out[-1]  # judged by tiny's ALL
+    ganinf("run", "--preset", "tiny", "--method", "fd", "--iterations", "1",
+           "--out", tmp_path / "j")  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("did not fit") == 1
+    assert "(iteration 1: nothing cleansed: the model did not fit: fd" in out

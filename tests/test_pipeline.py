@@ -54,7 +54,7 @@ def _preset(iterations: int = 2, **job: Any) -> Preset:
     p = get_preset("tiny")
     return dataclasses.replace(
         p,
-        train=dataclasses.replace(p.train, epochs=2),
+        train=dataclasses.replace(p.train, epochs=2, steps=None),
         job=dataclasses.replace(p.job, **{"iterations": iterations, "loo": 0, **job}),
     )
 
@@ -193,7 +193,10 @@ def test_summary_json_is_the_summary_of_the_runs_plus_job_extras(job_run):
         "final_version": str(w / "data" / "v2"),
         "final_digest": versions[2].digest,
         "stopped": None,
+        # the first model scored, judged by the job's metric
+        keys.FIT: RunDir(w / "runs" / "r0").fit("all").record(),
     }
+    assert on_disk["job"][keys.FIT]["fit"] == "fitted"
     # Each cleanse removes at most 5% of the instances (10 of 200, then 10 of 190).
     removed = [on_disk["iterations"][str(i)][keys.N_REMOVED] for i in range(3)]
     assert removed[0] == 0 and all(1 <= r <= 10 for r in removed[1:])
@@ -451,7 +454,7 @@ def test_an_ensemble_cleanse_records_its_members_agreement(tmp_path):
     from ganinf_mlops.cli.output import job_lines
     from ganinf_mlops.influence.scores import read_scores
 
-    preset = _preset(iterations=1, method="fd", ensemble=3)
+    preset = _preset(iterations=1, method="fd", ensemble=3, allow_unfitted=True)  # 20 steps
     plans: list[tuple[Any, bool]] = []
     r0 = tmp_path / "a" / "runs" / "r0"
     summary = pipeline.run_job(
@@ -506,3 +509,28 @@ def test_the_job_scores_averaged_over_minibatch_orders_when_asked(tmp_path):
     drawn = score(table.run, raw, ScoringOptions("all", last_epochs=1, progress=False))
     assert table.aligned_to(raw.ids)[1] == pytest.approx(expected.predicted_change, abs=0)
     assert not (table.aligned_to(raw.ids)[1] == pytest.approx(drawn.predicted_change))
+
+
+def test_an_unfitted_model_is_not_cleansed_unless_allowed(tmp_path):
+    """Tiny's 20 steps leave fd far from the data's floor: the job scores nothing and says why;
+    with allow_unfitted it cleanses as before."""
+    rec = Recorder(tmp_path / "refused")
+    summary = pipeline.run_job(
+        tmp_path / "refused", _preset(iterations=1, method="fd"), observer=rec, progress=False
+    )
+    fit = summary["job"][keys.FIT]
+    assert fit["fit"] == "unfitted" and fit["metric"] == keys.FD and fit["ratio"] > 10
+    assert summary["job"]["stopped"].startswith(
+        "iteration 1: nothing cleansed: the model did not fit: fd"
+    )
+    assert list(summary["iterations"]) == ["0"]
+    assert not (tmp_path / "refused" / "scores").exists()  # refused before scoring
+    assert not (tmp_path / "refused" / "data" / "v1").exists()
+    allowed = pipeline.run_job(
+        tmp_path / "allowed",
+        _preset(iterations=1, method="fd", allow_unfitted=True),
+        progress=False,
+    )
+    assert allowed["job"][keys.FIT] == fit  # the same model, the same check
+    assert "did not fit" not in (allowed["job"]["stopped"] or "")
+    assert (tmp_path / "allowed" / "data" / "v1").exists()

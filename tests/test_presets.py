@@ -99,13 +99,46 @@ def test_tiny_is_smaller_than_default():
     tiny, default = get_preset("tiny"), get_preset("default")
     assert tiny.dataset == default.dataset
     assert tiny.data_params["n"] < default.data_params["n"]
-    steps = {
-        n: p.train.epochs * p.data_params["n"] // p.train.batch_size
-        for n, p in (("tiny", tiny), ("default", default))
-    }
-    assert steps["tiny"] < steps["default"]
+    assert tiny.train.steps < default.train.steps
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_presets_state_their_budget_in_steps(name):
+    """A preset's budget is steps (a dataset of another size gets as many), never epochs."""
+    train = get_preset(name).train
+    assert train.steps is not None and train.epochs is None
 
 
 def test_presets_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_preset("tiny").train.epochs = 1  # type: ignore[misc]
+
+
+def test_a_dataset_of_another_size_gets_the_presets_steps(tmp_path):
+    """The user's case: 400 points trained with a preset get its tuned number of steps (5 epochs
+    of tiny's 200 points are 50 steps; 5 epochs of 400 would be 100)."""
+    from ganinf_mlops.train.rundir import RunDir
+    from ganinf_mlops.train.trainer import train
+
+    p = get_preset("tiny")
+    version = create_raw_version(tmp_path / "v", p.dataset, **{**p.data_params, "n": 400})
+    run = RunDir(train(version, p.train, p.metric, tmp_path / "r", progress=False))
+    assert run.n_steps == p.train.steps == 50
+    assert run.steps_per_epoch == 400 // p.train.batch_size
+
+
+def test_the_budget_is_one_of_steps_and_epochs():
+    """--epochs alone clears a preset's steps (which would win over it), --steps alone its
+    epochs; a config with neither is refused."""
+    from ganinf_mlops.config import with_train_options
+    from ganinf_mlops.errors import ConfigError
+
+    train = get_preset("default").train
+    by_epochs = with_train_options(train, epochs=3)
+    assert (by_epochs.epochs, by_epochs.steps) == (3, None)
+    by_steps = with_train_options(by_epochs, steps=7)
+    assert (by_steps.epochs, by_steps.steps) == (None, 7)
+    both = with_train_options(train, epochs=3, steps=7)
+    assert (both.epochs, both.steps) == (3, 7)
+    with pytest.raises(ConfigError, match="both null"):
+        dataclasses.replace(train, steps=None)

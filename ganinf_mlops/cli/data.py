@@ -117,6 +117,7 @@ def prepare(
 @field_options(
     JobOptions,
     "min_agreement",
+    "allow_unfitted",
     into="job",
     default=_FROM_JOB,
     min_agreement={"type": click.FloatRange(0, 1, min_open=True)},
@@ -168,6 +169,7 @@ def cleanse(
             threshold=threshold,
             min_agreement=min_agreement,
             require_ensemble="min_agreement" in job,
+            allow_unfitted=job.get("allow_unfitted", cfg.allow_unfitted),
             force=force,
         )
         obs.cleansed(new)

@@ -52,6 +52,7 @@ _JOB_OPTIONS = [
         "chunks",
         "ensemble",
         "iterations",
+        "allow_unfitted",
         into="job",
         default="the config's job.{name}",
         blank=True,

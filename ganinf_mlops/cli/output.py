@@ -7,6 +7,7 @@ from typing import Any
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
+from ganinf_mlops.metrics.fit import FitCheck
 from ganinf_mlops.report import verdict
 
 SHOWN_RESULTS = (
@@ -107,6 +108,10 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
         f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {headline} = "
         f"{first[headline]:.6g}; method {job['method']}",
     ]
+    fit = FitCheck.from_record(job.get(keys.FIT))
+    fit_line = None if fit is None else fit.line(first.get(keys.N_STEPS))
+    if fit_line is not None and fit_line not in (job.get("stopped") or ""):  # said once
+        lines.append(fit_line)
     for k in sorted(its, key=int)[1:]:
         row = its[k]
         if row.get("validation") is not None:
@@ -139,7 +144,7 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
                 f"    chunk {c['chunk']}: removed {c[keys.N_REMOVED]}, change predicted "
                 f"{_signed(c[keys.PREDICTED_CHANGE])}, replay {_signed(c[keys.ACTUAL_CHANGE])}"
             )
-    if job.get("stopped"):
+    if job.get("stopped") and job["stopped"] not in lines[0]:  # the verdict may say it already
         lines.append(f"stopped at {job['stopped']}")
     lines.append(f"summary: {out}")
     return lines

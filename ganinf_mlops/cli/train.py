@@ -113,3 +113,6 @@ def train_cmd(
     metric = (rd.replay_info or {}).get("metric")
     for line in output.run_lines(str(run), rd.metrics(), metric):
         click.echo(line)
+    check = rd.fit(config.job.method)  # judged by the metric the config's job scores
+    if check is not None:
+        click.echo(check.line(rd.n_steps))

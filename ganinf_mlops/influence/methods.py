@@ -69,6 +69,11 @@ class Method:
     def predicts_change(self) -> bool:
         return self.target is not None
 
+    @property
+    def uses_model(self) -> bool:
+        """Whether its scores come from the trained model (and are only as good as its fit)."""
+        return self.target is not None or self.final_losses
+
 
 METHODS: Registry[Method] = Registry("method")
 # One influence method per target of a problem kind, described by its registered metric.
@@ -134,6 +139,8 @@ def score(run: str | Path, version: DatasetVersion, options: ScoringOptions) -> 
     run_ref = str(run)
     if m.target is None:  # a baseline or the injected reference: scores, no predicted change
         harm, extra = _harm(m, o.method, traj, version, o.seed)
+        if m.final_losses:  # the trained model's losses: as good as its fit
+            extra = {**extra, **_fit_extra(traj, None)}
         nan = np.full(len(harm), np.nan)
         return ScoreTable(version.ids, harm, nan, o.method, None, version.digest, run_ref, extra)
     problem, target = problem_and_target(traj, version, m.target)
@@ -175,8 +182,21 @@ def score(run: str | Path, version: DatasetVersion, options: ScoringOptions) -> 
             "average_order": o.average_order,
             "seconds": seconds,
             "higher_is_better": target.higher_is_better,
+            **_fit_extra(traj, m.target),
         },
     )
+
+
+def _fit_extra(traj: RunDir, metric: str | None) -> dict[str, Any]:
+    """What scores record of the fit of the model they came from (metrics/fit.py; nothing for a
+    run from before the check): a cleanse refuses an unfitted one unless asked."""
+    check = traj.fit(metric)
+    return {} if check is None else {keys.FIT: check.record()}
+
+
+def _worst_fit(tables: list[ScoreTable]) -> dict[str, Any]:
+    fits = [t.extra[keys.FIT] for t in tables if keys.FIT in t.extra]
+    return {keys.FIT: max(fits, key=lambda f: f["ratio"])} if fits else {}
 
 
 def _harm(
@@ -286,6 +306,8 @@ def score_ensemble(
         "last_epochs": options.last_epochs,
         "checkpointed": options.checkpointed,
         "average_order": options.average_order,
+        # the member that fitted least: an ensemble is as good as its worst-fitted model
+        **_worst_fit(tables),
         # each run's own estimate, for the cleanse's check that the members agree
         keys.MEMBERS: {"ids": version.ids.tolist(), "change": members.tolist()},
     }

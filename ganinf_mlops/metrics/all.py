@@ -14,7 +14,7 @@ import math
 import torch
 
 from ganinf_mlops import keys
-from ganinf_mlops.metrics.specs import Metric, register
+from ganinf_mlops.metrics.specs import FitRule, Metric, register
 
 ALL_SPEC = register(
     Metric(
@@ -26,6 +26,11 @@ ALL_SPEC = register(
         # method `all`): there ALL is logged under this name. Files keep the key `all`.
         tracking_name="avg_log_likelihood",
         influence="influence on ALL (average log-likelihood)",
+        # A log-likelihood: the gap to the data's own ALL (one half of the training data under
+        # a KDE of the other) as a likelihood ratio. Weak: with bandwidth 1 the KDE forgives
+        # much; tiny ends at x2.6 and a learning rate 500x too small at x2.2-2.4, so only fd
+        # catches the latter (docs/concepts.md, "The fit check").
+        fit=FitRule("data floor", max_ratio=5.0, log=True),
     )
 )
 

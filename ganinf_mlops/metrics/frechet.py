@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import torch
 
 from ganinf_mlops import keys
-from ganinf_mlops.metrics.specs import Metric, register
+from ganinf_mlops.metrics.specs import FitRule, Metric, register
+
+# Measured (docs/concepts.md, "The fit check"): the default ends within x1.6-3.1 of the floor
+# between two halves of its data, but a bad training seed at x17, and the user's 200-step run on
+# 400 points at x11-35 overlaps it; a learning rate 500x too small ends at x173-186. A refusal
+# must not hit a fitting preset on an unlucky seed, so the margin sits well above x17 and catches
+# only models that clearly did not fit.
+DATA_FLOOR = FitRule("data floor", max_ratio=50.0)
 
 FD_SPEC = register(
     Metric(
@@ -24,6 +31,7 @@ FD_SPEC = register(
         higher_is_better=False,
         meaning="Fréchet distance of Gaussian fits, generated vs held-out data",
         influence="influence on the Fréchet distance to held-out data",
+        fit=DATA_FLOOR,
     )
 )
 FID_SPEC = register(
@@ -32,6 +40,9 @@ FID_SPEC = register(
         higher_is_better=False,
         meaning="FID on the feature classifier's 128-d features (images)",
         influence="influence on FID (Fréchet distance of classifier features)",
+        # Loose: digits-tiny's 18 steps end at x16-20 of the floor and must pass; a learning
+        # rate 200x too small ends at x18-25, so this catches only worse (docs/concepts.md).
+        fit=FitRule("data floor", max_ratio=30.0),
     )
 )
 

@@ -15,7 +15,7 @@ import math
 import torch
 
 from ganinf_mlops import keys
-from ganinf_mlops.metrics.specs import Metric, register
+from ganinf_mlops.metrics.specs import FitRule, Metric, register
 
 IS_SPEC = register(
     Metric(
@@ -23,6 +23,8 @@ IS_SPEC = register(
         higher_is_better=True,
         meaning="Inception Score on the feature classifier's softmax (images)",
         influence="influence on the Inception Score (classifier softmax)",
+        # No floor: the real training images' IS is the reference (docs/concepts.md).
+        fit=FitRule("real data's IS", max_ratio=5.0),
     )
 )
 

@@ -17,12 +17,39 @@ that computes one of their results, so after that import every metric is registe
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 
 from ganinf_mlops.registry import Registry
 
 # Imported before a lookup: its import registers every metric (module docstring).
 REGISTERING_PACKAGE = "ganinf_mlops.problems"
+
+
+@dataclass(frozen=True)
+class FitRule:
+    """When a trained model has fitted its data, judged by one metric against a reference the
+    data itself gives (the problem kind computes it: `Problem.fit_references`, cheap and
+    seeded). `ratio` says how many times worse than the reference the model is (1 = as good):
+    value / reference for a lower-is-better metric, reference / value for a higher-is-better
+    one, exp(reference - value) for a log-likelihood (`log`: a gap in nats as a likelihood
+    ratio). Fitted when the ratio is at most `max_ratio` (chosen by measurement: docs,
+    concepts.md, "The fit check")."""
+
+    reference: str  # the reference in words: "data floor", "constant predictor"
+    max_ratio: float
+    log: bool = False
+
+    def ratio(self, value: float, reference: float, higher_is_better: bool) -> float | None:
+        """How many times worse than `reference` the `value` is; None where no ratio exists (a
+        zero or negative reference, a non-finite value)."""
+        if not (math.isfinite(value) and math.isfinite(reference)):
+            return None
+        if self.log:
+            gap = reference - value if higher_is_better else value - reference
+            return math.exp(min(gap, 700.0))
+        num, den = (reference, value) if higher_is_better else (value, reference)
+        return num / den if num > 0 and den > 0 else None
 
 
 @dataclass(frozen=True)
@@ -35,6 +62,7 @@ class Metric:
     tracking_name: str = ""  # the MLflow name where `name` misleads without context ("" = name)
     influence: str = ""  # the influence method on it, described, where it is a target
     best: str = ""  # what is best when there is no direction (e.g. "near 0")
+    fit: FitRule | None = None  # how it says whether a model fitted (None: it cannot)
 
     @property
     def better(self) -> str:

@@ -164,6 +164,20 @@ class Problem(ABC):
         check_choice(f"target of a {self.cfg.problem} run", name, self.target_names)
         return self.targets()[name]
 
+    def fit_references(self) -> dict[str, float]:
+        """What its metrics measure on the data itself, by metric name: the reference each
+        fit rule (`metrics.specs.FitRule`) compares the trained model with. Cheap (no
+        training) and deterministic (seeded by the metric config); {} where none exists."""
+        return {}
+
+    def halves(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training instances in two random halves (seeded by the metric config's seed):
+        between them a metric measures what sampling alone costs, the data's floor."""
+        g = torch.Generator().manual_seed(int(getattr(self.metric, "seed", 0)))
+        perm = torch.randperm(self.n, generator=g).to(self.device)
+        half = self.n // 2
+        return self.x[perm[:half]], self.x[perm[half : 2 * half]]
+
     def features(self, x: np.ndarray) -> np.ndarray:
         """Instances [N, ...] in the feature space of the metrics (what baselines score):
         the flattened instances unless a problem has a feature map."""

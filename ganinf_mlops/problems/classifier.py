@@ -31,7 +31,7 @@ from ganinf_mlops import keys, optim
 from ganinf_mlops.config import TrainConfig
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.limits import check_widths, env_name, limit
-from ganinf_mlops.metrics.specs import Metric, register
+from ganinf_mlops.metrics.specs import FitRule, Metric, register
 from ganinf_mlops.models import CLASSIFIER_MODELS
 from ganinf_mlops.models.blocks import ACTIVATIONS
 from ganinf_mlops.models.classifiers import Standardize, input_stats
@@ -115,6 +115,9 @@ VAL_LOSS_SPEC = register(
         higher_is_better=False,
         meaning="a classifier's loss on the validation half (influence target)",
         influence="SGD-influence on a classifier's validation loss (Hara et al.)",
+        # Fitted when clearly below the loss of predicting the class frequencies
+        # (docs/concepts.md, "The fit check").
+        fit=FitRule("constant predictor", max_ratio=0.8),
     )
 )
 register(Metric(keys.VAL_ACCURACY, True, "a classifier's accuracy on the validation half"))
@@ -222,6 +225,15 @@ class ClassifierProblem(Problem):
                 out[f"{split}_loss"] = float(F.cross_entropy(logits, y))
                 out[f"{split}_accuracy"] = float((logits.argmax(1) == y).to(self.dtype).mean())
         return out
+
+    def fit_references(self) -> dict[str, float]:
+        """The validation loss of the constant predictor: the training labels' class
+        frequencies (add-one smoothed, so a class missing from training costs a finite loss)
+        for every instance. A model that learnt nothing from its inputs scores this."""
+        assert self.y is not None
+        counts = torch.bincount(self.y, minlength=self.n_classes).to(self.dtype) + 1
+        log_p = (counts / counts.sum()).log()
+        return {keys.VAL_LOSS: float(-log_p[self.y_val].mean())}
 
     def instance_losses(self, state: State) -> np.ndarray:
         """Cross-entropy of every training instance under `state`."""

@@ -337,6 +337,18 @@ class GanProblem(Problem):
 
         return Target(DISC_LOSS_SPEC, value)
 
+    def fit_references(self) -> dict[str, float]:
+        """fd and ALL between two halves of the training data: one half in the place of the
+        generated samples, the other in that of the held-out data."""
+        a, b = self.halves()
+        if len(a) < 2:
+            return {}
+        with torch.no_grad():
+            return {
+                keys.FD: float(frechet_distance(a, GaussianFit.of(b))),
+                keys.ALL: float(average_log_likelihood(b, a, self.metric.bandwidth)),
+            }
+
     def evaluate(self, state: State) -> dict[str, float]:
         with torch.no_grad():
             out = {name: float(t.value(state)) for name, t in self.targets().items()}

@@ -113,6 +113,17 @@ class ImageGanProblem(GanProblem):
             keys.DISC_LOSS: self.disc_loss_target(),
         }
 
+    def fit_references(self) -> dict[str, float]:
+        """FID between the classifier features of two halves of the training images, and the
+        IS of one half (real images: what a generator that draws the data scores)."""
+        a, b = self.halves()
+        if len(a) < 2:
+            return {}
+        model = self.classifier.model
+        with torch.no_grad():
+            fid = frechet_distance(model.features(a), GaussianFit.of(model.features(b)))
+            return {keys.FID: float(fid), keys.IS: float(inception_score(model(a)))}
+
     def evaluate(self, state: State) -> dict[str, float]:
         with torch.no_grad():
             out = {name: float(t.value(state)) for name, t in self.targets().items()}

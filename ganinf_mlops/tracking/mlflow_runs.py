@@ -93,6 +93,7 @@ class MlflowTracker(RunLog, Observer):
         self._raw: DatasetVersion | None = None
         self._helped = 0  # removed instances that were predicted to help (last cleanse)
         self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
+        self._method: str | None = None  # the job's scoring method: what a run's fit is judged by
 
     def ui_hint(self) -> str:
         """Where to look: the command that serves this store and the runs table's address."""
@@ -167,6 +168,7 @@ class MlflowTracker(RunLog, Observer):
         with mlflow.start_run(run_name=name, nested=True, tags=run_tags), self._described(head):
             mlflow.log_param(keys.ITERATION, index)
             self._step, self._helped, self._cleansed = index, 0, None
+            self._method = method
             if version is not None:
                 self._log_input(version, "input")
             try:
@@ -224,6 +226,9 @@ class MlflowTracker(RunLog, Observer):
             mlflow.log_artifacts(rd.metric_config.classifier, artifact_path=CLASSIFIER_ARTIFACT)
         mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
         mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
+        check = rd.fit(self._method)
+        if check is not None:
+            mlflow.set_tag(tags.FIT, check.fit)
         self._log_losses(rd)
         self._log_input(version, "training")
         self._log_metrics(results)
@@ -378,6 +383,9 @@ class MlflowTracker(RunLog, Observer):
             metric, raw_value, best_value, best_it = best
             values = {f"{metric}_raw": raw_value, f"{metric}_best": best_value}
             self._log_metrics({**values, "best_iteration": best_it}, step=0)
+        fit = summary["job"].get(keys.FIT)
+        if fit is not None:  # the first model scored
+            mlflow.set_tag(tags.FIT, fit["fit"])
         o = outcome(summary)
         if o is not None:
             mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")

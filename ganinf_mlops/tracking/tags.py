@@ -11,6 +11,8 @@ INPUT_VERSION = "ganinf.input_version"  # the version read, "v1 (07f90fab65c1)"
 OUTPUT_VERSION = "ganinf.output_version"  # the version written, "v2 (4be1...)"
 PRESET = "ganinf.preset"  # job: the name of the configuration it ran
 GATE = "ganinf.gate"  # gate: pass | fail
+# a trained run (and a job: its first model scored): fitted | unfitted (metrics/fit.py)
+FIT = "ganinf.fit"
 VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the scored metric)
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)

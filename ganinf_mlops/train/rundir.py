@@ -52,7 +52,8 @@ from ganinf_mlops.config import (
 from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.io import atomic_file, read_json, write_json
-from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
+from ganinf_mlops.metrics.fit import FitCheck, fit_metric
+from ganinf_mlops.problems import PROBLEMS, Problem, Schedule, State, problem_of_version
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,16 @@ class RunDir:
                 f"{problem.provenance()} (a feature classifier changed since it was trained)"
             )
         return problem
+
+    def fit(self, method: str | None = None) -> FitCheck | None:
+        """Whether the model fitted its data (recorded at training, metrics/fit.py), judged by
+        the metric `method` scores, or by the kind's first target with a fit rule for a
+        baseline or None; None for a run from before the check."""
+        checks = self.meta.get("fit")
+        name = fit_metric(PROBLEMS.get(self.train_config.problem).target_names, method)
+        if not isinstance(checks, dict) or name is None:
+            return None
+        return FitCheck.from_record(checks.get(name))
 
     def final_samples(self, version: Any) -> np.ndarray | None:
         """Samples of the final state from the fixed evaluation latents (None: none generated)."""

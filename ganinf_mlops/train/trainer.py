@@ -41,6 +41,7 @@ from ganinf_mlops.errors import (
     TrajectoryError,
 )
 from ganinf_mlops.io import check_disjoint, publish_dir
+from ganinf_mlops.metrics.fit import fit_checks
 from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
 from ganinf_mlops.problems.schedule import make_schedule, steps_per_epoch
 from ganinf_mlops.train import partial
@@ -189,6 +190,7 @@ def _train(
         meta = _meta(version, cfg, metric, problem, state, parent, replay_info, n_steps, out_dir)
         if job is not None:
             meta["job"] = job_record(job)
+        meta["fit"] = fit_checks(metrics, problem.fit_references())  # metrics/fit.py
         writer.finish(meta, metrics, losses, problem.loss_names)
         publish_dir(partial.finish(out_dir), out_dir, force)
     except (Terminated, KeyboardInterrupt):

@@ -117,7 +117,7 @@ def _preset():
     p = get_preset("tiny")
     return dataclasses.replace(
         p,
-        train=dataclasses.replace(p.train, epochs=2),
+        train=dataclasses.replace(p.train, epochs=2, steps=None),
         job=dataclasses.replace(p.job, iterations=1, loo=0),
     )
 

@@ -37,7 +37,7 @@ def load_params_of_tiny(tmp_path: Path) -> Path:
     import dataclasses
 
     p = load_params(tmp_path / "p.yaml")
-    train = dataclasses.replace(p.train, epochs=200, checkpoint_every=50)
+    train = dataclasses.replace(p.train, epochs=200, steps=None, checkpoint_every=50)
     write_params(tmp_path / "params.yaml", dataclasses.replace(p, train=train))
     return tmp_path / "params.yaml"
 
