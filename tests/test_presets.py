@@ -24,6 +24,7 @@ SMALL = {
     "digits": {"n_eval": 30, "train_size": 60},
     "mnist_sample": {"n_eval": 30, "train_size": 60},
     "wine": {"n_eval": 30, "train_size": 60},
+    "breast_cancer": {"n_eval": 30, "train_size": 60},
 }
 
 
