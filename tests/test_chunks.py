@@ -76,7 +76,9 @@ def test_chunks_of_an_ensemble_follow_every_member(tmp_path) -> None:
     preset = dataclasses.replace(
         tiny,
         train=dataclasses.replace(tiny.train, epochs=2, steps=None),
-        job=dataclasses.replace(tiny.job, chunks=2, policy="top", remove_frac=0.04, ensemble=2),
+        job=dataclasses.replace(
+            tiny.job, chunks=2, policy="top", remove_frac=0.04, ensemble=2, min_agreement=None
+        ),
     )
     raw = create_raw_version(tmp_path / "data" / "v0", preset.dataset, **preset.data_params)
     run = train(raw, preset.train, preset.metric, tmp_path / "runs" / "r0", progress=False)

@@ -36,7 +36,7 @@ def test_image_flow(images, tmp_path, capsys):
     assert meta["method"] == "is"
     ganinf(
         "cleanse", "--data", images["raw"], "--scores", images["scores"], "--remove-frac", "0.1",
-        "--policy", "top", "--out", tmp_path / "v1",
+        "--policy", "top", "--allow-unfitted", "--out", tmp_path / "v1",
     )  # fmt: skip
     manifest = json.loads((tmp_path / "v1" / "manifest.json").read_text())
     assert len(manifest["removed_ids"]) == 30 and manifest["shape"][1:] == [1, 8, 8]
@@ -132,7 +132,7 @@ def test_images_of_another_size_are_refused_by_the_run(images, tmp_path, capsys,
         (np.zeros((10, 2, 8, 8)), "C in (1, 3)"),
         (np.full((10, 8, 8), np.nan), "NaN"),
         (np.full((10, 8, 8), 3.0), "[-1, 1]"),
-        (np.zeros((10, 8)), "shape"),
+        (np.zeros((10, 8)), "source 'npz' does"),
     ],
     # ids that do not contain the expected text: it would be found in the tmp path otherwise
     ids=["two-channels", "nan-pixels", "out-of-range", "vectors"],

@@ -201,7 +201,7 @@ def test_a_checkpoint_replaced_by_a_fifo_is_refused_before_opening(tmp_path):
         "    print(e)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=15,
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=90,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )  # fmt: skip
     assert "is a FIFO, not a regular file" in result.stdout, result.stderr[-500:]

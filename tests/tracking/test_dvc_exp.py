@@ -147,4 +147,4 @@ def test_params_of(tmp_path):
     assert dvc_exp.params_of(tmp_path) == {}  # unreadable
     write_params(tmp_path / "params.yaml", get_preset("tiny"))
     flat = dvc_exp.params_of(tmp_path)
-    assert flat["data.dataset"] == "gaussian2d" and flat["train.epochs"] == 5
+    assert flat["data.dataset"] == "gaussian2d" and flat["train.steps"] == 50

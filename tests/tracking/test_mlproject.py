@@ -54,9 +54,9 @@ def test_main_loop_and_gate_entry_points(tmp_path):
         "run": str(job / "runs" / "r1"),
         "report": str(tmp_path / "gate.json"),
     }
-    passed = mlflow_run("gate", {**gate, "max_harmful_frac": "0.99"}, tmp_path)
+    passed = mlflow_run("gate", {**gate, "threshold": "1e9"}, tmp_path)
     assert passed.returncode == 0, passed.stderr[-2000:]
-    failed = mlflow_run("gate", {**gate, "max_harmful_frac": "0.0"}, tmp_path)
+    failed = mlflow_run("gate", {**gate, "threshold": "-1e9"}, tmp_path)
     assert failed.returncode != 0 and not json.loads((tmp_path / "gate.json").read_text())["passed"]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
