@@ -36,7 +36,7 @@ from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import read_manifest
 from ganinf_mlops.errors import DataError, DigestMismatchError
 from ganinf_mlops.hashing import sha256_file
-from ganinf_mlops.metrics.specs import direction_phrase
+from ganinf_mlops.metrics.specs import direction_phrase, spec
 from ganinf_mlops.train.rundir import RunDir
 
 
@@ -239,10 +239,19 @@ def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
     last = its[str(max(int(k) for k in its))]
     if len(its) == 1:
         return None
-    metric = last["metric"]
+    scored = last["metric"]
     use_mean = keys.SEED_MEAN in its["0"] and keys.SEED_MEAN in last
-    before = its["0"][keys.SEED_MEAN][metric] if use_mean else its["0"][metric]
-    after = last[keys.SEED_MEAN][metric] if use_mean else last[metric]
+
+    def ends(m: str) -> tuple[float, float] | None:
+        first, final = (its["0"], last) if not use_mean else (its["0"][keys.SEED_MEAN],
+                                                              last[keys.SEED_MEAN])  # fmt: skip
+        return (first[m], final[m]) if m in first and m in final else None
+
+    # Judged on held-out data the selection never saw (a classifier's test split), where the
+    # runs have it; the scored metric is then reported beside it.
+    judge = getattr(spec(scored), "judged_by", "")
+    metric = judge if judge and ends(judge) is not None else scored
+    before, after = ends(metric)  # type: ignore[misc]
     # The yardstick of the collapse check, for the scored metric too: a change smaller than the
     # raw version's spread between training seeds is not told apart from retraining noise.
     spread = its["0"][keys.SEED_STD].get(metric) if use_mean else None
@@ -251,11 +260,13 @@ def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
         "before": before,
         "after": after,
         "improved": keys.improvement(metric, after - before) > 0,
+        "unchanged": after == before,
         "spread": spread,
         "within": spread is not None and abs(after - before) <= spread,
         "n_seeds": last[keys.N_SEEDS] if use_mean else 1,
         keys.N_REMOVED_TOTAL: last[keys.N_REMOVED_TOTAL],
         "others": _others(its["0"], last, metric) if use_mean else [],
+        "scored": None if metric == scored else {"metric": scored, "ends": ends(scored)},
     }
 
 
@@ -285,7 +296,9 @@ def verdict(summary: dict[str, Any]) -> str:
         return f"verdict: no cleanse was made ({stopped or 'no iterations'})"
     metric = o["metric"]
     seeds = f", mean of {o['n_seeds']} training seeds" if o["n_seeds"] > 1 else ""
-    if o["within"]:
+    if o["unchanged"]:
+        state = "did not change"
+    elif o["within"]:
         state = f"{'improved' if o['improved'] else 'got worse'} only within its seed spread"
     else:
         state = "IMPROVED" if o["improved"] else "got WORSE"
@@ -295,6 +308,12 @@ def verdict(summary: dict[str, Any]) -> str:
         f"{o['after']:.6g}{spread} under fresh retraining{seeds}, "
         f"{o[keys.N_REMOVED_TOTAL]} instances removed"
     )
+    if o["scored"] is not None:
+        sc = o["scored"]
+        text += (
+            f" (judged on held-out data; the scored {sc['metric']}: {sc['ends'][0]:.6g} -> "
+            f"{sc['ends'][1]:.6g})"
+        )
     text += f"; stopped at {stopped}" if stopped else ""
     for x in o["others"]:
         if x["worse"]:

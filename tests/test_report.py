@@ -150,3 +150,31 @@ def test_verdict_says_when_another_metric_got_worse_beyond_its_seed_spread() -> 
            "1": {keys.ALL: -2.8, "metric": keys.ALL, keys.N_REMOVED_TOTAL: 5}}}  # fmt: skip
     assert outcome(one)["others"] == [] and "spread" not in verdict(one)
     assert outcome(one)["spread"] is None and not outcome(one)["within"]
+
+
+def test_a_classifier_cleanse_is_judged_on_its_test_split_not_the_selection_split() -> None:
+    """val_loss chose the removals, so the verdict is test accuracy's (the user's case: the
+    validation loss fell while test accuracy fell too), with the scored metric beside it."""
+    one = {"job": {}, "iterations": {
+        "0": {keys.VAL_LOSS: 0.354, keys.TEST_ACCURACY: 0.912, "metric": keys.VAL_LOSS},
+        "1": {keys.VAL_LOSS: 0.261, keys.TEST_ACCURACY: 0.842, "metric": keys.VAL_LOSS,
+              keys.N_REMOVED_TOTAL: 46}}}  # fmt: skip
+    o = outcome(one)
+    assert o["metric"] == keys.TEST_ACCURACY and not o["improved"]
+    assert o["scored"] == {"metric": keys.VAL_LOSS, "ends": (0.354, 0.261)}
+    text = verdict(one)
+    assert text.startswith("verdict: test_accuracy (higher is better) got WORSE: 0.912 -> 0.842")
+    assert "(judged on held-out data; the scored val_loss: 0.354 -> 0.261)" in text
+    # Runs without a test split: the scored metric judges, as before.
+    bare = {"job": {}, "iterations": {k: {kk: v for kk, v in r.items() if kk != keys.TEST_ACCURACY}
+                                      for k, r in one["iterations"].items()}}  # fmt: skip
+    assert outcome(bare)["metric"] == keys.VAL_LOSS and outcome(bare)["scored"] is None
+
+
+def test_an_unchanged_result_is_said_so() -> None:
+    same = {"job": {}, "iterations": {
+        "0": {keys.VAL_LOSS: 0.35, keys.TEST_ACCURACY: 0.956, "metric": keys.VAL_LOSS},
+        "1": {keys.VAL_LOSS: 0.21, keys.TEST_ACCURACY: 0.956, "metric": keys.VAL_LOSS,
+              keys.N_REMOVED_TOTAL: 120}}}  # fmt: skip
+    assert outcome(same)["unchanged"] and not outcome(same)["improved"]
+    assert verdict(same).startswith("verdict: test_accuracy (higher is better) did not change")

@@ -63,6 +63,9 @@ class Metric:
     influence: str = ""  # the influence method on it, described, where it is a target
     best: str = ""  # what is best when there is no direction (e.g. "near 0")
     fit: FitRule | None = None  # how it says whether a model fitted (None: it cannot)
+    # The held-out result a cleanse scored on this metric is judged by ("" = itself): a metric
+    # the selection was made on cannot also judge it.
+    judged_by: str = ""
 
     @property
     def better(self) -> str:

@@ -118,6 +118,7 @@ VAL_LOSS_SPEC = register(
         # Fitted when clearly below the loss of predicting the class frequencies
         # (docs/concepts.md, "The fit check").
         fit=FitRule("constant predictor", max_ratio=0.8),
+        judged_by=keys.TEST_ACCURACY,  # the validation split chose the removals
     )
 )
 register(Metric(keys.VAL_ACCURACY, True, "a classifier's accuracy on the validation half"))

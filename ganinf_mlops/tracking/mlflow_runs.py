@@ -388,7 +388,8 @@ class MlflowTracker(RunLog, Observer):
             mlflow.set_tag(tags.FIT, fit["fit"])
         o = outcome(summary)
         if o is not None:
-            mlflow.set_tag(tags.VERDICT, "improved" if o["improved"] else "worse")
+            state = "unchanged" if o["unchanged"] else "improved" if o["improved"] else "worse"
+            mlflow.set_tag(tags.VERDICT, state)
             if o["spread"] is not None:
                 mlflow.set_tag(tags.WITHIN_SPREAD, str(o["within"]).lower())
             if o["others"]:
