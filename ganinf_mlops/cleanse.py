@@ -30,7 +30,7 @@ from ganinf_mlops.data.datasets import round_half_up
 from ganinf_mlops.data.manifest import Manifest
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
-from ganinf_mlops.evidence import evidence
+from ganinf_mlops.evidence import evidence, top_set
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.influence.scores import ScoreTable, read_scores
 from ganinf_mlops.io import check_disjoint
@@ -74,12 +74,7 @@ def select_removals(
     check_choice("selection policy", policy, POLICIES)
     if (policy == "threshold") != (threshold is not None):
         raise ConfigError("a threshold goes with policy 'threshold' (and only with it)")
-    top = table.order()[:k]
-    if policy == "positive":
-        top = top[table.harmfulness[top] > 0]
-    elif policy == "threshold":
-        top = top[table.harmfulness[top] > threshold]
-    return table.ids[top]
+    return table.ids[top_set(table.harmfulness, table.ids, k, policy, threshold)]
 
 
 @dataclass(frozen=True)

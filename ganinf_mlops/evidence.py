@@ -123,11 +123,16 @@ def metric_sign(table: ScoreTable) -> float:
 
 
 def top_set(
-    gain: np.ndarray, k: int, policy: str = "positive", threshold: float | None = None
+    gain: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    policy: str = "positive",
+    threshold: float | None = None,
 ) -> np.ndarray:
-    """Positions of the at most `k` largest gains that `policy` keeps (ties: the smaller
-    position first, as `ScoreTable.order` ranks them)."""
-    order = np.lexsort((np.arange(gain.size), -gain))[:k]
+    """Positions of the at most `k` largest gains that `policy` keeps (ties: the smaller id
+    first, as `ScoreTable.order` ranks them): the selection of `cleanse.select_removals`, on
+    any gain vector (a held-out mean has no table of its own)."""
+    order = np.lexsort((ids, -gain))[:k]
     if policy == "positive":
         order = order[gain[order] > 0]
     elif policy == "threshold":
@@ -146,8 +151,8 @@ def evidence(
     gains = metric_sign(table) * changes  # [K, n], positive = removal improves
     held_out = []
     for m in range(gains.shape[0]):
-        chosen = top_set(np.delete(gains, m, axis=0).mean(axis=0), k, policy, threshold)
+        chosen = top_set(np.delete(gains, m, axis=0).mean(axis=0), table.ids, k, policy, threshold)
         held_out.append(float(gains[m, chosen].sum()))
     mean = gains.mean(axis=0)
-    chosen = top_set(mean, k, policy, threshold)
+    chosen = top_set(mean, table.ids, k, policy, threshold)
     return Evidence(tuple(held_out), table.ids[chosen], float(mean[chosen].sum()))
