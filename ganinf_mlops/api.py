@@ -360,8 +360,13 @@ def gate(
     seed (siblings trained beside it where missing; default: the job settings the run was
     trained under, or of `preset` / `params`); the set check (`max_harmful_frac`) weighs a set
     against that ensemble's seed noise."""
-    from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
-    from ganinf_mlops.influence.options import ScoringOptions
+    from ganinf_mlops.gate import (
+        check_gate_options,
+        copying_report,
+        gate_options,
+        gate_result,
+        gate_table,
+    )
     from ganinf_mlops.train.rundir import RunDir
 
     check_gate_options(threshold, max_harmful_frac, max_copying, min_agreement)
@@ -378,10 +383,9 @@ def gate(
             if scores is None
             else config(preset or "default", params).job
         )
-        options = ScoringOptions.from_job(
-            job, method=method or job.method, seed=job.seed if seed is None else seed,
-            ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
-            progress=False,
+        options = gate_options(
+            job, method=method, ensemble=ensemble, max_harmful_frac=max_harmful_frac,
+            scores_given=scores is not None, progress=False, seed=seed,
         )  # fmt: skip
         scores_path = None if scores is None else _scores_path(scores)
         table = gate_table(version, path, scores=scores_path, options=options, on_plan=_log)

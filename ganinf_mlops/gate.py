@@ -31,6 +31,7 @@ from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.plan import Plan
 
 if TYPE_CHECKING:
+    from ganinf_mlops.config import JobOptions
     from ganinf_mlops.data.version import DatasetVersion
     from ganinf_mlops.influence.options import ScoringOptions
 
@@ -163,6 +164,34 @@ def copying_report(results: dict[str, Any], max_copying: float) -> dict[str, Any
         )
     ct = float(results[keys.COPYING_CT])
     return {"passed": bool(ct >= -max_copying), keys.COPYING_CT: ct, "max_copying": max_copying}
+
+
+def gate_options(
+    job: JobOptions,
+    *,
+    method: str | None,
+    ensemble: int | None,
+    max_harmful_frac: float | None,
+    scores_given: bool,
+    progress: bool,
+    seed: int | None = None,
+) -> ScoringOptions:
+    """How a gate scores a run with `job`'s settings (`gate_table` without scores): the set
+    check (`max_harmful_frac`) over an ensemble of `ensemble` runs (default job.ensemble),
+    refused before any scoring when that would be one run; the other checks score it alone."""
+    from ganinf_mlops.influence.options import ScoringOptions
+
+    options = ScoringOptions.from_job(
+        job, method=method or job.method, seed=job.seed if seed is None else seed,
+        ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
+        progress=progress,
+    )  # fmt: skip
+    if not scores_given and max_harmful_frac is not None and options.ensemble < 2:
+        raise ConfigError(
+            "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; the "
+            "run's job.ensemble is 1) or --scores of an ensemble"
+        )
+    return options
 
 
 def gate_table(

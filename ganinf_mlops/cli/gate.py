@@ -104,8 +104,13 @@ def gate_cmd(
     """Data-quality gate: exit 0 pass, 1 fail, 2 usage or input error; writes a JSON report."""
     from ganinf_mlops.cli.options import job_of_run
     from ganinf_mlops.data.version import load_version
-    from ganinf_mlops.gate import check_gate_options, copying_report, gate_result, gate_table
-    from ganinf_mlops.influence.options import ScoringOptions
+    from ganinf_mlops.gate import (
+        check_gate_options,
+        copying_report,
+        gate_options,
+        gate_result,
+        gate_table,
+    )
     from ganinf_mlops.io import write_json
     from ganinf_mlops.train.rundir import RunDir
 
@@ -119,16 +124,10 @@ def gate_cmd(
     if max_harmful_frac is not None and min_agreement is None:
         raise ConfigError("--max-harmful-frac needs --min-agreement (the config sets none)")
     check_new_output(report, force)
-    options = ScoringOptions.from_job(
-        job, method=method or job.method,
-        ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
-        progress=progress(),
+    options = gate_options(
+        job, method=method, ensemble=ensemble, max_harmful_frac=max_harmful_frac,
+        scores_given=scores is not None, progress=progress(),
     )  # fmt: skip
-    if scores is None and max_harmful_frac is not None and options.ensemble < 2:
-        raise ConfigError(
-            "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; the "
-            "run's job.ensemble is 1) or --scores of an ensemble"
-        )
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     traj = RunDir(run)
