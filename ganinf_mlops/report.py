@@ -288,6 +288,23 @@ def _others(first: dict[str, Any], last: dict[str, Any], metric: str) -> list[di
     return out
 
 
+IMPROVED, WITHIN_NOISE, WORSE = "improved", "within_noise", "worse"
+VERDICTS = (IMPROVED, WITHIN_NOISE, WORSE)
+
+
+def verdict_state(summary: dict[str, Any]) -> str | None:
+    """The verdict in one word, the same on every surface (tag, summary, registry, docs):
+    `improved` or `worse` beyond the raw version's seed spread, else `within_noise` (an equal
+    result included); None when no cleanse was made. With one training seed there is no spread
+    and the sign decides."""
+    o = outcome(summary)
+    if o is None:
+        return None
+    if o["unchanged"] or o["within"]:
+        return WITHIN_NOISE
+    return IMPROVED if o["improved"] else WORSE
+
+
 def verdict(summary: dict[str, Any]) -> str:
     """The job's one-line verdict (`outcome` in words)."""
     o = outcome(summary)

@@ -11,7 +11,7 @@ import torch
 
 from ganinf_mlops import keys, plotdata
 from ganinf_mlops.cli import main
-from ganinf_mlops.report import outcome, verdict
+from ganinf_mlops.report import outcome, verdict, verdict_state
 
 
 def ganinf(*args: str | Path) -> None:
@@ -178,3 +178,14 @@ def test_an_unchanged_result_is_said_so() -> None:
               keys.N_REMOVED_TOTAL: 120}}}  # fmt: skip
     assert outcome(same)["unchanged"] and not outcome(same)["improved"]
     assert verdict(same).startswith("verdict: test_accuracy (higher is better) did not change")
+
+
+def test_the_verdict_has_three_states() -> None:
+    """improved / worse only beyond the raw seed spread; within it, or equal: within_noise."""
+    std = {keys.ALL: 0.01}
+    assert verdict_state(_summary({keys.ALL: -2.9}, {keys.ALL: -2.85}, std)) == "improved"
+    assert verdict_state(_summary({keys.ALL: -2.9}, {keys.ALL: -2.95}, std)) == "worse"
+    assert verdict_state(_summary({keys.ALL: -2.9}, {keys.ALL: -2.895}, std)) == "within_noise"
+    assert verdict_state(_summary({keys.ALL: -2.9}, {keys.ALL: -2.9}, std)) == "within_noise"
+    only_raw = {"job": {}, "iterations": {"0": {keys.ALL: -2.9}}}
+    assert verdict_state(only_raw) is None

@@ -34,7 +34,7 @@ from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
-from ganinf_mlops.report import outcome, verdict
+from ganinf_mlops.report import outcome, verdict, verdict_state
 from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
 from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
@@ -388,8 +388,7 @@ class MlflowTracker(RunLog, Observer):
             mlflow.set_tag(tags.FIT, fit["fit"])
         o = outcome(summary)
         if o is not None:
-            state = "unchanged" if o["unchanged"] else "improved" if o["improved"] else "worse"
-            mlflow.set_tag(tags.VERDICT, state)
+            mlflow.set_tag(tags.VERDICT, verdict_state(summary))
             if o["spread"] is not None:
                 mlflow.set_tag(tags.WITHIN_SPREAD, str(o["within"]).lower())
             if o["others"]:

@@ -13,7 +13,8 @@ PRESET = "ganinf.preset"  # job: the name of the configuration it ran
 GATE = "ganinf.gate"  # gate: pass | fail
 # a trained run (and a job: its first model scored): fitted | unfitted (metrics/fit.py)
 FIT = "ganinf.fit"
-VERDICT = "ganinf.verdict"  # job: improved | worse (fresh retraining, the scored metric)
+# job: improved | within_noise | worse (report.verdict_state: fresh retraining, the headline)
+VERDICT = "ganinf.verdict"
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)
 WORSENED = "ganinf.worsened"

@@ -133,7 +133,7 @@ def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
             assert "→" in text and "removed" in text and "under fresh retraining" in text
     ptext = parent.data.tags[note]
     assert ptext.startswith("**verdict: all") and "iteration 2" in ptext
-    assert parent.data.tags[tags.VERDICT] in ("improved", "worse")
+    assert parent.data.tags[tags.VERDICT] == report.verdict_state(summary)
     # The collapse check: fd is the other quality metric of a run cleansed by ALL.
     (fd,) = report.outcome(summary)["others"]
     assert parent.data.tags[tags.WORSENED] == ("fd" if fd["worse"] else "none")
