@@ -30,6 +30,7 @@ TRAIN_SECONDS = "train_seconds"  # wall time of the step loop (timing, not a res
 # -- a cleanse and its retrainings ------------------------------------------------------------
 PREDICTED_CHANGE = "predicted_change"  # first-order V(without removed) - V(all), from the scores
 PREDICTED_IMPROVEMENT = "predicted_improvement"  # the same, sign-normalised: > 0 is better
+REPLAY_IMPROVEMENT = "replay_improvement"  # the replay's change, sign-normalised
 ACTUAL_CHANGE = "actual_change"  # the same change observed by counterfactual replay
 FRESH_CHANGE = "fresh_change"  # the change observed by fresh retraining (production)
 FRESH_CHANGE_SE = "fresh_change_se"  # its standard error over retraining seeds
@@ -48,6 +49,22 @@ MEMBERS = "members"  # score-table extra: each ensemble member's own predicted c
 FIT = "fit"
 ITERATION = "iteration"
 SCORING_SECONDS = "scoring_seconds"
+
+# -- the headline: one number per job and iteration, the same on every surface ---------------
+# The scored metric (or what judges it: a classifier's test accuracy), as the seed mean over
+# fresh retrainings where there are several seeds. A one-seed value keeps an explicit name
+# (`fd_seed0`).
+HEADLINE = "headline"  # an iteration's headline value
+HEADLINE_STD = "headline_std"  # its spread between training seeds (absent with one seed)
+HEADLINE_METRIC = "headline_metric"  # which metric the headline is (summary, MLflow tag)
+HEADLINE_RAW = "headline_raw"  # iteration 0's headline
+HEADLINE_FINAL = "headline_final"  # the last iteration's
+HEADLINE_BEST = "headline_best"  # the best iteration's
+BEST_ITERATION = "best_iteration"
+IMPROVEMENT = "improvement"  # an iteration's headline change from the previous, > 0 is better
+TOTAL_IMPROVEMENT = "total_improvement"  # the last iteration's against the raw, > 0 is better
+VERDICT = "verdict"  # improved | within_noise | worse (report.verdict_state)
+HEADLINE_KEYS = (HEADLINE_RAW, HEADLINE_FINAL, HEADLINE_BEST, BEST_ITERATION, TOTAL_IMPROVEMENT)
 
 # -- score tables -----------------------------------------------------------------------------
 ID = "id"

@@ -99,3 +99,44 @@ def write_params(path: str | Path, preset: Preset) -> None:
 
 def params_text(preset: Preset) -> str:
     return yaml.safe_dump(preset_to_params(preset), sort_keys=False)
+
+
+# Optimizer fields that act only under one optimizer (optim.py's update rules).
+_OPTIMIZER_FIELDS = {"momentum": "momentum", "beta1": "adam", "beta2": "adam", "eps": "adam"}
+
+
+def in_effect(flat: dict[str, Any]) -> dict[str, Any]:
+    """The flattened parameters (`a.b.c`: value) that act on the result, for logging: an
+    optimizer's momentum only under 'momentum', its betas and eps only under 'adam', the
+    rejection embedding only with a rejection threshold, and train.epochs only without steps."""
+    out = {}
+    for key, value in flat.items():
+        prefix, _, name = key.rpartition(".")
+        needs = _OPTIMIZER_FIELDS.get(name)
+        if needs is not None and f"{prefix}.name" in flat and flat[f"{prefix}.name"] != needs:
+            continue
+        if name == "reject_embedding" and flat.get(f"{prefix}.reject_threshold") is None:
+            continue
+        if name == "epochs" and flat.get(f"{prefix}.steps") is not None:
+            continue
+        out[key] = value
+    return out
+
+
+def data_params_in_full(dataset: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A dataset source's creation parameters with the defaults it was called with filled in,
+    so runs that differ only by a default still line up (MLflow shows no 'unknown')."""
+    import inspect
+    import json
+
+    from ganinf_mlops.data.datasets import DATASETS
+
+    if dataset not in DATASETS:
+        return dict(params)
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(DATASETS.get(dataset)).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    # as params.yaml would hold them (tuples as lists), so equal values log equal strings
+    return json.loads(json.dumps({**defaults, **params}, default=str))

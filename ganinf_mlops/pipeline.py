@@ -322,6 +322,10 @@ def _run_job(
                 resume=resume,
             )  # fmt: skip
             on_plan(_plan(preset, runs[0]))
+            first = summarize(runs)  # the raw data's headline, over its training seeds
+            obs.iteration_done(
+                {**first["iterations"]["0"], keys.HEADLINE_METRIC: first.get(keys.HEADLINE_METRIC)}
+            )
         version, run, replays = raw, runs[0], []
         extras: dict[str, dict[str, Any]] = {}
         stopped = None

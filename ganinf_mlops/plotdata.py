@@ -23,7 +23,7 @@ def _metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     common = set.intersection(*(set(r) for r in rows)) if rows else set()
     numeric = {k for k in common if all(is_number(r[k]) for r in rows)}
     numeric -= {keys.ITERATION, *keys.REMOVAL_COUNTS, *keys.CHANGES, *keys.SEED_STATS}
-    order = keys.RUN_METRIC_ORDER
+    order = (keys.HEADLINE, keys.HEADLINE_STD, *keys.RUN_METRIC_ORDER)  # the headline first
     return [k for k in order if k in numeric] + sorted(numeric - set(order))
 
 
@@ -40,10 +40,14 @@ def iteration_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per cleanse iteration (k >= 1): predicted, actual (replay) and fresh change."""
+    """One row per cleanse iteration (k >= 1): predicted, actual (replay) and fresh change of
+    the scored metric, and the headline's improvement (sign-normalised: > 0 is better)."""
     its = summary["iterations"]
     return [
-        {keys.ITERATION: int(k), **{c: its[k].get(c) for c in keys.CHANGES}}
+        {
+            keys.ITERATION: int(k),
+            **{c: its[k].get(c) for c in (*keys.CHANGES, keys.IMPROVEMENT)},
+        }
         for k in sorted(its, key=int)
         if int(k) > 0
     ]

@@ -16,7 +16,13 @@ nothing is recomputed. The summary:
         and for k >= 1: metric (what the changes measure: the scores' metric, else all),
         predicted_change (summed first-order estimate of the removal, from version k's
         manifest; absent for baselines), actual_change (replay k minus run k-1), fresh_change
-        (run k minus run k-1), replay: {the replay's results}.
+        (run k minus run k-1), replay: {the replay's results}; on every row the headline
+        (below), its spread headline_std, and for k >= 1 improvement and verdict.
+    headline_metric, headline_raw, headline_final, headline_best, best_iteration,
+    total_improvement, verdict    the headline: the scored metric (a classifier's test accuracy
+        where val_loss was scored), as the seed mean over fresh retrainings; improvements are
+        sign-normalised (> 0 is better); verdict is improved | within_noise | worse (None
+        without a cleanse). The one number of every surface (CLI, MLflow, DVC).
 
 Timing (``train_seconds``) is left out: metrics must only change when results change.
 """
@@ -38,6 +44,10 @@ from ganinf_mlops.errors import DataError, DigestMismatchError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.metrics.specs import direction_phrase, spec
 from ganinf_mlops.train.rundir import RunDir
+
+# The verdict's three values, the same on every surface (summary, tags, registry, DVC, docs).
+IMPROVED, WITHIN_NOISE, WORSE = "improved", "within_noise", "worse"
+VERDICTS = (IMPROVED, WITHIN_NOISE, WORSE)
 
 
 def is_number(value: Any) -> bool:
@@ -211,7 +221,75 @@ def summarize(
     summary[keys.N_INSTANCES] = final[keys.N_INSTANCES]
     summary[keys.N_REMOVED_TOTAL] = removed_total
     summary["iterations"] = iterations
+    summary.update(_headline(iterations, _scored_metric(dirs[0], manifests, final)))
     return summary
+
+
+def _scored_metric(first: RunDir, manifests: Sequence[Manifest], final: dict[str, Any]) -> str:
+    """What the chain's cleanses scored: the manifests' metric, else the metric of the job the
+    first run was trained under (a job that made no cleanse), else the run's primary metric."""
+    scored = next((m.metric for m in manifests[1:] if m.metric), None)
+    job = first.recorded_job
+    if scored is None and job is not None and spec(job.method) is not None:
+        scored = job.method
+    return scored or keys.primary_metric(final)
+
+
+def judging_metric(scored: str, rows: Sequence[dict[str, Any]]) -> str:
+    """The metric a cleanse scored on `scored` is judged by: held-out data the selection never
+    saw where every row has it (a classifier's test accuracy for its val_loss), else itself."""
+    judge = getattr(spec(scored), "judged_by", "")
+    return judge if judge and all(judge in r for r in rows) else scored
+
+
+def step_verdict(metric: str, before: float, after: float, spread: float | None) -> str:
+    """improved / worse beyond `spread` (the earlier version's seed-to-seed spread), else
+    within_noise; with no spread (one training seed) the sign decides."""
+    gain = keys.improvement(metric, after - before)
+    if after == before or (spread is not None and abs(after - before) <= spread):
+        return WITHIN_NOISE
+    return IMPROVED if gain > 0 else WORSE
+
+
+def _headline(iterations: dict[str, dict[str, Any]], scored: str) -> dict[str, Any]:
+    """Put the headline on every row (its value, spread, improvement on the previous row and
+    that step's verdict); return the summary's headline keys."""
+    rows = [iterations[k] for k in sorted(iterations, key=int)]
+    metric = judging_metric(scored, rows)
+    if not all(metric in r for r in rows):
+        return {}
+    previous: dict[str, Any] | None = None
+    for row in rows:
+        means, stds = row.get(keys.SEED_MEAN) or {}, row.get(keys.SEED_STD) or {}
+        row[keys.HEADLINE] = float(means.get(metric, row[metric]))
+        if metric in stds:
+            row[keys.HEADLINE_STD] = float(stds[metric])
+        if previous is not None:
+            before, after = previous[keys.HEADLINE], row[keys.HEADLINE]
+            row[keys.IMPROVEMENT] = keys.improvement(metric, after - before)
+            row[keys.VERDICT] = step_verdict(metric, before, after, previous.get(keys.HEADLINE_STD))
+        previous = row
+    best = max(rows, key=lambda r: keys.improvement(metric, r[keys.HEADLINE]))
+    raw, final = rows[0][keys.HEADLINE], rows[-1][keys.HEADLINE]
+    return {
+        keys.HEADLINE_METRIC: metric,
+        keys.HEADLINE_RAW: raw,
+        keys.HEADLINE_FINAL: final,
+        keys.HEADLINE_BEST: best[keys.HEADLINE],
+        keys.BEST_ITERATION: best[keys.ITERATION],
+        keys.TOTAL_IMPROVEMENT: keys.improvement(metric, final - raw),
+        keys.VERDICT: None
+        if len(rows) == 1
+        else step_verdict(metric, raw, final, rows[0].get(keys.HEADLINE_STD)),
+    }
+
+
+def headline_text(row: dict[str, Any], digits: int = 5) -> str:
+    """A row's headline as people read it: `0.155 ± 0.021 (8 seeds)`, or `0.066 (one seed)`."""
+    value = f"{row[keys.HEADLINE]:.{digits}g}"
+    if keys.HEADLINE_STD in row:
+        return f"{value} ± {row[keys.HEADLINE_STD]:.2g} ({row[keys.N_SEEDS]} seeds)"
+    return f"{value} (one seed)"
 
 
 def scores_of_version(version: str | os.PathLike[str]) -> Path:
@@ -249,8 +327,8 @@ def outcome(summary: dict[str, Any]) -> dict[str, Any] | None:
 
     # Judged on held-out data the selection never saw (a classifier's test split), where the
     # runs have it; the scored metric is then reported beside it.
-    judge = getattr(spec(scored), "judged_by", "")
-    metric = judge if judge and ends(judge) is not None else scored
+    judge = judging_metric(scored, [its["0"], last])
+    metric = judge if ends(judge) is not None else scored
     before, after = ends(metric)  # type: ignore[misc]
     # The yardstick of the collapse check, for the scored metric too: a change smaller than the
     # raw version's spread between training seeds is not told apart from retraining noise.
@@ -288,10 +366,6 @@ def _others(first: dict[str, Any], last: dict[str, Any], metric: str) -> list[di
     return out
 
 
-IMPROVED, WITHIN_NOISE, WORSE = "improved", "within_noise", "worse"
-VERDICTS = (IMPROVED, WITHIN_NOISE, WORSE)
-
-
 def verdict_state(summary: dict[str, Any]) -> str | None:
     """The verdict in one word, the same on every surface (tag, summary, registry, docs):
     `improved` or `worse` beyond the raw version's seed spread, else `within_noise` (an equal
@@ -300,9 +374,7 @@ def verdict_state(summary: dict[str, Any]) -> str | None:
     o = outcome(summary)
     if o is None:
         return None
-    if o["unchanged"] or o["within"]:
-        return WITHIN_NOISE
-    return IMPROVED if o["improved"] else WORSE
+    return step_verdict(o["metric"], o["before"], o["after"], o["spread"])
 
 
 def verdict(summary: dict[str, Any]) -> str:

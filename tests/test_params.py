@@ -251,3 +251,26 @@ def test_yaml_alias_bomb_and_huge_files_are_refused(tmp_path):
     big.write_text("# " + "x" * 1_000_001 + "\n")
     with pytest.raises(ConfigError, match="larger than 1,000,000 bytes"):
         load_params(big)
+
+
+def test_only_parameters_in_effect_are_logged() -> None:
+    """Plain SGD has no momentum or betas, no rejection has no embedding, steps win over epochs;
+    a data source's defaults are filled in, as params.yaml would hold them."""
+    from ganinf_mlops.params import data_params_in_full, in_effect
+
+    flat = {
+        "train.epochs": None, "train.steps": 10, "train.reject_threshold": None,
+        "train.reject_embedding": "pixels", "train.d_optim.name": "sgd",
+        "train.d_optim.momentum": 0.9, "train.d_optim.beta1": 0.5, "train.d_optim.lr": 0.1,
+        "train.g_optim.name": "adam", "train.g_optim.momentum": 0.9, "train.g_optim.beta1": 0.5,
+        "train.g_optim.eps": 1e-8,
+    }  # fmt: skip
+    assert in_effect(flat) == {
+        "train.steps": 10, "train.reject_threshold": None, "train.d_optim.name": "sgd",
+        "train.d_optim.lr": 0.1, "train.g_optim.name": "adam", "train.g_optim.beta1": 0.5,
+        "train.g_optim.eps": 1e-8,
+    }  # fmt: skip
+    on = {**flat, "train.reject_threshold": 0.1, "train.steps": None, "train.epochs": 3}
+    assert {"train.reject_embedding", "train.epochs"} <= set(in_effect(on))
+    full = data_params_in_full("gaussian2d", {"n": 50})
+    assert full["n"] == 50 and full["cov"] == [[1.0, 0.8], [0.8, 1.0]] and full["seed"] == 0

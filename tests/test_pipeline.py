@@ -38,9 +38,12 @@ ROW_KEYS_0 = {
     keys.N_REMOVED_TOTAL,
     keys.N_ANOMALIES,
     keys.N_ANOMALIES_REMOVED,
+    keys.HEADLINE,
 }
 ROW_KEYS = {
     *ROW_KEYS_0,
+    keys.IMPROVEMENT,
+    keys.VERDICT,
     "metric",
     keys.PREDICTED_CHANGE,
     keys.ACTUAL_CHANGE,
@@ -123,6 +126,7 @@ def test_observer_callbacks_in_order(job_run):
         ("iteration", 0, None, "all"),
         ("prepared", data / "v0"),
         ("trained", "main", runs / "r0", data / "v0"),
+        ("iteration_done", 0),  # the raw data's headline
         ("iteration_exit", 0),
     ]
     for i in (1, 2):
@@ -207,11 +211,13 @@ def test_summary_json_is_the_summary_of_the_runs_plus_job_extras(job_run):
 
 def test_iteration_rows_carry_the_keys_of_keys(job_run):
     _, rec, summary = job_run
-    assert [r[keys.ITERATION] for r in rec.rows] == [1, 2]
+    assert [r[keys.ITERATION] for r in rec.rows] == [0, 1, 2]
     row0 = summary["iterations"]["0"]
     assert ROW_KEYS_0 <= set(row0) <= KEY_NAMES
     assert not {"metric", *keys.CHANGES} & set(row0)
-    for row in rec.rows:
+    # Iteration 0's row is told with the metric its headline is (no cleanse names it yet).
+    assert rec.rows[0] == {**row0, keys.HEADLINE_METRIC: keys.ALL}
+    for row in rec.rows[1:]:
         assert ROW_KEYS <= set(row) <= KEY_NAMES | STRUCTURAL
         assert row == summary["iterations"][str(row[keys.ITERATION])]
         assert row["metric"] == keys.ALL
@@ -273,7 +279,7 @@ def test_stop_when_worse(tmp_path, monkeypatch, stop):
     )
     n = 1 if stop else 2
     assert list(summary["iterations"]) == [str(i) for i in range(n + 1)]
-    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == list(range(1, n + 1))
+    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == list(range(n + 1))
     assert rec.events[-2:] == [("job_done",), ("job_exit",)]
     assert len(seen) == (1 if stop else 0)
     if not stop:
@@ -291,7 +297,7 @@ def test_stop_rule_on_a_real_row(tmp_path):
     rec = Recorder(tmp_path)
     preset = _preset(iterations=2, stop_when_worse=True, method="random")
     summary = pipeline.run_job(tmp_path, preset, observer=rec, progress=False)
-    first = rec.rows[0]
+    first = rec.rows[1]
     assert first["metric"] == keys.ALL  # baselines measure the change of ALL
     improved = first[keys.FRESH_CHANGE] > 0  # ALL: higher is better
     assert len(summary["iterations"]) == (3 if improved else 2)
@@ -422,7 +428,7 @@ def test_resume_after_a_crash_in_iteration_2(reference, tmp_path, monkeypatch):
     assert {p: os.stat(w / p).st_mtime_ns for p in kept} == kept
     assert _comparable(summary, w) == _comparable(ref, ref_dir)
     # The resumed job still reports every step (to MLflow, in a tracked job).
-    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == [1, 2]
+    assert [e[1] for e in rec.events if e[0] == "iteration_done"] == [0, 1, 2]
     assert sum(e[0] == "trained" for e in rec.events) == 5  # r0, (replay, r) x 2
 
 

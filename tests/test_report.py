@@ -78,11 +78,24 @@ def test_evaluate_writes_metrics_and_plot_data(chain: Path, tmp_path: Path) -> N
     assert (it0["n_removed"], it1["n_removed"], summary["n_removed_total"]) == (0, 10, 10)
     assert it0["n_anomalies"] - it1["n_anomalies"] == it1["n_anomalies_removed"]
 
+    # The headline: the scored metric (one seed here), on every row and in the summary.
+    m = summary["headline_metric"]
+    assert m == it1["metric"] == "all"
+    assert (it0["headline"], it1["headline"]) == (base[m], fresh[m]) and "headline_std" not in it0
+    assert (summary["headline_raw"], summary["headline_final"]) == (base[m], fresh[m])
+    assert (
+        it1["improvement"] == summary["total_improvement"] == fresh[m] - base[m]
+    )  # higher: better
+    best = 1 if fresh[m] > base[m] else 0
+    assert (summary["best_iteration"], summary["headline_best"]) == (best, max(base[m], fresh[m]))
+    assert summary["verdict"] == it1["verdict"] == ("improved" if best else "worse")
+    assert summary["verdict"] == verdict_state(summary)
+
     rows = (tmp_path / "iterations.csv").read_text().splitlines()
-    assert rows[0].split(",")[:2] == ["iteration", "all"] and len(rows) == 3
+    assert rows[0].split(",")[:3] == ["iteration", "headline", "all"] and len(rows) == 3
     assert rows[2].split(",")[1] == repr(fresh["all"])  # full precision
     changes = (tmp_path / "changes.csv").read_text().splitlines()
-    assert changes[0] == "iteration,predicted_change,actual_change,fresh_change"
+    assert changes[0] == "iteration,predicted_change,actual_change,fresh_change,improvement"
     assert len(changes) == 2
     hist = plotdata.score_histogram([chain / "data/v1"], bins=7)
     assert sum(r["count_1"] for r in hist) == 200 and sum(r["removed_1"] for r in hist) == 10

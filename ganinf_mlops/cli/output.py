@@ -8,7 +8,8 @@ from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.fit import FitCheck
-from ganinf_mlops.report import verdict
+from ganinf_mlops.metrics.specs import direction_phrase
+from ganinf_mlops.report import headline_text, verdict
 
 SHOWN_RESULTS = (
     keys.ALL, keys.FD, keys.FID, keys.IS, keys.DISC_LOSS, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR,
@@ -102,11 +103,12 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
     changes."""
     job, its = summary["job"], summary["iterations"]
     first = its["0"]
-    headline = keys.primary_metric(first)
+    headline = summary.get(keys.HEADLINE_METRIC) or keys.primary_metric(first)
+    value = headline_text(first) if keys.HEADLINE in first else f"{first[headline]:.6g}"
     lines = [
         verdict(summary),
-        f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, {headline} = "
-        f"{first[headline]:.6g}; method {job['method']}",
+        f"config {job['preset']}: {first[keys.N_INSTANCES]} instances, method {job['method']}; "
+        f"headline {headline} ({direction_phrase(headline)}) = {value}",
     ]
     fit = FitCheck.from_record(job.get(keys.FIT))
     fit_line = None if fit is None else fit.line(first.get(keys.N_STEPS))
@@ -128,16 +130,15 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
         metric = row["metric"]
         se = row.get(keys.FRESH_CHANGE_SE)
         fresh = _signed(row.get(keys.FRESH_CHANGE)) + (f" ± {se:.2g}" if se is not None else "")
-        # The headline metric too when the cleanse targets another (a classifier's validation
-        # loss, judged by test accuracy).
-        also = ""
-        if headline != metric and headline in row:
-            also = f", {headline} = {row[headline]:.6g}"
+        # The headline after it, with the verdict of this step (against the previous version's
+        # seed spread).
+        after = ""
+        if keys.HEADLINE in row:
+            after = f"; headline {headline} = {headline_text(row)}: {row[keys.VERDICT]}"
         lines.append(
             f"  iteration {k}: removed {row[keys.N_REMOVED]}{anomalies}; change of {metric}: "
             f"predicted {_signed(row.get(keys.PREDICTED_CHANGE))}, "
-            f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, "
-            f"fresh {fresh} -> {metric} = {row[metric]:.6g}{also}"
+            f"replay {_signed(row.get(keys.ACTUAL_CHANGE))}, fresh {fresh}{after}"
         )
         for c in row.get("chunks") or []:
             lines.append(
@@ -151,11 +152,13 @@ def job_lines(summary: dict[str, Any], out: str) -> list[str]:
 
 
 def evaluate_line(out: str, summary: dict[str, Any], n_runs: int) -> str:
-    headline = keys.primary_metric(summary)
-    first = summary["iterations"]["0"][headline]
+    head = f"{out}  {n_runs} run(s), {summary[keys.N_REMOVED_TOTAL]} removed"
+    if keys.HEADLINE_METRIC not in summary:  # no metric common to every run
+        return head
+    state = summary[keys.VERDICT]
     return (
-        f"{out}  {n_runs} run(s), {summary[keys.N_REMOVED_TOTAL]} removed; "
-        f"{headline} {first:.6g} -> {summary[headline]:.6g}"
+        f"{head}; headline {summary[keys.HEADLINE_METRIC]} {summary[keys.HEADLINE_RAW]:.6g} -> "
+        f"{summary[keys.HEADLINE_FINAL]:.6g}" + (f": {state}" if state else "")
     )
 
 

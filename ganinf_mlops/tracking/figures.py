@@ -136,19 +136,22 @@ def estimate_vs_truth(report: dict[str, Any]) -> Figure:
 
 
 def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
-    """Metric after each cleanse iteration against the cumulative number removed, and the
-    change each iteration's scores predicted next to what replay and fresh retraining showed.
+    """The headline (`metric`, seed mean ± spread) after each cleanse iteration against the
+    cumulative number removed, and the change of the scored metric each iteration's scores
+    predicted next to what replay and fresh retraining showed.
 
     `rows`: the iterations of a chain summary (`report.summarize`), iteration 0 first."""
     removed = [r[keys.N_REMOVED_TOTAL] for r in rows]
-    fresh = [r[metric] for r in rows]
+    value = [r.get(keys.HEADLINE, r.get(metric, np.nan)) for r in rows]
+    spread = [r.get(keys.HEADLINE_STD, 0.0) for r in rows]
     rows = rows[1:]
+    scored = rows[0].get("metric", metric) if rows else metric  # what the changes measure
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(removed, fresh, "o-", label="fresh retraining")
+    a.errorbar(removed, value, yerr=spread, fmt="o-", capsize=3, label="fresh retraining (± seeds)")
     a.set(
         xlabel="instances removed (cumulative)",
         ylabel=axis_label(metric),
-        title=f"{metric} after each cleansing iteration",
+        title=f"headline {metric} per iteration",
     )
     a.legend(fontsize=8)
     it = [r[keys.ITERATION] for r in rows]
@@ -166,8 +169,8 @@ def metric_vs_removed(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     b.axhline(0.0, color="black", linewidth=0.7, zorder=1)
     b.set(
         xlabel="iteration",
-        ylabel=f"change of {axis_label(metric)}",
-        title=f"change of {metric} per iteration: predicted vs observed",
+        ylabel=f"change of {axis_label(scored)}",
+        title=f"change of scored {scored}: predicted vs observed",
     )
     b.set_xticks(it)
     b.legend(fontsize=8)

@@ -33,7 +33,7 @@ from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
 from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.observer import Observer
-from ganinf_mlops.params import preset_to_params
+from ganinf_mlops.params import data_params_in_full, in_effect, preset_to_params
 from ganinf_mlops.report import outcome, verdict, verdict_state
 from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
@@ -94,6 +94,9 @@ class MlflowTracker(RunLog, Observer):
         self._helped = 0  # removed instances that were predicted to help (last cleanse)
         self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
         self._method: str | None = None  # the job's scoring method: what a run's fit is judged by
+        self._label: str | None = None  # the job's "preset · method": the start of run names
+        self._in_iteration = False  # a job's iteration run is open: its run results are one seed's
+        self._previous: dict[str, Any] | None = None  # the last iteration's row (its headline)
 
     def ui_hint(self) -> str:
         """Where to look: the command that serves this store and the runs table's address."""
@@ -143,15 +146,18 @@ class MlflowTracker(RunLog, Observer):
     @contextlib.contextmanager
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
         run_tags = {**_package_tags(), tags.STAGE: "job"}
-        with mlflow.start_run(run_name=f"job {workdir.name}", tags=run_tags) as run:
+        self._label = f"{preset.name} · {preset.job.method}"
+        with mlflow.start_run(run_name=f"{self._label} · job {workdir.name}", tags=run_tags) as run:
             self._job_run = run.info.run_id
-            mlflow.log_params(flatten(preset_to_params(preset)))
+            params = preset_to_params(preset)
+            params["data"]["params"] = data_params_in_full(preset.dataset, preset.data_params)
+            mlflow.log_params(in_effect(flatten(params)))
             mlflow.set_tag(tags.PRESET, preset.name)
             try:
                 with self._described(None):  # job_done writes the job's description
                     yield
             finally:
-                self._job_run = None
+                self._job_run, self._label, self._previous = None, None, None
 
     @contextlib.contextmanager
     def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
@@ -162,20 +168,20 @@ class MlflowTracker(RunLog, Observer):
             tags.METHOD: method,
             **(_version_tags(version) if version else {}),
         }
-        name = "iteration 0 (raw)" if index == 0 else f"iteration {index}"
         _set_current_data(version)
         head = "**Iteration 0**: the raw data" if index == 0 else f"**Iteration {index}**"
+        name = _iteration_name(self._label or method, index, version, None)
         with mlflow.start_run(run_name=name, nested=True, tags=run_tags), self._described(head):
             mlflow.log_param(keys.ITERATION, index)
             self._step, self._helped, self._cleansed = index, 0, None
-            self._method = method
+            self._method, self._in_iteration = method, True
             if version is not None:
                 self._log_input(version, "input")
             try:
                 yield
             finally:
                 self._flush_details()
-                self._step = 0
+                self._step, self._in_iteration = 0, False
 
     # ---- observer callbacks -----------------------------------------------------------------
     def prepared(self, version: DatasetVersion) -> None:
@@ -224,20 +230,25 @@ class MlflowTracker(RunLog, Observer):
             return
         if rd.metric_config.classifier is not None:  # what FID/IS are measured with: fetchable
             mlflow.log_artifacts(rd.metric_config.classifier, artifact_path=CLASSIFIER_ARTIFACT)
-        mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
+        mlflow.log_params(
+            in_effect(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
+        )
         mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
         check = rd.fit(self._method)
         if check is not None:
             mlflow.set_tag(tags.FIT, check.fit)
         self._log_losses(rd)
         self._log_input(version, "training")
-        self._log_metrics(results)
-        # A stage run's own changes (train --replay); a loop iteration logs its row's.
-        self._log_metrics({k: metrics[k] for k in keys.CHANGES[:2] if k in metrics})
-        headline = keys.primary_metric(results)
+        # In a job, this run is one training seed of the iteration's: its results keep the seed
+        # in their names (fd_seed0); the iteration's headline is the seed mean (iteration_done).
+        suffix = f"_seed{rd.train_config.seed}" if self._in_iteration else ""
+        self._log_metrics({f"{k}{suffix}": v for k, v in results.items()})
+        if not self._in_iteration:  # a stage run's own changes (train --replay)
+            self._log_metrics({k: metrics[k] for k in keys.CHANGES[:2] if k in metrics})
+        shown = self._method if self._method in results else keys.primary_metric(results)
         self._note(
             f"- trained `{rd.path.name}` on {notes.version_label(version)} ({rd.n_steps} steps):"
-            f" `{keys.tracking_name(headline)}` = {results.get(headline, float('nan')):.5g}"
+            f" `{keys.tracking_name(shown)}{suffix}` = {results.get(shown, float('nan')):.5g}"
         )
         samples = rd.final_samples(version)
         if samples is not None and image_figures.is_images(samples):
@@ -277,14 +288,16 @@ class MlflowTracker(RunLog, Observer):
             self._scatter(table, version, run, removed=None)
 
     def validated(self, report: dict[str, Any]) -> None:
+        # Validation internals under their own prefix (their own section in MLflow's charts).
         shown = (keys.KENDALL_TAU, keys.PEARSON_R, keys.JACCARD_TOP_K)
-        self._log_metrics({k: float(report[k]) for k in shown})
+        self._log_metrics({f"{VALIDATION}{k}": float(report[k]) for k in shown})
         # The random reference values are side numbers of the validation, not results.
         self._details["validation"] = {k: report[k] for k in keys.VALIDATION if k not in shown}
         mlflow.log_dict(report, "validation/report.json")
         self._figure(figures.estimate_vs_truth(report), "estimate_vs_leave_one_out.png")
         if "groups" in report:
-            self._log_metrics({k: float(v) for k, v in group_metrics(report["groups"]).items()})
+            groups = group_metrics(report["groups"])
+            self._log_metrics({f"{VALIDATION}{k}": float(v) for k, v in groups.items()})
             fig = figures.group_predicted_vs_actual(report["groups"], report["metric"])
             self._figure(fig, "group_predicted_vs_actual.png")
         self._note(
@@ -297,12 +310,15 @@ class MlflowTracker(RunLog, Observer):
         mlflow.set_tags(
             {tags.OUTPUT_DIGEST: version.digest, tags.OUTPUT_VERSION: notes.version_label(version)}
         )
+        if self._in_iteration and self._label is not None:  # the run's name gains its output
+            parent = self._last_scores[1] if self._last_scores is not None else None
+            mlflow.set_tag(
+                "mlflow.runName", _iteration_name(self._label, self._step, parent, version)
+            )
         self._log_metrics({keys.N_REMOVED: len(m.removed_ids)})
         agree = recorded_agreement(m)
         if agree is not None:
             self._log_metrics({keys.N_AGREEING: agree.agreeing, keys.N_MEMBERS: agree.members})
-        if m.predicted_change is not None:
-            self._log_metrics({keys.PREDICTED_CHANGE: m.predicted_change})
         mlflow.log_dict(m.to_json(), "cleansed/manifest.json")
         self._log_input(version, "output")
         self._cleansed = version
@@ -328,24 +344,38 @@ class MlflowTracker(RunLog, Observer):
                 self._scatter(table, parent, run, removed=removed)
 
     def iteration_done(self, row: dict[str, Any]) -> None:
-        names = (*keys.CHANGES, *keys.REMOVAL_COUNTS)
-        values = {k: float(row[k]) for k in names if row.get(k) is not None}
+        """An iteration's row (report.summarize): its headline, improvement and counts on the
+        iteration run, and as one point (step = iteration) of the job run's series."""
+        metric = row["metric"] if row[keys.ITERATION] > 0 else None
+        values = {k: row.get(k) for k in (keys.HEADLINE, keys.HEADLINE_STD, keys.IMPROVEMENT)}
+        if metric is not None:  # the scored metric's changes, sign-normalised like improvement
+            for key, change in ((keys.PREDICTED_IMPROVEMENT, keys.PREDICTED_CHANGE),
+                                (keys.REPLAY_IMPROVEMENT, keys.ACTUAL_CHANGE)):  # fmt: skip
+                if row.get(change) is not None:
+                    values[key] = keys.improvement(metric, row[change])
+            self._details["changes"] = {k: row.get(k) for k in (*keys.CHANGES, "metric")}
+        values |= {k: row[k] for k in (keys.N_INSTANCES, *keys.REMOVAL_COUNTS) if k in row}
+        values = {k: float(v) for k, v in values.items() if v is not None}
         self._log_metrics(values)
-        if self._last_scores is not None and self._cleansed is not None and self._notes:
-            # The iteration's description leads with the whole story of its row.
-            note = notes.iteration_note(row, self._last_scores[1], self._cleansed, self._helped)
-            self._notes[-1][:1] = [note]
+        if row.get(keys.VERDICT) is not None:
+            mlflow.set_tag(tags.VERDICT, row[keys.VERDICT])
+        if self._notes and keys.HEADLINE in row:
+            if self._last_scores is not None and self._cleansed is not None and metric:
+                # The iteration's description leads with the whole story of its row.
+                note = notes.iteration_note(
+                    row, self._previous, self._last_scores[1], self._cleansed, self._helped
+                )
+                self._notes[-1][:1] = [note]
+            elif keys.HEADLINE_METRIC in row:  # iteration 0: the raw data's headline
+                self._notes[-1].insert(1, notes.headline_line(row, row[keys.HEADLINE_METRIC]))
+        self._previous = row
         if self._job_run is not None:
             step, now = row[keys.ITERATION], int(time.time() * 1000)
-            parent = {**values, keys.N_INSTANCES: row[keys.N_INSTANCES]}
-            headline = keys.primary_metric(row)
-            if headline in row:
-                parent[headline] = row[headline]
+            series = (keys.HEADLINE, keys.HEADLINE_STD, keys.IMPROVEMENT, keys.N_INSTANCES,
+                      keys.N_REMOVED_TOTAL)  # fmt: skip
             self.client.log_batch(
                 self._job_run,
-                metrics=[
-                    Metric(keys.tracking_name(k), float(v), now, step) for k, v in parent.items()
-                ],
+                metrics=[Metric(k, values[k], now, step) for k in series if k in values],
             )
 
     def gated(self, report: dict[str, Any]) -> None:
@@ -373,16 +403,15 @@ class MlflowTracker(RunLog, Observer):
         mlflow.log_dict(summary, "summary.json")
         its = summary["iterations"]
         rows = [its[k] for k in sorted(its, key=int)]
-        headline = keys.primary_metric(rows[0])
-        if headline in rows[0]:
-            self._log_metrics({headline: rows[0][headline]}, step=0)
         if self._raw is not None:
             self._log_input(self._raw, "raw")
-        best = notes.best_iteration(summary)
-        if best is not None:
-            metric, raw_value, best_value, best_it = best
-            values = {f"{metric}_raw": raw_value, f"{metric}_best": best_value}
-            self._log_metrics({**values, "best_iteration": best_it}, step=0)
+        metric = summary.get(keys.HEADLINE_METRIC)
+        if metric is not None:  # the headline: tagged, so any two jobs line up in Compare
+            mlflow.set_tag(tags.HEADLINE_METRIC, metric)
+            mlflow.set_tag(tags.BEST_ITERATION, str(summary[keys.BEST_ITERATION]))
+            names = (keys.HEADLINE_RAW, keys.HEADLINE_FINAL, keys.HEADLINE_BEST,
+                     keys.TOTAL_IMPROVEMENT)  # fmt: skip
+            self._log_metrics({k: summary[k] for k in names}, step=0)
         fit = summary["job"].get(keys.FIT)
         if fit is not None:  # the first model scored
             mlflow.set_tag(tags.FIT, fit["fit"])
@@ -395,8 +424,8 @@ class MlflowTracker(RunLog, Observer):
                 worse = [x["metric"] for x in o["others"] if x["worse"]]
                 mlflow.set_tag(tags.WORSENED, ",".join(worse) or "none")
         self._notes[-1][:] = [notes.job_note(summary, verdict(summary))]  # set at the run's end
-        if len(rows) > 1 and all(headline in r for r in rows):
-            self._figure(figures.metric_vs_removed(rows, headline), "metric_vs_removed.png")
+        if len(rows) > 1 and metric is not None:
+            self._figure(figures.metric_vs_removed(rows, metric), "metric_vs_removed.png")
 
     # ---- helpers ----------------------------------------------------------------------------
     def _image_samples(self, samples: np.ndarray, version: DatasetVersion) -> None:
@@ -425,6 +454,19 @@ class MlflowTracker(RunLog, Observer):
         )  # fmt: skip
         name = "influence_scatter_cleansed" if removed is not None else "influence_scatter"
         self._figure(fig, f"{name}.png")
+
+
+VALIDATION = "validation/"  # prefix of validation metrics: their own section in MLflow's charts
+
+
+def _iteration_name(
+    label: str, index: int, before: DatasetVersion | None, after: DatasetVersion | None
+) -> str:
+    """`default · fd · it1 v0→v1`: the job, the iteration and the versions it reads and writes."""
+    if index == 0:
+        return f"{label} · it0 raw"
+    versions = "" if before is None else f" {before.path.name}→{after.path.name if after else '…'}"
+    return f"{label} · it{index}{versions}"
 
 
 def _package_tags() -> dict[str, str]:

@@ -15,12 +15,18 @@ from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.specs import direction_phrase, registered
-from ganinf_mlops.report import outcome
+from ganinf_mlops.report import headline_text, outcome
+from ganinf_mlops.tracking import tags
 
 NOTE = "mlflow.note.content"  # MLflow's description field, of runs and of experiments
 
 # The glossary's terms that are not run metrics (those come from their registrations).
 OTHER_TERMS: dict[str, tuple[str, str]] = {
+    keys.HEADLINE: ("tag", "the job's scored metric (tag ganinf.headline_metric), mean over "
+                    "training seeds: the one number of every job and iteration"),
+    keys.IMPROVEMENT: ("higher", "the headline's change from the previous iteration, signed so "
+                       "that > 0 is better whatever the metric"),
+    keys.TOTAL_IMPROVEMENT: ("higher", "the same from the raw data to the last iteration"),
     keys.PREDICTED_CHANGE: ("sign", "first-order change of the metric the cleanse predicted"),
     keys.ACTUAL_CHANGE: ("sign", "the change under counterfactual replay (same order, seeds)"),
     keys.FRESH_CHANGE: ("sign", "the change under fresh retraining (what production gets)"),
@@ -59,14 +65,19 @@ def glossary() -> str:
 VIEW_KEY = "ganinf"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 VIEW_METRICS = (
-    keys.tracking_name(keys.ALL), keys.FD, keys.FID, keys.IS, keys.TEST_ACCURACY, keys.N_INSTANCES,
-    keys.N_REMOVED, keys.FRESH_CHANGE, keys.KENDALL_TAU,
+    keys.HEADLINE, keys.HEADLINE_STD, keys.IMPROVEMENT, keys.TOTAL_IMPROVEMENT, keys.N_INSTANCES,
+    keys.N_REMOVED,
 )  # fmt: skip
+VIEW_TAGS = (tags.HEADLINE_METRIC, tags.VERDICT)
 
 
 def view_state() -> str:
     """The shared view: the dataset column and the headline metrics of every problem kind."""
-    columns = ["attributes.`Dataset`", *(f"metrics.`{m}`" for m in VIEW_METRICS)]
+    columns = [
+        "attributes.`Dataset`",
+        *(f"tags.`{t}`" for t in VIEW_TAGS),
+        *(f"metrics.`{m}`" for m in VIEW_METRICS),
+    ]
     return json.dumps({"selectedColumns": columns})
 
 
@@ -86,27 +97,49 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:+.4g}"
 
 
+def headline_line(row: dict[str, Any], metric: str) -> str:
+    """`- headline `fd` (lower is better): 0.155 ± 0.021 (3 seeds)`."""
+    return (
+        f"- headline `{keys.tracking_name(metric)}` ({direction_phrase(metric)}): "
+        f"{headline_text(row)}"
+    )
+
+
 def iteration_note(
-    row: dict[str, Any], before: DatasetVersion, after: DatasetVersion, helped: int
+    row: dict[str, Any],
+    previous: dict[str, Any] | None,
+    before: DatasetVersion,
+    after: DatasetVersion,
+    helped: int,
 ) -> str:
-    """An iteration run's description: versions, removals, the metric's change and a verdict."""
+    """An iteration run's description: versions, removals, the headline before and after with
+    the ± its verdict rests on, and the scored metric's predicted and replayed change."""
     metric = row["metric"]
     anomalies = ""
     if keys.N_ANOMALIES in row:
         total = row[keys.N_ANOMALIES] + row[keys.N_ANOMALIES_REMOVED]
         anomalies = f" ({row[keys.N_ANOMALIES_REMOVED]} of {total} injected anomalies)"
-    fresh = row.get(keys.FRESH_CHANGE)
-    verdict = "no fresh retraining"
-    if fresh is not None:
-        verdict = "IMPROVED" if keys.improvement(metric, fresh) > 0 else "got WORSE"
     lines = [
         f"**Iteration {row[keys.ITERATION]}**: {version_label(before)} → {version_label(after)}",
         f"- removed {row[keys.N_REMOVED]} of {before.n} instances{anomalies} by "
         f"`{row.get('method', metric)}`",
-        f"- `{keys.tracking_name(metric)}` ({direction_phrase(metric)}): predicted "
-        f"{_fmt(row.get(keys.PREDICTED_CHANGE))}, replay {_fmt(row.get(keys.ACTUAL_CHANGE))}, "
-        f"fresh {_fmt(fresh)} → {row[metric]:.5g}: **{verdict}** under fresh retraining",
     ]
+    if previous is not None and keys.HEADLINE in previous:
+        spread = previous.get(keys.HEADLINE_STD)
+        rests = (
+            f"change {row[keys.IMPROVEMENT]:+.3g} as improvement, seed spread ±{spread:.2g}"
+            if spread is not None
+            else f"change {row[keys.IMPROVEMENT]:+.3g} as improvement, one seed: no spread"
+        )
+        lines.append(
+            f"- headline `{keys.tracking_name(metric)}` ({direction_phrase(metric)}): "
+            f"{headline_text(previous)} → {headline_text(row)}: **{row[keys.VERDICT]}** under "
+            f"fresh retraining ({rests})"
+        )
+    lines.append(
+        f"- scored `{keys.tracking_name(metric)}`: predicted change "
+        f"{_fmt(row.get(keys.PREDICTED_CHANGE))}, replay {_fmt(row.get(keys.ACTUAL_CHANGE))}"
+    )
     if helped:
         lines.append(
             f"- ⚠ {helped} removed instances were predicted to *help* the metric "
@@ -115,17 +148,38 @@ def iteration_note(
     return "\n".join(lines)
 
 
+def lineage_text(summary: dict[str, Any]) -> str:
+    """`v0 (8e3d98f5c1a2) → v1 (440d857ece83)`: the chain of versions a job made."""
+    its = summary["iterations"]
+    steps = [f"v0 ({summary['job']['raw_digest'][:12]})"] if "raw_digest" in summary["job"] else []
+    for k in sorted(its, key=int)[1:]:
+        digest = its[k].get("cleansed_digest")
+        if digest:
+            steps.append(f"v{k} ({digest[:12]})")
+    return " → ".join(steps)
+
+
 def job_note(summary: dict[str, Any], verdict_line: str) -> str:
-    """The job run's description: the verdict, then one line per iteration."""
+    """The job run's description: the verdict, the lineage, then one line per iteration with
+    its headline."""
     its = summary["iterations"]
     lines = [f"**{verdict_line}**", ""]
+    metric = summary.get(keys.HEADLINE_METRIC)
+    if metric is not None:
+        lines.append(
+            f"headline `{keys.tracking_name(metric)}` ({direction_phrase(metric)}), mean over "
+            "training seeds ± their spread"
+        )
+    lineage = lineage_text(summary)
+    if lineage:
+        lines.append(f"data: {lineage}")
+    lines.append("")
     for k in sorted(its, key=int):
         row = its[k]
-        metric = row.get("metric") or keys.primary_metric(row)
-        value = row.get(metric)
         what = "raw data" if k == "0" else f"removed {row.get(keys.N_REMOVED, 0)}"
-        shown = "" if value is None else f", `{keys.tracking_name(metric)}` = {value:.5g}"
-        lines.append(f"- iteration {k}: {what}, {row[keys.N_INSTANCES]} instances{shown}")
+        shown = f", headline {headline_text(row)}" if keys.HEADLINE in row else ""
+        state = f": {row[keys.VERDICT]}" if row.get(keys.VERDICT) else ""
+        lines.append(f"- iteration {k}: {what}, {row[keys.N_INSTANCES]} instances{shown}{state}")
     return "\n".join(lines)
 
 

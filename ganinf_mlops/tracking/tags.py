@@ -15,6 +15,8 @@ GATE = "ganinf.gate"  # gate: pass | fail
 FIT = "ganinf.fit"
 # job: improved | within_noise | worse (report.verdict_state: fresh retraining, the headline)
 VERDICT = "ganinf.verdict"
+HEADLINE_METRIC = "ganinf.headline_metric"  # job: what headline_* measure (Compare lines up)
+BEST_ITERATION = "ganinf.best_iteration"  # job: the iteration whose headline is best
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)
 WORSENED = "ganinf.worsened"

@@ -14,6 +14,8 @@ import ganinf_mlops
 from ganinf_mlops import keys, report
 from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
+from ganinf_mlops.params import data_params_in_full
+from ganinf_mlops.presets import PRESETS
 from ganinf_mlops.tracking import tags
 from ganinf_mlops.train.rundir import RunDir
 
@@ -61,18 +63,29 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     assert tags.PARENT_DIGEST not in children[0].data.tags  # raw: no empty tag
     assert all(v != "" for c in children for v in c.data.tags.values())
     assert c1.data.tags[tags.METHOD] == "all"
-    # the same metric names in every iteration, so the compare view lines them up; ALL is
-    # logged as avg_log_likelihood, never as "all"
-    common = {"avg_log_likelihood", "gen_mean_error", "gen_cov_error", "disc_loss", "n_instances"}
+    # the same metric names in every iteration, so the compare view lines them up: the headline
+    # (seed mean) and the scored run's one-seed results named with their seed; ALL is logged as
+    # avg_log_likelihood, never as "all"
+    common = {"headline", "headline_std", "n_instances", "avg_log_likelihood_seed0"}
+    common |= {"gen_mean_error_seed0", "gen_cov_error_seed0", "disc_loss_seed0"}
     assert all(common <= set(c.data.metrics) for c in children)
-    assert not any("all" in c.data.metrics for c in children)
-    assert {"predicted_change", "actual_change", "fresh_change", "kendall_tau"} <= set(
-        c1.data.metrics
-    )
-    assert c1.data.metrics["avg_log_likelihood"] == pytest.approx(rows[0]["all"])
+    assert not any("all" in c.data.metrics or "avg_log_likelihood" in c.data.metrics
+                   for c in children)  # fmt: skip
+    signed = {"improvement", "predicted_improvement", "replay_improvement"}
+    assert signed | {"validation/kendall_tau"} <= set(c1.data.metrics)
+    assert not {"predicted_change", "fresh_change", "kendall_tau"} & set(c1.data.metrics)
+    assert c1.data.metrics["avg_log_likelihood_seed0"] == pytest.approx(rows[0]["all"])
+    assert c1.data.metrics["headline"] == pytest.approx(rows[0]["seed_mean"]["all"])
+    assert c1.data.metrics["improvement"] == pytest.approx(rows[0]["improvement"])
+    # ALL: higher is better, so the improvement is the change itself
+    assert c1.data.metrics["predicted_improvement"] == pytest.approx(rows[0]["predicted_change"])
     assert len(client.get_metric_history(c1.info.run_id, "d_loss")) == rows[0]["n_steps"]
-    history = client.get_metric_history(pid, "avg_log_likelihood")
-    assert sorted(m.step for m in history) == [0, 1, 2]
+    for name in ("headline", "headline_std", "n_instances", "n_removed_total"):
+        history = client.get_metric_history(pid, name)
+        assert sorted(m.step for m in history) == [0, 1, 2], name
+    assert [c.data.tags[tags.VERDICT] for c in children[1:]] == [r["verdict"] for r in rows]
+    assert children[1].info.run_name == "tiny · all · it1 v0→v1"
+    assert parent[0].info.run_name == "tiny · all · job job"
 
     # datasets: digest prefix as MLflow digest, full sha256 as input tag
     inputs = c1.inputs.dataset_inputs
@@ -133,16 +146,27 @@ def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
             assert "→" in text and "removed" in text and "under fresh retraining" in text
     ptext = parent.data.tags[note]
     assert ptext.startswith("**verdict: all") and "iteration 2" in ptext
-    assert parent.data.tags[tags.VERDICT] == report.verdict_state(summary)
+    assert f"v2 ({summary['job']['final_digest'][:12]})" in ptext  # the lineage line
+    assert parent.data.tags[tags.VERDICT] == report.verdict_state(summary) == summary["verdict"]
+    assert parent.data.tags[tags.HEADLINE_METRIC] == "all"
     # The collapse check: fd is the other quality metric of a run cleansed by ALL.
     (fd,) = report.outcome(summary)["others"]
     assert parent.data.tags[tags.WORSENED] == ("fd" if fd["worse"] else "none")
     within = report.outcome(summary)["within"]
     assert parent.data.tags[tags.WITHIN_SPREAD] == ("true" if within else "false")
     pm = client.get_run(parent.info.run_id).data.metrics
-    assert {"avg_log_likelihood_raw", "avg_log_likelihood_best", "best_iteration"} <= set(pm)
+    assert {"headline_raw", "headline_best", "headline_final", "total_improvement"} <= set(pm)
     raw_mean = summary["iterations"]["0"]["seed_mean"]["all"]  # the mean over training seeds
-    assert pm["avg_log_likelihood_raw"] == pytest.approx(raw_mean)
+    assert pm["headline_raw"] == pytest.approx(raw_mean)
+    assert pm["total_improvement"] == pytest.approx(summary["total_improvement"])
+    assert parent.data.tags[tags.BEST_ITERATION] == str(summary["best_iteration"])
+    # only parameters in effect: plain SGD has no momentum; every data parameter is there
+    params = client.get_run(parent.info.run_id).data.params
+    assert "train.d_optim.momentum" not in params and "train.reject_embedding" not in params
+    tiny = PRESETS.get("tiny")
+    full = data_params_in_full(tiny.dataset, tiny.data_params)
+    assert set(full) - set(tiny.data_params)  # some are defaults the preset leaves out
+    assert {f"data.params.{k}" for k in full} <= set(params)
     contexts = {
         t.value for d in client.get_run(parent.info.run_id).inputs.dataset_inputs for t in d.tags
         if t.key == "mlflow.data.context"
@@ -170,11 +194,13 @@ def _key_names_agree(client, children, job, summary) -> None:
     results = RunDir(job / "runs" / "r1").results()
     assert set(results) <= set(dvc["iterations"]["1"])
     logged = set(children[1].data.metrics)
-    assert {keys.tracking_name(k) for k in results} <= logged
-    # MLflow names no quantity that the summary names otherwise.
+    assert {keys.tracking_name(k) + "_seed0" for k in results} <= logged
+    # MLflow names no quantity that the summary names otherwise (a seed's value is suffixed,
+    # validation metrics prefixed, the scored changes signed as improvements).
     vocabulary = set(dvc["iterations"]["1"]) | set(keys.VALIDATION)
-    vocabulary |= {"d_loss", "g_loss"}
+    vocabulary |= {"d_loss", "g_loss", keys.PREDICTED_IMPROVEMENT, keys.REPLAY_IMPROVEMENT}
     vocabulary |= set(summary["iterations"]["1"]["validation"])  # group scores, same names
+    logged = {k.removeprefix("validation/").removesuffix("_seed0") for k in logged}
     logged = {"all" if k == "avg_log_likelihood" else k for k in logged}
     assert logged <= vocabulary, logged - vocabulary
 
@@ -238,12 +264,15 @@ def test_image_loop_logs_fid_and_image_figures(tracking, tmp_path):
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
     children = [r for r in runs if r.data.tags[tags.STAGE] == "iteration"]
     parent = [r for r in runs if r.data.tags[tags.STAGE] == "job"][0]
-    assert {"fid", "is", "fid_torch_fidelity", "is_torch_fidelity"} <= set(children[0].data.metrics)
+    seed = {"fid", "is", "fid_torch_fidelity", "is_torch_fidelity", "copying_ct"}
+    assert {f"{k}_seed0" for k in seed} <= set(children[0].data.metrics)
     assert children[1].data.tags[tags.METHOD] == "fid"
-    assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, "fid")) == [0, 1]
+    assert parent.data.tags[tags.HEADLINE_METRIC] == "fid"
+    history = client.get_metric_history(parent.info.run_id, "headline")
+    assert sorted(m.step for m in history) == [0, 1]
     figures = {a.path for a in client.list_artifacts(children[1].info.run_id)}
     assert {"harmful_and_helpful.png", "samples.png", "samples_before_after.png"} <= figures
-    assert "copying_ct" in children[1].data.metrics
+    assert "copying_ct_seed0" in children[1].data.metrics
     # Reproduced from the server alone: trajectory, feature classifier and version are fetched.
     logged = client.download_artifacts(children[1].info.run_id, "scores", str(tmp_path / "dl"))
     (csv,) = [f for f in os.listdir(logged) if f.endswith(".csv")]

@@ -47,7 +47,7 @@ def test_loop_against_postgres_backed_server(tmp_path, monkeypatch):
         assert [r.data.tags[tags.STAGE] for r in runs] == ["job", "iteration", "iteration"]
         it1 = runs[2]
         assert it1.data.tags["mlflow.parentRunId"] == runs[0].info.run_id
-        assert it1.data.metrics["n_removed"] == 10 and "kendall_tau" in it1.data.metrics
+        assert it1.data.metrics["n_removed"] == 10 and "validation/kendall_tau" in it1.data.metrics
         assert len(client.get_metric_history(it1.info.run_id, "g_loss")) > 0
         digests = {
             t.value

@@ -44,15 +44,23 @@ def test_runs_table_run_page_and_compare_view(tmp_path, monkeypatch):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("ganinf")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    it1 = runs["iteration 1"]
+    it1, it0, job = (
+        runs["tiny · all · it1 v0→v1"],
+        runs["tiny · all · it0 raw"],
+        runs["tiny · all · job job"],
+    )
 
     with mlflow_server(uri, tmp_path / "artifacts", ui_host=UI_HOST) as server:
         base = server.replace("127.0.0.1", UI_HOST)
         # The runs table with our default columns (the shared view the tracker stores).
         table = page_text(base + notes.ui_path(exp.experiment_id))
         _no_errors(table, "runs table")
-        for text in ("job job", "Dataset", "avg_log_likelihood", "n_removed", "fresh_change"):
+        # The headline, its improvement and the verdict are columns; the headline metric names it.
+        for text in ("job job", "Dataset", "headline", "improvement", "n_removed"):
             assert text in table, (text, table[:2000])
+        for text in ("ganinf.headline_metric", "ganinf.verdict", it1.data.tags[tags.VERDICT]):
+            assert text in table, (text, table[:2000])
+        assert it1.data.tags[tags.VERDICT] in ("improved", "within_noise", "worse")
         assert "matching runs" in table  # the job's nested iteration runs
         # Sorted by name the tree is flat: every iteration is a row.
         flat = page_text(
@@ -60,22 +68,31 @@ def test_runs_table_run_page_and_compare_view(tmp_path, monkeypatch):
             + "&orderByKey=attributes.run_name&orderByAsc=true"
         )  # fmt: skip
         _no_errors(flat, "runs list")
-        assert "iteration 0 (raw)" in flat and "iteration 1" in flat
+        assert "tiny · all · it0 raw" in flat and "tiny · all · it1 v0→v1" in flat
         # An iteration's page: its description, datasets and lineage tags.
         page = page_text(
             f"{base}/#/experiments/{exp.experiment_id}/runs/{it1.info.run_id}"
             "?workflowType=machine_learning"
         )
         _no_errors(page, "iteration run")
-        for text in ("Iteration 1", "under fresh retraining", "Datasets", "v1 ("):
+        for text in ("Iteration 1", "under fresh retraining", "Datasets", "v1 (", "headline"):
+            assert text in page, (text, page[:2000])
+        assert it1.data.tags[tags.VERDICT] in page
+        # The job's page: the verdict, the lineage line and the headline series.
+        page = page_text(
+            f"{base}/#/experiments/{exp.experiment_id}/runs/{job.info.run_id}"
+            "?workflowType=machine_learning"
+        )
+        _no_errors(page, "job run")
+        for text in ("verdict:", "data: v0 (", "headline_raw", "total_improvement", "headline"):
             assert text in page, (text, page[:2000])
         assert it1.data.tags[tags.OUTPUT_VERSION] in page
         # Compare the two iterations.
-        ids = urllib.parse.quote(str([runs["iteration 0 (raw)"].info.run_id, it1.info.run_id]))
+        ids = urllib.parse.quote(str([it0.info.run_id, it1.info.run_id]))
         ids = ids.replace("%27", "%22")
         compare = page_text(
             f"{base}/#/compare-runs?runs={ids}&experiments=%5B%22{exp.experiment_id}%22%5D"
             "&workflowType=machine_learning"
         )
         _no_errors(compare, "compare view")
-        assert "Comparing 2 Runs" in compare and "avg_log_likelihood" in compare
+        assert "Comparing 2 Runs" in compare and "headline" in compare
