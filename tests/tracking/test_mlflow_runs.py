@@ -78,9 +78,11 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     inputs = c1.inputs.dataset_inputs
     full = {t.value for d in inputs for t in d.tags if t.key == tags.DATASET_SHA256}
     assert {rows[0]["dataset_digest"], rows[0]["cleansed_digest"]} <= full
-    assert all(len(d.dataset.digest) == 36 for d in inputs)
-    output = [d for d in inputs if json.loads(d.dataset.profile)["parent_digest"]]
-    assert json.loads(output[0].dataset.profile)["parent_digest"] == rows[0]["dataset_digest"][:36]
+    # the UI shows "name (digest)": the same words as the version tags
+    shown = {f"{d.dataset.name} ({d.dataset.digest})" for d in inputs}
+    assert {c1.data.tags[tags.INPUT_VERSION], c1.data.tags[tags.OUTPUT_VERSION]} <= shown
+    output = [d for d in inputs if json.loads(d.dataset.profile)["n_removed"]]
+    assert json.loads(output[0].dataset.profile)["parent"] == c1.data.tags[tags.INPUT_VERSION]
 
     arts = {a.path for a in client.list_artifacts(c1.info.run_id)}
     assert {"trajectory", "scores", "validation", "cleansed", "details.json"} <= arts
