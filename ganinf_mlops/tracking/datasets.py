@@ -35,6 +35,7 @@ DIGEST_CHARS = 12  # as notes.version_label; MLflow allows up to 36
 PREVIEW_ROWS = 5  # rows in the profile's preview (the drawer cuts each value at 80 characters)
 # The digest length runs logged before DIGEST_CHARS (their inputs are still found by it).
 OLD_DIGEST_CHARS = 36
+MAX_INPUT_TAG_VALUE = 500  # mlflow.utils.validation.MAX_INPUT_TAG_VALUE_SIZE
 
 
 def local_source(version_dir: str | Path) -> DatasetSource:
@@ -183,7 +184,9 @@ def log_version(
     dataset = version_dataset(version, source, name)
     input_tags = {T.DATASET_SHA256: version.digest}
     if dataset.source._get_source_type() == "local":
-        input_tags[T.DATASET_PATH] = json.loads(dataset.source.to_json())["uri"]
+        path = json.loads(dataset.source.to_json())["uri"]
+        if len(path) <= MAX_INPUT_TAG_VALUE:  # longer: MLflow refuses it; the entry's source
+            input_tags[T.DATASET_PATH] = path
     mlflow.log_input(dataset, context=context, tags=input_tags)
     return dataset
 

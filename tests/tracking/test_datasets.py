@@ -14,7 +14,13 @@ from mlflow import MlflowClient
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.tracking import notes
 from ganinf_mlops.tracking import tags as T
-from ganinf_mlops.tracking.datasets import DIGEST_CHARS, log_version, preview, version_dataset
+from ganinf_mlops.tracking.datasets import (
+    DIGEST_CHARS,
+    input_source,
+    log_version,
+    preview,
+    version_dataset,
+)
 from ganinf_mlops.tracking.dvc_source import DvcDatasetSource
 
 
@@ -110,3 +116,14 @@ def test_logged_dataset_carries_schema_table_and_preview(tiny_version, client):
     tags = {t.key: t.value for t in d.tags}
     assert tags[T.DATASET_SHA256] == tiny_version.digest
     assert tags[T.DATASET_PATH] == str(tiny_version.path.resolve())
+
+
+def test_a_path_too_long_for_an_input_tag_is_left_to_the_source(tmp_path, client):
+    deep = tmp_path.joinpath(*["d" * 60] * 8, "v0")
+    version = write_version(deep, np.ones((3, 2)), np.arange(3), np.ones((2, 2)), dataset="t",
+                            params={})  # fmt: skip
+    with mlflow.start_run() as run:
+        log_version(version)  # MLflow refuses input tags over 500 characters
+    (d,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert T.DATASET_PATH not in {t.key for t in d.tags}
+    assert input_source(d).to_dict() == {"uri": str(deep.resolve())}
