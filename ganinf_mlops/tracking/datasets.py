@@ -33,6 +33,7 @@ from ganinf_mlops.tracking import tags as T
 
 DIGEST_CHARS = 12  # as notes.version_label; MLflow allows up to 36
 PREVIEW_ROWS = 5  # rows in the profile's preview (the drawer cuts each value at 80 characters)
+PREVIEW_COORDS = 8  # coordinates of a vector shown there (the profile's shape gives its width)
 # The digest length runs logged before DIGEST_CHARS (their inputs are still found by it).
 OLD_DIGEST_CHARS = 36
 MAX_INPUT_TAG_VALUE = 500  # mlflow.utils.validation.MAX_INPUT_TAG_VALUE_SIZE
@@ -50,12 +51,12 @@ def local_source(version_dir: str | Path) -> DatasetSource:
 
 def preview(version: DatasetVersion, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
     """The first `rows` training instances as a table: `id`, the coordinates `x0..` of a
-    vector (an image: its pixel mean and standard deviation), `label` and `injected_anomaly`
-    when the version has them."""
+    vector (the first PREVIEW_COORDS of a wider one; an image: its pixel mean and standard
+    deviation), `label` and `injected_anomaly` when the version has them."""
     x, n = version.x[:rows], min(rows, version.n)
     cols: dict[str, Any] = {"id": version.ids[:rows]}
     if x.ndim == 2:
-        cols |= {f"x{d}": x[:, d] for d in range(x.shape[1])}
+        cols |= {f"x{d}": x[:, d] for d in range(min(x.shape[1], PREVIEW_COORDS))}
     else:  # an image per row: a few numbers that tell images apart, not its pixels
         flat = x.reshape(n, -1)
         cols |= {"pixel_mean": flat.mean(axis=1), "pixel_std": flat.std(axis=1)}

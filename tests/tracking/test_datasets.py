@@ -16,6 +16,7 @@ from ganinf_mlops.tracking import notes
 from ganinf_mlops.tracking import tags as T
 from ganinf_mlops.tracking.datasets import (
     DIGEST_CHARS,
+    PREVIEW_COORDS,
     input_source,
     log_version,
     preview,
@@ -82,6 +83,15 @@ def test_preview_holds_the_first_rows(tiny_version, tmp_path):
     assert profile[f"id_{second}"].endswith(" injected_anomaly")
     # The drawer cuts a profile value at 80 characters: a 2-D row fits.
     assert all(len(str(v)) <= 80 for k, v in profile.items() if k.startswith("id_"))
+
+
+def test_preview_of_wide_vectors_shows_the_first_coordinates(tmp_path):
+    x = np.arange(60.0).reshape(3, 20)
+    v = write_version(tmp_path / "wide", x, np.arange(3), x[:1], dataset="t", params={})
+    rows = preview(v)
+    assert list(rows.columns) == ["id", *(f"x{d}" for d in range(PREVIEW_COORDS))]
+    assert len(rows) == 3 and rows["x7"].tolist() == [7.0, 27.0, 47.0]
+    assert version_dataset(v).profile["shape"] == [3, 20]
 
 
 def test_image_preview_describes_each_image(tmp_path):
