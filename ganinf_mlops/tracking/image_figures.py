@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ganinf_mlops.tracking.figures import plt
+from ganinf_mlops.tracking.figures import fit_titles, plt
 
 
 def is_images(x: np.ndarray) -> bool:
@@ -34,10 +34,9 @@ def _show(ax, images: np.ndarray, cols: int, title: str) -> None:
 
 
 def sample_grid(images: np.ndarray, title: str, n: int = 64) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     _show(ax, images[:n], 8, title)
-    fig.tight_layout()
-    return fig
+    return fit_titles(fig)
 
 
 def harmful_and_helpful(
@@ -52,7 +51,7 @@ def harmful_and_helpful(
     (right); injected anomalies framed in red; with `labels`, each image's training label in its
     corner (a flipped label shows as a digit that does not match the image)."""
     order = np.argsort(-harmfulness, kind="stable")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4), layout="constrained")
     for ax, idx, what in (
         (axes[0], order[:n], "most harmful (removal predicted to help)"),
         (axes[1], order[::-1][:n], "most helpful (removal predicted to hurt)"),
@@ -81,15 +80,13 @@ def harmful_and_helpful(
         hits = int(anomalies[order[:n]].sum())
         title += f"; red frame: injected anomaly ({hits} of the {n} most harmful)"
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    return fig
+    return fit_titles(fig)
 
 
 def before_after(before: np.ndarray, after: np.ndarray, title: str, n: int = 36) -> Figure:
     """Samples of two generators from the same latents, side by side."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4), layout="constrained")
     _show(axes[0], before[:n], 6, "before cleansing")
     _show(axes[1], after[:n], 6, "after cleansing (same latents)")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    return fig
+    return fit_titles(fig)

@@ -90,6 +90,7 @@ class MlflowTracker(RunLog, Observer):
         self._describe_experiment(exp)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
+        self._vmax: dict[str | None, float] = {}  # influence scatters' scale, per job run
         self._raw: DatasetVersion | None = None
         self._helped = 0  # removed instances that were predicted to help (last cleanse)
         self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
@@ -256,7 +257,7 @@ class MlflowTracker(RunLog, Observer):
         elif samples is not None and version.x.shape[1] == 2:
             fig = figures.influence_scatter(
                 version.x, None, samples, anomalies=version.anomaly_mask(),
-                title="training data and generated samples",
+                title="training data and generated samples", version=notes.version_label(version),
             )  # fmt: skip
             self._figure(fig, "data_and_samples.png")
 
@@ -445,12 +446,17 @@ class MlflowTracker(RunLog, Observer):
     ) -> None:
         harm, _ = table.aligned_to(version.ids)
         target = table.metric
+        # One colour scale for every iteration of a job (its first table's), for Compare.
+        vmax = figures.harmfulness_vmax(harm)
+        if self._job_run is not None:
+            vmax = self._vmax.setdefault(self._job_run, vmax)
         fig = figures.influence_scatter(
             version.x, harm, RunDir(run).final_samples(version), removed,
             anomalies=version.anomaly_mask(), metric=target,
             higher_is_better=None if target is None else keys.higher_is_better(target),
             title=f"training instances scored by {table.method}"
             + (", removed ones circled" if removed is not None else ""),
+            version=notes.version_label(version), vmax=vmax,
         )  # fmt: skip
         name = "influence_scatter_cleansed" if removed is not None else "influence_scatter"
         self._figure(fig, f"{name}.png")

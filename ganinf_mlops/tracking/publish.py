@@ -115,14 +115,15 @@ def link_runs(client: Any, version: DatasetVersion, source: Any) -> tuple[str, .
     """Add `source` as an input of every run that logged `version`, with the same context."""
     from mlflow.entities import DatasetInput, InputTag
 
-    from ganinf_mlops.tracking.datasets import MAX_DIGEST, version_dataset
+    from ganinf_mlops.tracking.datasets import DIGEST_CHARS, OLD_DIGEST_CHARS, version_dataset
     from ganinf_mlops.tracking.lookup import experiment_ids
 
     dataset = version_dataset(version, source)._to_mlflow_entity()
     experiments = experiment_ids(client)
-    runs = client.search_runs(
-        experiments, f"datasets.digest = '{version.digest[:MAX_DIGEST]}'", max_results=10000
-    ) if experiments else []  # fmt: skip
+    # Runs logged before the digest was shortened carry the longer prefix.
+    short = {version.digest[:n] for n in (DIGEST_CHARS, OLD_DIGEST_CHARS)}
+    found = "datasets.digest IN (" + ", ".join(f"'{d}'" for d in sorted(short)) + ")"
+    runs = client.search_runs(experiments, found, max_results=10000) if experiments else []
     linked = []
     for run in runs:
         contexts, done = set(), False

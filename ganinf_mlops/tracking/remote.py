@@ -170,9 +170,7 @@ def _fetch_classifier(
 
 def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> DatasetVersion:
     """Restore the logged input with `digest` from the best source that works."""
-    from mlflow.data import get_source
-
-    from ganinf_mlops.tracking.datasets import restore_input
+    from ganinf_mlops.tracking.datasets import input_source, restore_input
 
     candidates = []
     for d in inputs:
@@ -189,8 +187,8 @@ def _fetch_version(inputs: list[Any], digest: str, dst: Path, uri: str) -> Datas
         )
     failures = []
     for _, d in sorted(candidates, key=lambda c: c[0]):
-        if d.dataset.source_type == "local" and not Path(get_source(d).uri).is_dir():
-            failures.append(f"{get_source(d).uri}: not on this machine")
+        if d.dataset.source_type == "local" and not Path(input_source(d).uri).is_dir():
+            failures.append(f"{input_source(d).uri}: not on this machine")
             continue
         try:
             dst.mkdir(exist_ok=True)

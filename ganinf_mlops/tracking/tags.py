@@ -42,6 +42,9 @@ DVC_PREFIX = "ganinf.dvc."  # dvc.lock hashes, set by the run-context plugin
 RESUMED_FROM = "ganinf.resumed_from"  # train --resume: the run of the interrupted training
 SCORED_TRAJECTORY = "ganinf.scored_trajectory"  # runs:/<id>/<path> of the trajectory scored
 DATASET_SHA256 = "ganinf.sha256"  # tag on a logged dataset input: the full digest
+# tag on a local dataset input: the directory this run read (MLflow keeps one source per
+# dataset name and digest, the first run's)
+DATASET_PATH = "ganinf.path"
 
 
 def input_tags(digest: str, parent_digest: str | None) -> dict[str, str]:

@@ -21,7 +21,13 @@ from ganinf_mlops.data.version import DATA_FILE, MANIFEST_FILE, create_raw_versi
 from ganinf_mlops.errors import DataError, DigestMismatchError
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.tracking import tags as T
-from ganinf_mlops.tracking.datasets import MAX_DIGEST, local_source, log_version, restore_input
+from ganinf_mlops.tracking.datasets import (
+    DIGEST_CHARS,
+    input_source,
+    local_source,
+    log_version,
+    restore_input,
+)
 from ganinf_mlops.tracking.dvc_source import DvcDatasetSource
 
 
@@ -135,15 +141,17 @@ def test_logged_dvc_source_restores_the_exact_version(
     source = get_source(by_context["training"])  # rebuilt by MLflow's source registry
     assert isinstance(source, DvcDatasetSource) and source == remote_src
     assert (entity.source_type, entity.digest, entity.name) == ("dvc", ds.digest, "raw@dvc")
-    assert entity.digest == version.digest[:MAX_DIGEST]
+    assert entity.digest == version.digest[:DIGEST_CHARS]
     assert {t.key: t.value for t in by_context["training"].tags}[T.DATASET_SHA256] == (
         version.digest
     )
-    assert json.loads(entity.profile) == {
+    profile = json.loads(entity.profile)
+    assert {k: profile[k] for k in ("n_instances", "shape", "n_eval", "parent", "n_removed")} == {
         "n_instances": 50,
         "shape": [50, 2],
         "n_eval": 20,
-        "parent_digest": None,
+        "parent": "none (raw data)",
+        "n_removed": 0,
     }
     restored = Path(source.load())  # into a new temp dir
     assert restored.parent.name.startswith("ganinf-dvc-") and _hashes(restored) == expected
@@ -175,8 +183,8 @@ def test_local_source_for_versions_without_dvc(tmp_path: Path, client: MlflowCli
 
 
 def test_copies_of_one_version_keep_their_own_sources(tmp_path: Path, client: MlflowClient) -> None:
-    """Two jobs with the same data in two directories: MLflow keys datasets by (name, digest),
-    so without the directory in the name the second run's input would show the first's path."""
+    """Two jobs with the same data in two directories: MLflow keys datasets by (name, digest)
+    and keeps the first source, so each run's own directory is in its input's tags."""
     paths = [tmp_path / job / "data" / "v0" for job in ("job-a", "job-b")]
     versions = [create_raw_version(p, "gaussian2d", n=50, n_eval=20, seed=4) for p in paths]
     assert versions[0].digest == versions[1].digest
@@ -185,7 +193,11 @@ def test_copies_of_one_version_keep_their_own_sources(tmp_path: Path, client: Ml
         with mlflow.start_run() as run:
             log_version(v)
         runs.append(run.info.run_id)
+    shutil.rmtree(paths[0])  # the entry's source: gone; the second run still restores its own
     for run_id, path in zip(runs, paths, strict=True):
         (dataset_input,) = client.get_run(run_id).inputs.dataset_inputs
-        assert get_source(dataset_input).to_dict() == {"uri": str(path.resolve())}
-        assert dataset_input.dataset.name.startswith("v0@local:")
+        assert input_source(dataset_input).to_dict() == {"uri": str(path.resolve())}
+        assert dataset_input.dataset.name == "v0"
+    (second,) = client.get_run(runs[1]).inputs.dataset_inputs
+    assert get_source(second).to_dict() == {"uri": str(paths[0].resolve())}  # MLflow's entry
+    assert restore_input(second, str(tmp_path / "out")).digest == versions[1].digest

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ganinf_mlops import keys
-from ganinf_mlops.tracking import figures
+from ganinf_mlops.tracking import figures, image_figures
 from ganinf_mlops.tracking.figures import plt
 
 
@@ -21,8 +21,9 @@ def _data(n: int = 50) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rng.normal(size=(n, 2)), rng.normal(size=n), rng.normal(size=(80, 2))
 
 
-def _legend_texts(ax) -> list[str]:
-    legend = ax.get_legend()
+def _legend_texts(where) -> list[str]:
+    """The legend's texts of an axes, or of a figure (the scatter's legend sits below the plot)."""
+    legend = where.legends[0] if getattr(where, "legends", None) else where.get_legend()
     assert legend is not None
     return [t.get_text() for t in legend.get_texts()]
 
@@ -33,7 +34,7 @@ def test_scatter_without_scores_has_no_colour_bar(harm):
     harmfulness = np.zeros(len(x)) if harm == "zeros" else None
     fig = figures.influence_scatter(x, harmfulness, gen)
     assert len(fig.axes) == 1
-    texts = _legend_texts(fig.axes[0])
+    texts = _legend_texts(fig)
     assert "training data (50)" in texts
     assert "generated (80)" in texts
     assert "harmfulness" not in fig.axes[0].get_title()
@@ -51,20 +52,152 @@ def test_scatter_with_scores_has_labelled_colour_bar():
     assert "ALL: higher is better" in fig.axes[1].get_ylabel()
 
 
-def test_scatter_generated_underneath_and_marks_removed_and_anomalies():
+def test_scatter_marks_removed_and_anomalies():
     x, harm, gen = _data()
     removed = np.zeros(len(x), bool)
     removed[:3] = True
     anomalies = np.zeros(len(x), bool)
     anomalies[-4:] = True
     fig = figures.influence_scatter(x, harm, gen, removed, anomalies=anomalies)
-    ax = fig.axes[0]
-    by_label = {c.get_label(): c for c in ax.collections}
-    assert by_label["generated (80)"].get_zorder() < by_label["training data (50)"].get_zorder()
-    assert by_label["generated (80)"].get_alpha() <= 0.3
-    texts = _legend_texts(ax)
+    texts = _legend_texts(fig)
     assert "injected anomaly (4)" in texts
     assert any("removed" in t and "(3)" in t for t in texts)
+
+
+@pytest.mark.parametrize("harm", [None, "scores"])
+def test_samples_drawn_over_the_data_in_a_contrasting_colour(harm):
+    x, h, gen = _data()
+    fig = figures.influence_scatter(x, h if harm else None, gen)
+    by_label = {c.get_label(): c for c in fig.axes[0].collections}
+    data, samples = by_label["training data (50)"], by_label["generated (80)"]
+    assert samples.get_zorder() > data.get_zorder()
+    assert samples.get_alpha() is None or samples.get_alpha() >= 0.5
+    assert samples.get_sizes().min() >= 12
+    fig.canvas.draw()  # the data's colours come from the colour map at draw time
+    sample_rgb = samples.get_facecolor()[:, :3]
+    # Far (in RGB) from every colour the data can take (the whole map when scored, plain blue
+    # otherwise) and from the black markers: grey, the old faint colour, is not.
+    data_rgb = data.get_facecolor()[:, :3]
+    if harm:
+        data_rgb = np.vstack([data_rgb, data.get_cmap()(np.linspace(0, 1, 256))[:, :3]])
+    gap = np.linalg.norm(data_rgb[:, None, :] - sample_rgb[None, :, :], axis=-1).min()
+    assert gap > 0.5
+    assert np.linalg.norm(sample_rgb, axis=-1).min() > 0.3
+
+
+def _extent(artist, fig):
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+@pytest.mark.parametrize("harm", [None, "scores"])
+def test_scatter_legend_outside_the_data_area(harm):
+    x, h, gen = _data()
+    removed = np.zeros(len(x), bool)
+    removed[:3] = True
+    fig = figures.influence_scatter(x, h if harm else None, gen, removed)
+    fig.canvas.draw()
+    legend = fig.legends[0] if fig.legends else fig.axes[0].get_legend()
+    box, data = _extent(legend, fig), fig.axes[0].get_window_extent()
+    assert not box.overlaps(data)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
+    assert box.y1 <= fig.bbox.height
+
+
+def _titles_inside(fig) -> list[str]:
+    """Every title (axes and suptitle), after drawing at the figure's own size and dpi, as
+    MLflow saves it; fails naming the first one that reaches past an edge."""
+    fig.canvas.draw()
+    shown = []
+    for t in [ax.title for ax in fig.axes] + list(fig.texts):
+        if not t.get_text():
+            continue
+        box = _extent(t, fig)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5, t.get_text()
+        assert box.y0 >= 0 and box.y1 <= fig.bbox.height + 0.5, t.get_text()
+        shown.append(t.get_text())
+    return shown
+
+
+LONG = "training instances scored by fid_ensemble_average_order, removed ones circled"
+
+
+def test_scatter_title_names_the_version_and_fits():
+    x, harm, gen = _data()
+    fig = figures.influence_scatter(x, harm, gen, title=LONG, version="v1 (440d857ece83)")
+    (title,) = (t for t in _titles_inside(fig) if t)
+    assert title.startswith("v1 (440d857ece83): ") and "\n" in title  # wrapped, not clipped
+    assert " ".join(title.split()) == f"v1 (440d857ece83): {LONG}"
+
+
+def test_every_figure_keeps_its_titles_inside():
+    x, harm, gen = _data()
+    report = {
+        "metric": "avg_log_likelihood",
+        "kendall_tau": 0.912,
+        "instances": [
+            {"group": g, "estimated_change": e, "true_change": t}
+            for g, e, t in [("top", 0.2, 0.1), ("bottom", -0.1, -0.2), ("random", 0.0, 0.05)]
+        ],
+    }
+    groups = {
+        "random": {"0.01": {"predicted": [0.1, 0.2], "actual": [0.1, 0.3], "spearman": 1.0}},
+        "top": {"top 1%": {"predicted": 0.3, "actual": 0.2}},
+    }
+    metric = "avg_log_likelihood"
+    rows = [{**r, metric: r.pop("fd")} for r in _rows("fd")]
+    images = np.random.default_rng(0).uniform(-1, 1, size=(40, 1, 8, 8))
+    figs = [
+        figures.influence_scatter(x, harm, gen, title=LONG, version="v12 (440d857ece83)"),
+        figures.influence_scatter(x, None, gen, version="v1 (440d857ece83)"),
+        figures.scores_histogram(harm, "fid_ensemble_average_order", cutoff=0.5),
+        figures.estimate_vs_truth(report),
+        figures.metric_vs_removed(rows, metric),
+        figures.group_predicted_vs_actual(groups, metric),
+        image_figures.sample_grid(images, "generated samples (fixed evaluation latents) " * 2),
+        image_figures.harmful_and_helpful(
+            images, np.arange(40.0), np.arange(40) < 3, "fid_ensemble_average_order"
+        ),
+        image_figures.before_after(images, images, "v0 (8e3d98f5a1b2) -> v1 (440d857ece83)"),
+    ]
+    for fig in figs:
+        assert _titles_inside(fig)
+    tau = " ".join(figs[3].axes[0].get_title().split())
+    assert tau.endswith("(Kendall tau 0.912)")  # the words survive the wrapping
+
+
+def test_wrap_keeps_the_words_in_even_lines():
+    line = "change of avg_log_likelihood per removed instance (Kendall tau 0.912)"
+    wrapped = figures._wrap(line, 50).split("\n")
+    assert len(wrapped) == 2 and " ".join(wrapped) == line
+    assert abs(len(wrapped[0]) - len(wrapped[1])) < 15  # no lone word on the last line
+    assert figures._wrap("short", 50) == "short"
+
+
+def test_harmfulness_vmax_is_the_largest_finite_magnitude():
+    assert figures.harmfulness_vmax(np.array([0.1, -0.4, np.nan])) == 0.4
+    assert figures.harmfulness_vmax(np.array([0.1]), np.array([-0.3, 0.2])) == 0.3
+    assert figures.harmfulness_vmax(np.zeros(3)) == 1.0
+    assert figures.harmfulness_vmax(np.array([np.inf, 0.2])) == 0.2
+    assert figures.harmfulness_vmax() == 1.0
+
+
+def test_scatter_colour_scale_is_symmetric_and_shared():
+    x, harm, gen = _data()
+    lim = np.abs(harm).max()
+    norm = figures.influence_scatter(x, harm, gen).axes[0].collections[0].norm
+    assert (norm.vmin, norm.vcenter, norm.vmax) == (-lim, 0.0, lim)
+    # Two iterations with other scores but the job's one vmax draw one scale.
+    vmax = 2 * lim
+    a = figures.influence_scatter(x, harm, gen, vmax=vmax)
+    b = figures.influence_scatter(x, harm * 0.1, gen, vmax=vmax)
+    for fig in (a, b):
+        scatter = fig.axes[0].collections[0]
+        assert (scatter.norm.vmin, scatter.norm.vcenter, scatter.norm.vmax) == (-vmax, 0, vmax)
+        assert fig.axes[1].get_ylim() == (-vmax, vmax)
+        assert scatter.colorbar.extend == "neither"
+    # Scores past the shared scale: the colour bar says so with arrows.
+    past = figures.influence_scatter(x, harm, gen, vmax=lim / 2).axes[0].collections[0]
+    assert past.colorbar.extend == "both"
 
 
 def test_histogram_draws_zero_and_cutoff_with_legend():

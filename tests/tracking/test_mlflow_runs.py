@@ -16,7 +16,7 @@ from ganinf_mlops.cli import main
 from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.params import data_params_in_full
 from ganinf_mlops.presets import PRESETS
-from ganinf_mlops.tracking import tags
+from ganinf_mlops.tracking import figures, tags
 from ganinf_mlops.train.rundir import RunDir
 
 
@@ -35,7 +35,15 @@ def ganinf(*args) -> None:
 
 
 @pytest.mark.integration
-def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
+def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path, monkeypatch):
+    drawn = []  # (harmfulness, keyword arguments) of each influence scatter
+    real_scatter = figures.influence_scatter
+
+    def spy(*args, **kwargs):
+        drawn.append((args[1], kwargs))
+        return real_scatter(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "influence_scatter", spy)
     ganinf(
         "loop", "--preset", "tiny", "--iterations", "2", "--loo", "8", "--retrain-seeds", "2",
         "--out", "job",
@@ -91,9 +99,11 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
     inputs = c1.inputs.dataset_inputs
     full = {t.value for d in inputs for t in d.tags if t.key == tags.DATASET_SHA256}
     assert {rows[0]["dataset_digest"], rows[0]["cleansed_digest"]} <= full
-    assert all(len(d.dataset.digest) == 36 for d in inputs)
-    output = [d for d in inputs if json.loads(d.dataset.profile)["parent_digest"]]
-    assert json.loads(output[0].dataset.profile)["parent_digest"] == rows[0]["dataset_digest"][:36]
+    # the UI shows "name (digest)": the same words as the version tags
+    shown = {f"{d.dataset.name} ({d.dataset.digest})" for d in inputs}
+    assert {c1.data.tags[tags.INPUT_VERSION], c1.data.tags[tags.OUTPUT_VERSION]} <= shown
+    output = [d for d in inputs if json.loads(d.dataset.profile)["n_removed"]]
+    assert json.loads(output[0].dataset.profile)["parent"] == c1.data.tags[tags.INPUT_VERSION]
 
     arts = {a.path for a in client.list_artifacts(c1.info.run_id)}
     assert {"trajectory", "scores", "validation", "cleansed", "details.json"} <= arts
@@ -114,6 +124,18 @@ def test_loop_logs_parent_and_nested_iterations(tracking, tmp_path):
 
     _key_names_agree(client, children, tmp_path / "job", summary)
     _the_story_reads_in_the_ui(client, exp, parent[0], children, summary)
+    _scatters_share_one_scale_and_name_their_version(drawn, children)
+
+
+def _scatters_share_one_scale_and_name_their_version(drawn, children) -> None:
+    """Compare shows iterations side by side: one colour scale, the job's first table's, and
+    the version each scatter draws in its title."""
+    scored = [(harm, kw) for harm, kw in drawn if harm is not None]
+    label = [c.data.tags[tags.INPUT_VERSION] for c in children]
+    assert [kw["version"] for _, kw in scored] == [label[1], label[1], label[2], label[2]]
+    assert {kw["vmax"] for _, kw in scored} == {figures.harmfulness_vmax(scored[0][0])}
+    trained = [kw["version"] for harm, kw in drawn if harm is None]
+    assert trained == [label[0], *(c.data.tags[tags.OUTPUT_VERSION] for c in children[1:])]
 
 
 def _the_story_reads_in_the_ui(client, exp, parent, children, summary) -> None:
