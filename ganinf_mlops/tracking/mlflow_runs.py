@@ -27,7 +27,7 @@ from mlflow.entities import Metric
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import recorded_agreement
-from ganinf_mlops.config import Preset
+from ganinf_mlops.config import Preset, feature_classifier
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
@@ -35,7 +35,7 @@ from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.report import outcome, verdict, verdict_state
-from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
+from ganinf_mlops.tracking import dvc_exp, figures, image_figures, models, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
 from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
 from ganinf_mlops.train.rundir import RunDir
@@ -86,7 +86,7 @@ class MlflowTracker(RunLog, Observer):
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"
             ) from None
-        self.experiment_id = exp.experiment_id
+        self.experiment_id, self.experiment = exp.experiment_id, exp.name
         self._describe_experiment(exp)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
@@ -94,6 +94,8 @@ class MlflowTracker(RunLog, Observer):
         self._helped = 0  # removed instances that were predicted to help (last cleanse)
         self._cleansed: DatasetVersion | None = None  # the version the last cleanse wrote
         self._method: str | None = None  # the job's scoring method: what a run's fit is judged by
+        self._models = models.ModelLog()  # the served networks logged, for the registry
+        self._preset: Preset | None = None  # the open job's
 
     def ui_hint(self) -> str:
         """Where to look: the command that serves this store and the runs table's address."""
@@ -144,7 +146,8 @@ class MlflowTracker(RunLog, Observer):
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
         run_tags = {**_package_tags(), tags.STAGE: "job"}
         with mlflow.start_run(run_name=f"job {workdir.name}", tags=run_tags) as run:
-            self._job_run = run.info.run_id
+            self._job_run, self._preset = run.info.run_id, preset
+            self._models.start_job()
             mlflow.log_params(flatten(preset_to_params(preset)))
             mlflow.set_tag(tags.PRESET, preset.name)
             try:
@@ -222,8 +225,9 @@ class MlflowTracker(RunLog, Observer):
         if role != "main":  # a replay's or another seed's results: details, not metrics
             self._details[role] = {k: metrics[k] for k in metrics if k != keys.TRAIN_SECONDS}
             return
-        if rd.metric_config.classifier is not None:  # what FID/IS are measured with: fetchable
-            mlflow.log_artifacts(rd.metric_config.classifier, artifact_path=CLASSIFIER_ARTIFACT)
+        classifier = feature_classifier(rd.metric_config)  # a classifier run's config has none
+        if classifier is not None:  # what FID/IS are measured with: fetchable
+            mlflow.log_artifacts(classifier, artifact_path=CLASSIFIER_ARTIFACT)
         mlflow.log_params(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
         mlflow.set_tag(tags.SCHEDULE, rd.schedule_kind)
         check = rd.fit(self._method)
@@ -234,6 +238,7 @@ class MlflowTracker(RunLog, Observer):
         self._log_metrics(results)
         # A stage run's own changes (train --replay); a loop iteration logs its row's.
         self._log_metrics({k: metrics[k] for k in keys.CHANGES[:2] if k in metrics})
+        self._models.trained(rd, version, self._step)
         headline = keys.primary_metric(results)
         self._note(
             f"- trained `{rd.path.name}` on {notes.version_label(version)} ({rd.n_steps} steps):"
@@ -350,6 +355,7 @@ class MlflowTracker(RunLog, Observer):
 
     def gated(self, report: dict[str, Any]) -> None:
         mlflow.set_tag(tags.GATE, "pass" if report["passed"] else "fail")
+        self._models.gate_passed = bool(report["passed"])
         if "method" in report:  # the scores were checked
             mlflow.set_tag(tags.METHOD, report["method"])
         if "set" in report:
@@ -397,6 +403,8 @@ class MlflowTracker(RunLog, Observer):
         self._notes[-1][:] = [notes.job_note(summary, verdict(summary))]  # set at the run's end
         if len(rows) > 1 and all(headline in r for r in rows):
             self._figure(figures.metric_vs_removed(rows, headline), "metric_vs_removed.png")
+        if self._preset is not None:  # the best iteration's model into the Model Registry
+            self._models.register(self.client, self.uri, summary, self._preset, self.experiment)
 
     # ---- helpers ----------------------------------------------------------------------------
     def _image_samples(self, samples: np.ndarray, version: DatasetVersion) -> None:

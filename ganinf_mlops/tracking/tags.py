@@ -21,6 +21,9 @@ WORSENED = "ganinf.worsened"
 # job: "true" when the scored metric's change is within its seed spread (retraining noise),
 # "false" beyond it (absent with one training seed)
 WITHIN_SPREAD = "ganinf.within_spread"
+# registered model version: the scored metric (its MLflow name) and its value for that model
+HEADLINE_METRIC = "ganinf.headline_metric"
+HEADLINE = "ganinf.headline"
 WARNING = "ganinf.warning"  # an iteration that removed instances predicted to help
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
 ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop
