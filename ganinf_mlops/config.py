@@ -344,6 +344,7 @@ ADDED_FIELDS = frozenset(
         ("JobOptions", "average_order"),
         ("ClassifierModelConfig", "standardize"),
         ("JobOptions", "allow_unfitted"),
+        ("JobOptions", "registered_model"),
     }
 )
 
