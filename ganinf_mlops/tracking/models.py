@@ -12,8 +12,8 @@ Registered when the job is done (`ModelLog.register`): the best iteration's mode
 (`notes.best_iteration`; iteration 0 when nothing was cleansed) under `job.registered_model`
 (null: `<experiment>-<preset>`), tagged with its dataset version, the verdict and the headline;
 alias `candidate` always, `champion` when the verdict is `improved` and no gate of the job
-failed (`aliases`). The registry needs a database-backed store: on a file store it is skipped
-with a warning.
+failed (`aliases`). The registry needs a database-backed store: on a file store, or a registry
+that refuses, it is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -121,7 +121,11 @@ def class_frame(logits: torch.Tensor) -> pd.DataFrame:
 
 
 def _whole(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not float(value).is_integer():
+    try:
+        whole = not isinstance(value, bool) and float(value).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
         raise DataError(f"{name} must be a whole number, got {value!r}")
     if name == N and value < 1:
         raise DataError(f"n must be >= 1, got {value!r}")
@@ -386,7 +390,12 @@ class ModelLog:
             version_tags[tags.HEADLINE_METRIC] = keys.tracking_name(head[0])
             version_tags[tags.HEADLINE] = f"{head[1]:.6g}"
         name = registered_name(preset.job.registered_model, experiment, preset.name)
-        mv = mlflow.register_model(logged.uri, name, tags=version_tags)
-        for alias in aliases(verdict, self.gate_passed):
-            client.set_registered_model_alias(name, alias, mv.version)
+        try:
+            mv = mlflow.register_model(logged.uri, name, tags=version_tags)
+            for alias in aliases(verdict, self.gate_passed):
+                client.set_registered_model_alias(name, alias, mv.version)
+        except mlflow.exceptions.MlflowException as exc:
+            # The job's work is done and logged: a registry that refuses is said, not fatal.
+            log.warning("could not register the model as %r at %s: %s", name, uri, exc)
+            return None
         return mv

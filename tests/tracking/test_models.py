@@ -78,6 +78,7 @@ def test_latents_from_columns_or_a_count():
         (pd.DataFrame({"z0": [0.0], "z1": [1.0]}), "missing z2"),
         (pd.DataFrame({"n": [0]}), "n must be >= 1"),
         (pd.DataFrame({"n": [2.5]}), "whole number"),
+        (pd.DataFrame({"n": ["two"]}), "whole number"),
         (pd.DataFrame({"z0": [np.nan], "z1": [0.0], "z2": [0.0]}), "finite"),
     ]:
         with pytest.raises(DataError, match=match):
@@ -108,6 +109,20 @@ def test_a_file_store_skips_registration_with_a_warning(caplog):
     assert not models.supports_registry("/tmp/mlruns")
     assert models.supports_registry("sqlite:///mlflow.db")
     assert models.supports_registry("http://127.0.0.1:5000")
+
+
+def test_a_refusing_registry_is_a_warning_not_a_failure(caplog, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("registry unavailable")
+
+    monkeypatch.setattr(mlflow, "register_model", refuse)
+    log = models.ModelLog()
+    log.by_iteration[0] = models.Logged("models:/m-0", "v0 (abc)", "abc")
+    summary = {"iterations": {"0": {"metric": "all", "all": -4.0}}, "job": {}}
+    with caplog.at_level(logging.WARNING):
+        assert log.register(None, "sqlite:///x.db", summary, get_preset("tiny"), "e") is None
+    assert "could not register the model as 'e-tiny'" in caplog.text
+    assert "registry unavailable" in caplog.text
 
 
 # ---- a job ----------------------------------------------------------------------------------
