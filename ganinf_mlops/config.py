@@ -34,6 +34,12 @@ def check_seed(seed: int) -> None:
         raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
 
 
+def check_model_name(name: str) -> None:
+    """A name the MLflow Model Registry accepts (no '/' or ':', not blank, no path tricks)."""
+    if not name.strip() or any(c in name for c in "/:") or name.strip() in (".", ".."):
+        raise ConfigError(f"registered_model {name!r}: a registry name, without '/' or ':'")
+
+
 def check_device(device: str, available: bool = False) -> None:
     """A torch device string: 'cpu' or 'cuda[:i]'; with `available`, one this machine has (a
     config may name a GPU that only the machine that trains on it has)."""
@@ -229,6 +235,11 @@ class JobOptions:
         "Cleanse even when the scored model did not fit its data (its metric far from the "
         "data's own floor, `ganinf train` says so): its influence is then mostly noise.",
     )
+    registered_model: str | None = help_field(
+        None,
+        "MLflow Model Registry name the job registers its best iteration's model under (a "
+        "database-backed store); null: <experiment>-<preset>.",
+    )
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)
@@ -261,6 +272,8 @@ class JobOptions:
             raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
         if self.last_epochs is not None and self.last_epochs < 1:
             raise ConfigError(f"last_epochs must be >= 1 or null, got {self.last_epochs}")
+        if self.registered_model is not None:
+            check_model_name(self.registered_model)
 
 
 @dataclass(frozen=True)
@@ -331,6 +344,7 @@ ADDED_FIELDS = frozenset(
         ("JobOptions", "average_order"),
         ("ClassifierModelConfig", "standardize"),
         ("JobOptions", "allow_unfitted"),
+        ("JobOptions", "registered_model"),
     }
 )
 

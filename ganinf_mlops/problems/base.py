@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.func import functional_call
 
 from ganinf_mlops.config import MetricConfig, TrainConfig, check_device
 from ganinf_mlops.errors import ConfigError
@@ -30,6 +32,28 @@ from ganinf_mlops.problems.schedule import Schedule
 from ganinf_mlops.registry import check_choice
 
 State = dict[str, Any]
+
+GENERATOR, CLASSIFIER = "generator", "classifier"  # the kinds of network a run serves
+
+
+@dataclass(frozen=True)
+class Served:
+    """The network a run's logged model serves (tracking/models.py), with its final parameters.
+
+    `kind` GENERATOR: latents [n, latent_dim] -> samples [n, *data_shape]; CLASSIFIER: instances
+    [n, *data_shape] -> class logits [n, n_classes]. `spec` is what rebuilding `net` takes besides
+    the train config (`Problem.rebuild_served`), so a logged model needs no dataset: data_shape,
+    and latent_dim or n_classes.
+    """
+
+    kind: str
+    net: nn.Module
+    params: dict[str, torch.Tensor]
+    spec: dict[str, Any]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():  # as the problem calls it: a pure function of the parameters
+            return functional_call(self.net, self.params, (x,))
 
 
 @dataclass(frozen=True)
@@ -201,3 +225,16 @@ class Problem(ABC):
     def samples(self, state: State) -> np.ndarray | None:
         """Generated samples of a state for figures, or None where a problem generates none."""
         return None
+
+    def served(self, state: State) -> Served | None:
+        """The network a logged model of the run serves, with `state`'s parameters (None: a kind
+        that serves none)."""
+        return None
+
+    @classmethod
+    def rebuild_served(
+        cls, cfg: Any, spec: dict[str, Any], params: dict[str, torch.Tensor], device: str = "cpu"
+    ) -> Served:
+        """`served` again from what a logged model keeps: the train config, the spec and the
+        parameters (no data, no optimizer state)."""
+        raise ConfigError(f"a {cfg.problem!r} run serves no model")

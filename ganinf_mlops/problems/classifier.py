@@ -37,7 +37,7 @@ from ganinf_mlops.models.blocks import ACTIVATIONS
 from ganinf_mlops.models.classifiers import Standardize, input_stats
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS
-from ganinf_mlops.problems.base import Problem, State, Target
+from ganinf_mlops.problems.base import CLASSIFIER, Problem, Served, State, Target
 from ganinf_mlops.problems.gan import params_of
 from ganinf_mlops.registry import check_choice
 
@@ -109,6 +109,29 @@ class ClassifierConfig(TrainConfig):
         return new
 
 
+def build_network(
+    cfg: ClassifierConfig,
+    data_shape: tuple[int, ...],
+    n_classes: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    x: torch.Tensor | None = None,
+) -> torch.nn.Module:
+    """The classifier for instances of `data_shape`, initialised from cfg.seed; with
+    `model.standardize`, behind the input layer of `x`'s statistics (without `x`, placeholders
+    that a loaded state's "c_input" replaces)."""
+    build = CLASSIFIER_MODELS.get(cfg.model.arch)
+    net = build(cfg.model, data_shape, n_classes, cfg.seed, dtype, device)
+    if not cfg.model.standardize:
+        return net
+    if x is None:
+        zeros = torch.zeros(data_shape, dtype=dtype, device=device)
+        stats = (zeros, torch.ones_like(zeros))
+    else:
+        stats = input_stats(x)
+    return torch.nn.Sequential(Standardize(*stats), net)
+
+
 VAL_LOSS_SPEC = register(
     Metric(
         keys.VAL_LOSS,
@@ -158,16 +181,12 @@ class ClassifierProblem(Problem):
                 f"(raise it with {env_name('classes')}); the "
                 f"largest label is {self.n_classes - 1}"
             )
-        build = CLASSIFIER_MODELS.get(cfg.model.arch)
-        net = build(
-            cfg.model, tuple(self.x.shape[1:]), self.n_classes, cfg.seed, self.dtype, self.device
+        # With standardize: statistics of this version's training instances (a cleansed version:
+        # of what remains). They are state too ("c_input", carried unchanged by every step), so
+        # each checkpoint holds the whole model and a reloaded run uses the recorded statistics.
+        self.net = build_network(
+            cfg, tuple(self.x.shape[1:]), self.n_classes, self.dtype, self.device, self.x
         )
-        if cfg.model.standardize:
-            # Statistics of this version's training instances (a cleansed version: of what
-            # remains). They are state too ("c_input", carried unchanged by every step), so each
-            # checkpoint holds the whole model and a reloaded run uses the recorded statistics.
-            net = torch.nn.Sequential(Standardize(*input_stats(self.x)), net)
-        self.net = net
         self.x_val, self.y_val = self.x_eval[0::2], self.y_eval[0::2]
         self.x_test, self.y_test = self.x_eval[1::2], self.y_eval[1::2]
         net, opt_cfg = self.net, cfg.optim
@@ -206,6 +225,18 @@ class ClassifierProblem(Problem):
 
     def logits(self, state: State, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.net, {**state["c"], **state.get("c_input", {})}, (x,))
+
+    def served(self, state: State) -> Served:
+        shape = [int(s) for s in self.x.shape[1:]]
+        params = {**state["c"], **state.get("c_input", {})}
+        spec = {"data_shape": shape, "n_classes": self.n_classes}
+        return Served(CLASSIFIER, self.net, params, spec)
+
+    @classmethod
+    def rebuild_served(cls, cfg, spec, params, device="cpu") -> Served:
+        shape = tuple(int(s) for s in spec["data_shape"])
+        net = build_network(cfg, shape, int(spec["n_classes"]), getattr(torch, cfg.dtype), device)
+        return Served(CLASSIFIER, net, params, spec)
 
     def targets(self) -> dict[str, Target]:
         x_val, y_val = self.x_val, self.y_val

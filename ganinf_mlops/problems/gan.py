@@ -48,7 +48,7 @@ from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.models.blocks import ACTIVATIONS, NORMS
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.problems import PROBLEMS
-from ganinf_mlops.problems.base import Problem, State, Target
+from ganinf_mlops.problems.base import GENERATOR, Problem, Served, State, Target
 from ganinf_mlops.problems.schedule import latent
 from ganinf_mlops.registry import check_choice
 
@@ -118,6 +118,14 @@ DISC_LOSS_SPEC = register(
         influence="influence on the discriminator loss",
     )
 )
+
+
+def build_networks(
+    cfg: GanConfig, data_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str
+) -> tuple[nn.Module, nn.Module]:
+    """(generator, discriminator) for instances of `data_shape`, initialised from cfg.seed: what
+    training starts from, and what a logged model loads its final parameters into."""
+    return GAN_MODELS.get(cfg.model.arch)(cfg.model, data_shape, cfg.seed, dtype, device)
 
 
 def params_of(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -237,10 +245,7 @@ class GanProblem(Problem):
                 f"problem {cfg.problem!r} trains on {kind}; this data has shape "
                 f"{tuple(self.x.shape)} (use train.problem {other!r})"
             )
-        build = GAN_MODELS.get(cfg.model.arch)
-        self.gen, self.disc = build(
-            cfg.model, tuple(self.x.shape[1:]), cfg.seed, self.dtype, self.device
-        )
+        self.gen, self.disc = build_networks(cfg, tuple(self.x.shape[1:]), self.dtype, self.device)
         # Fixed latents of the evaluation metrics.
         self.z_eval = latent(
             metric.seed, metric.n_gen, cfg.model.latent_dim, self.dtype, self.device
@@ -359,3 +364,14 @@ class GanProblem(Problem):
     def samples(self, state: State) -> np.ndarray:
         with torch.no_grad():
             return self.generate(state).cpu().numpy()
+
+    def served(self, state: State) -> Served:
+        shape = [int(s) for s in self.x.shape[1:]]
+        spec = {"data_shape": shape, "latent_dim": self.cfg.model.latent_dim}
+        return Served(GENERATOR, self.gen, state["g"], spec)
+
+    @classmethod
+    def rebuild_served(cls, cfg, spec, params, device="cpu") -> Served:
+        shape = tuple(int(s) for s in spec["data_shape"])
+        gen, _ = build_networks(cfg, shape, getattr(torch, cfg.dtype), device)
+        return Served(GENERATOR, gen, params, spec)

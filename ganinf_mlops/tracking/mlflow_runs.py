@@ -27,7 +27,7 @@ from mlflow.entities import Metric
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import recorded_agreement
-from ganinf_mlops.config import Preset
+from ganinf_mlops.config import Preset, feature_classifier
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import Terminated, TrackingError
 from ganinf_mlops.influence.groups import group_metrics
@@ -35,7 +35,7 @@ from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import data_params_in_full, in_effect, preset_to_params
 from ganinf_mlops.report import outcome, verdict, verdict_state
-from ganinf_mlops.tracking import dvc_exp, figures, image_figures, notes, tags
+from ganinf_mlops.tracking import dvc_exp, figures, image_figures, models, notes, tags
 from ganinf_mlops.tracking.remote import CLASSIFIER_ARTIFACT
 from ganinf_mlops.tracking.run_log import RunLog, check_tracking_uri, default_tracking_uri, flatten
 from ganinf_mlops.train.rundir import RunDir
@@ -86,7 +86,7 @@ class MlflowTracker(RunLog, Observer):
             raise TrackingError(
                 f"cannot use experiment {experiment!r} at {self.uri}: {exc}"
             ) from None
-        self.experiment_id = exp.experiment_id
+        self.experiment_id, self.experiment = exp.experiment_id, exp.name
         self._describe_experiment(exp)
         self._job_run: str | None = None
         self._last_scores: tuple[ScoreTable, DatasetVersion, Path] | None = None
@@ -98,6 +98,8 @@ class MlflowTracker(RunLog, Observer):
         self._label: str | None = None  # the job's "preset · method": the start of run names
         self._in_iteration = False  # a job's iteration run is open: its run results are one seed's
         self._previous: dict[str, Any] | None = None  # the last iteration's row (its headline)
+        self._models = models.ModelLog()  # the served networks logged, for the registry
+        self._preset: Preset | None = None  # the open job's
 
     def ui_hint(self) -> str:
         """Where to look: the command that serves this store and the runs table's address."""
@@ -149,7 +151,8 @@ class MlflowTracker(RunLog, Observer):
         run_tags = {**_package_tags(), tags.STAGE: "job"}
         self._label = f"{preset.name} · {preset.job.method}"
         with mlflow.start_run(run_name=f"{self._label} · job {workdir.name}", tags=run_tags) as run:
-            self._job_run = run.info.run_id
+            self._job_run, self._preset = run.info.run_id, preset
+            self._models.start_job()
             params = preset_to_params(preset)
             params["data"]["params"] = data_params_in_full(preset.dataset, preset.data_params)
             mlflow.log_params(in_effect(flatten(params)))
@@ -159,6 +162,7 @@ class MlflowTracker(RunLog, Observer):
                     yield
             finally:
                 self._job_run, self._label, self._previous = None, None, None
+                self._preset = None
 
     @contextlib.contextmanager
     def iteration(self, index: int, version: DatasetVersion | None, method: str) -> Iterator[None]:
@@ -229,8 +233,9 @@ class MlflowTracker(RunLog, Observer):
         if role != "main":  # a replay's or another seed's results: details, not metrics
             self._details[role] = {k: metrics[k] for k in metrics if k != keys.TRAIN_SECONDS}
             return
-        if rd.metric_config.classifier is not None:  # what FID/IS are measured with: fetchable
-            mlflow.log_artifacts(rd.metric_config.classifier, artifact_path=CLASSIFIER_ARTIFACT)
+        classifier = feature_classifier(rd.metric_config)  # a classifier run's config has none
+        if classifier is not None:  # what FID/IS are measured with: fetchable
+            mlflow.log_artifacts(classifier, artifact_path=CLASSIFIER_ARTIFACT)
         mlflow.log_params(
             in_effect(flatten({"train": rd.meta["train"], "metric": rd.meta["metric"]}))
         )
@@ -246,6 +251,7 @@ class MlflowTracker(RunLog, Observer):
         self._log_metrics({f"{k}{suffix}": v for k, v in results.items()})
         if not self._in_iteration:  # a stage run's own changes (train --replay)
             self._log_metrics({k: metrics[k] for k in keys.CHANGES[:2] if k in metrics})
+        self._models.trained(rd, version, self._step)
         shown = self._method if self._method in results else keys.primary_metric(results)
         self._note(
             f"- trained `{rd.path.name}` on {notes.version_label(version)} ({rd.n_steps} steps):"
@@ -381,6 +387,7 @@ class MlflowTracker(RunLog, Observer):
 
     def gated(self, report: dict[str, Any]) -> None:
         mlflow.set_tag(tags.GATE, "pass" if report["passed"] else "fail")
+        self._models.gate_passed = bool(report["passed"])
         if "method" in report:  # the scores were checked
             mlflow.set_tag(tags.METHOD, report["method"])
         if "set" in report:
@@ -427,6 +434,8 @@ class MlflowTracker(RunLog, Observer):
         self._notes[-1][:] = [notes.job_note(summary, verdict(summary))]  # set at the run's end
         if len(rows) > 1 and metric is not None:
             self._figure(figures.metric_vs_removed(rows, metric), "metric_vs_removed.png")
+        if self._preset is not None:  # the best iteration's model into the Model Registry
+            self._models.register(self.client, self.uri, summary, self._preset, self.experiment)
 
     # ---- helpers ----------------------------------------------------------------------------
     def _image_samples(self, samples: np.ndarray, version: DatasetVersion) -> None:

@@ -15,7 +15,8 @@ GATE = "ganinf.gate"  # gate: pass | fail
 FIT = "ganinf.fit"
 # job: improved | within_noise | worse (report.verdict_state: fresh retraining, the headline)
 VERDICT = "ganinf.verdict"
-HEADLINE_METRIC = "ganinf.headline_metric"  # job: what headline_* measure (Compare lines up)
+# job and registered model version: what headline_* measure (Compare lines up)
+HEADLINE_METRIC = "ganinf.headline_metric"
 BEST_ITERATION = "ganinf.best_iteration"  # job: the iteration whose headline is best
 # job: the other quality metrics that got worse beyond their seed spread (comma-separated), or
 # "none" (the verdict's collapse check; absent with one training seed)
@@ -23,6 +24,8 @@ WORSENED = "ganinf.worsened"
 # job: "true" when the scored metric's change is within its seed spread (retraining noise),
 # "false" beyond it (absent with one training seed)
 WITHIN_SPREAD = "ganinf.within_spread"
+# registered model version: the headline's value for that model (with HEADLINE_METRIC)
+HEADLINE = "ganinf.headline"
 WARNING = "ganinf.warning"  # an iteration that removed instances predicted to help
 OUTPUT_DIGEST = "ganinf.output_digest"  # version the run wrote (prepare, cleanse, iteration)
 ITERATION = "ganinf.iteration"  # cleanse -> retrain iteration index in a loop

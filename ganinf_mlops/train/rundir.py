@@ -54,6 +54,7 @@ from ganinf_mlops.hashing import sha256_file
 from ganinf_mlops.io import atomic_file, read_json, write_json
 from ganinf_mlops.metrics.fit import FitCheck, fit_metric
 from ganinf_mlops.problems import PROBLEMS, Problem, Schedule, State, problem_of_version
+from ganinf_mlops.problems.base import Served
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +438,12 @@ class RunDir:
         """Samples of the final state from the fixed evaluation latents (None: none generated)."""
         problem = self.problem(version)
         return problem.samples(self.load_state(self.n_steps, problem.device))
+
+    def served(self, version: Any) -> Served | None:
+        """The network a logged model of the run serves, with its final parameters (None: the
+        run's kind serves none)."""
+        problem = self.problem(version)
+        return problem.served(self.load_state(self.n_steps, problem.device))
 
     # ---- results ----------------------------------------------------------------------------
     @cached_property

@@ -7,6 +7,8 @@ import os
 import socket
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -295,6 +297,17 @@ def test_image_loop_logs_fid_and_image_figures(tracking, tmp_path):
     figures = {a.path for a in client.list_artifacts(children[1].info.run_id)}
     assert {"harmful_and_helpful.png", "samples.png", "samples_before_after.png"} <= figures
     assert "copying_ct_seed0" in children[1].data.metrics
+    # Each iteration's generator, and the feature classifier once (the same for both).
+    logged = client.search_logged_models([exp.experiment_id])
+    assert sorted(m.name for m in logged) == ["feature_classifier", "generator", "generator"]
+    gen = next(m for m in logged if m.name == "generator")
+    samples = mlflow.pyfunc.load_model(f"models:/{gen.model_id}").predict({"n": [3]})
+    assert samples.shape == (3, 1, 8, 8) and np.isfinite(samples).all()
+    fc = next(m for m in logged if m.name == "feature_classifier")
+    probs = mlflow.pyfunc.load_model(f"models:/{fc.model_id}").predict(
+        pd.DataFrame(samples.reshape(3, -1), columns=[f"x{i}" for i in range(64)])
+    )
+    assert probs.shape == (3, 11) and np.allclose(probs.drop(columns="label").sum(axis=1), 1)
     # Reproduced from the server alone: trajectory, feature classifier and version are fetched.
     logged = client.download_artifacts(children[1].info.run_id, "scores", str(tmp_path / "dl"))
     (csv,) = [f for f in os.listdir(logged) if f.endswith(".csv")]
