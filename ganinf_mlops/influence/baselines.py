@@ -1,9 +1,9 @@
 """Baselines that score instances without a trajectory: Isolation Forest, instance selection
 (DeVries et al.) and random.
 
-Each returns harmfulness in the scores-table convention (higher = remove first), positive for
-every instance but the most typical, so the cleanse's default policy ("positive": harmfulness >
-0) removes the full budget; none predicts a metric change.
+Each returns harmfulness in the scores-table convention (higher = remove first), never negative,
+so that the cleanse's default policy ("positive": harmfulness > 0) removes the full budget; none
+predicts a metric change.
 """
 
 from __future__ import annotations
