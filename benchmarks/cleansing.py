@@ -757,7 +757,7 @@ def print_summary(
     listed = ", ".join(f"{k} {int(v)}" for k, v in steps.items())
     print(f"training steps (seed {r0['seed']}, method {args.methods[0]}): {listed}")
 
-    head = f"{'method':<18}{'n_removed':>14}{'anomalies removed':>19}{'nothing removed':>17}"
+    head = f"{'method':<20}{'n_removed':>14}{'anomalies removed':>19}{'nothing removed':>17}"
     print(f"\nRemovals per seed (mean, min–max)\n{head}")
     print("-" * len(head))
     for method in args.methods:
@@ -765,7 +765,7 @@ def print_summary(
         nr, an = np.array(rem[keys.N_REMOVED]), np.array(rem["anomalies_removed"])
         none = rem["nothing_to_remove_seeds"]
         print(
-            f"{method:<18}{f'{nr.mean():.1f} ({nr.min()}–{nr.max()})':>14}"
+            f"{method:<20}{f'{nr.mean():.1f} ({nr.min()}–{nr.max()})':>14}"
             f"{f'{an.mean():.1f} ({an.min()}–{an.max()})':>19}"
             f"{f'{len(none)}/{n}':>17}" + (f"  seeds {none}" if none else "")
         )
@@ -778,14 +778,14 @@ def print_summary(
         ),
         ("replay", "replay (the scored run's schedule): change vs that uncleansed run"),
     ):
-        head = f"{'method':<18}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
+        head = f"{'method':<20}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
         higher = ", ".join(k for k in KEYS if keys.higher_is_better(k))
         print(f"\n{what}, mean ± std over seeds ({higher}: higher is better; the rest: lower)")
         print(head)
         print("-" * len(head))
         for method in args.methods:
             print(
-                f"{method:<18}"
+                f"{method:<20}"
                 + "".join(f"{mean_std(values(results, method, mode, k)):>19}" for k in KEYS)
             )
 
@@ -793,7 +793,7 @@ def print_summary(
 def print_tests(summary: dict[str, Any]) -> None:
     for method, tests in summary["tests"].items():
         metric = tests["metric"]
-        head = f"{'vs':<18}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
+        head = f"{'vs':<20}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
         print(
             f"\nPaired one-sided tests over seeds, fresh: H1 improvement of {metric} "
             f"({direction_phrase(metric)}) by '{method}' > by the other method\n{head}"
@@ -802,7 +802,7 @@ def print_tests(summary: dict[str, Any]) -> None:
         for other, t in tests["vs"].items():
             wins = f"{t['wins']}/{t['n']}"
             print(
-                f"{other:<18}{t['mean_diff']:>+12.4f}{wins:>7}"
+                f"{other:<20}{t['mean_diff']:>+12.4f}{wins:>7}"
                 f"{fmt_p(t['t_p']):>10}{fmt_p(t['wilcoxon_p']):>12}"
             )
 
