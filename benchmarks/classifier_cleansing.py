@@ -11,6 +11,9 @@ Per seed s (data seed s: which labels are flipped; training seed s):
                              the final state) from the `final` run;
             loss             the final model's training loss of each instance (the usual
                              label-noise heuristic);
+            instance_selection  DeVries et al.'s instance selection: the lowest density under
+                             a Gaussian of the inputs (standardised: its covariance is shrunk
+                             towards the diagonal), blind to the labels;
             random           uniform scores;
   removal   per method the top k are removed (`cleanse`, policy top; k = round(remove_frac * n)
             with the preset's job.remove_frac or --remove-frac: the number of flipped labels
@@ -61,7 +64,8 @@ from ganinf_mlops.influence.scores import write_scores
 from ganinf_mlops.train.rundir import CHECKPOINTS, RunDir, flatten_state
 from ganinf_mlops.train.trainer import train
 
-METHODS = ("val_loss", "val_loss_se", "loss", "random")
+METHODS = ("val_loss", "val_loss_se", "loss", "instance_selection", "random")
+OTHERS = ("random", "loss", "instance_selection", "val_loss_se")  # what val_loss is compared with
 
 
 def bytes_of(run: Path) -> int:
@@ -120,6 +124,9 @@ def run_seed(args: argparse.Namespace, name: str, seed: int, work: Path) -> dict
             final_run, raw, ScoringOptions(keys.VAL_LOSS, storage_efficient=True, progress=False)
         ),
         "loss": score(exact_run, raw, ScoringOptions("loss", progress=False)),
+        "instance_selection": score(
+            exact_run, raw, ScoringOptions("instance_selection", progress=False)
+        ),
         "random": score(exact_run, raw, ScoringOptions("random", seed=seed, progress=False)),
     }
     out: dict[str, Any] = {
@@ -202,7 +209,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "test_accuracy_gain": float((acc - base_acc).mean()),
             "test_loss": float(col(m, keys.TEST_LOSS).mean()),
         }
-    for other in ("random", "loss", "val_loss_se"):
+    for other in OTHERS:
         a, b = col("val_loss", keys.TEST_ACCURACY), col(other, keys.TEST_ACCURACY)
         summary[f"val_loss_vs_{other}"] = {
             "mean_accuracy_difference": float((a - b).mean()),
@@ -223,7 +230,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def print_summary(s: dict[str, Any], name: str, args: argparse.Namespace) -> None:
     print(f"{name}: {s['n_seeds']} seeds, raw data: test accuracy {s['base_test_accuracy']:.4f}, "
           f"test loss {s['base_test_loss']:.4f}")  # fmt: skip
-    for other in ("random", "loss", "val_loss_se"):
+    for other in OTHERS:
         r = s[f"val_loss_vs_{other}"]
         print(
             f"  val_loss vs {other}: accuracy {r['mean_accuracy_difference']:+.4f}, one-sided "
@@ -293,15 +300,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     summaries = {name: summarize(r) for name, r in rows.items()}
     print(f"\n{vars(args)}")
-    print(f"{'preset':<26} {'method':<12} {'precision':>9} {'recall':>7} {'test acc':>9} "
+    print(f"{'preset':<26} {'method':<18} {'precision':>9} {'recall':>7} {'test acc':>9} "
           f"{'gain':>8} {'test loss':>10}")  # fmt: skip
     for name, s in summaries.items():
-        print(f"{name:<26} {'raw data':<12} {'':>9} {'':>7} {s['base_test_accuracy']:>9.4f} "
+        print(f"{name:<26} {'raw data':<18} {'':>9} {'':>7} {s['base_test_accuracy']:>9.4f} "
               f"{'':>8} {s['base_test_loss']:>10.4f}")  # fmt: skip
         for m in METHODS:
             r = s[m]
             print(
-                f"{name:<26} {m:<12} {r['precision_at_k']:>9.3f} {r['recall_at_k']:>7.3f} "
+                f"{name:<26} {m:<18} {r['precision_at_k']:>9.3f} {r['recall_at_k']:>7.3f} "
                 f"{r['test_accuracy']:>9.4f} {r['test_accuracy_gain']:>+8.4f} "
                 f"{r['test_loss']:>10.4f}"
             )

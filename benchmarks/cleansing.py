@@ -27,17 +27,18 @@ cleanse: 0 removed, every change 0, and the output says so.
 
 The verdict, per influence method M (fd: influence on fd; all: influence on ALL) on its own metric
 (lower fd, higher ALL is better), fresh retraining, over seeds: (1) the mean change improves on the
-uncleansed base; (2) M beats random and Isolation Forest: paired one-sided t-test over seeds of the
-improvement, p < 0.05 (Wilcoxon signed-rank shown as a check); (3) collapse check: the other metric
-(all for fd, fd for all) does not worsen on average by more than its seed spread (the mean over
-seeds of the base's standard deviation over training seeds). --chunks and --ensemble apply to the
-influence methods only (a baseline's scores do not depend on the run, so neither has a meaning
-for it); a baseline scores every instance positive, so "positive" is "top" for it.
+uncleansed base; (2) M beats random, Isolation Forest and instance selection (DeVries et al.: the
+lowest density under a Gaussian of the metric's features): paired one-sided t-test over seeds of
+the improvement, p < 0.05 (Wilcoxon signed-rank shown as a check); (3) collapse check: the other
+metric (all for fd, fd for all) does not worsen on average by more than its seed spread (the mean
+over seeds of the base's standard deviation over training seeds). --chunks and --ensemble apply
+to the influence methods only (a baseline's scores do not depend on the run, so neither has a
+meaning for it); a baseline scores every instance positive, so "positive" is "top" for it.
 
 Usage: python benchmarks/cleansing.py --preset default --seeds 10 --retrain-seeds 3 --frac 0.05
-       [--methods fd,all,isolation_forest,random] [--policy positive|threshold|top
-       [--threshold T]] [--chunks C] [--ensemble K] [--last-epochs K] [--average-order]
-       [--jobs J] [--json OUT]
+       [--methods fd,all,isolation_forest,instance_selection,random]
+       [--policy positive|threshold|top [--threshold T]] [--chunks C] [--ensemble K]
+       [--last-epochs K] [--average-order] [--jobs J] [--json OUT]
 """
 
 from __future__ import annotations
@@ -114,19 +115,25 @@ PROFILES = {
         keys=(keys.ALL, keys.FD, keys.GEN_MEAN_ERROR, keys.GEN_COV_ERROR, keys.DISC_LOSS),
         verdict_methods=(keys.FD, keys.ALL),
         collapse={keys.FD: (keys.ALL,), keys.ALL: (keys.FD,)},
-        baselines=("random", "isolation_forest"),
+        baselines=("random", "isolation_forest", "instance_selection"),
         baseline_metric=keys.ALL,
-        default_methods=(keys.FD, keys.ALL, "isolation_forest", "random"),
+        default_methods=(keys.FD, keys.ALL, "isolation_forest", "instance_selection", "random"),
     ),
-    # Images: FID-influence against random, Isolation Forest on classifier features and
-    # influence on the discriminator loss (the paper's baselines).
+    # Images: FID-influence against random, Isolation Forest and instance selection on
+    # classifier features, and influence on the discriminator loss (the paper's baselines).
     "image_gan": Profile(
         keys=(keys.FID, keys.IS, keys.DISC_LOSS),
         verdict_methods=(keys.FID, keys.IS),
         collapse={keys.FID: (keys.IS,), keys.IS: (keys.FID,)},
-        baselines=("random", "isolation_forest", keys.DISC_LOSS),
+        baselines=("random", "isolation_forest", "instance_selection", keys.DISC_LOSS),
         baseline_metric=keys.FID,
-        default_methods=(keys.FID, keys.DISC_LOSS, "isolation_forest", "random"),
+        default_methods=(
+            keys.FID,
+            keys.DISC_LOSS,
+            "isolation_forest",
+            "instance_selection",
+            "random",
+        ),
     ),
 }
 PROFILE = PROFILES["gan"]
@@ -241,8 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--methods",
         default=None,
         help=f"comma-separated, from {', '.join(METHODS.names())} (default: fd,all,"
-        "isolation_forest,random for vector data; fid,disc_loss,isolation_forest,random for "
-        "images)",
+        "isolation_forest,instance_selection,random for vector data; fid,disc_loss,"
+        "isolation_forest,instance_selection,random for images)",
     )
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument(
@@ -323,9 +330,9 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
 
     The iteration is number 1 (it cleanses the raw version) and scores with `job.seed + 1`, so
     job.seed = seed - 1 makes the scores `score(run, raw, method, seed=seed)`: the baselines draw
-    with the benchmark's seed. No leave-one-out validation; the whole run is traced back unless
-    --last-epochs says otherwise. Chunks, the ensemble, last epochs and order averaging apply to
-    influence methods only.
+    with the benchmark's seed (seed 0 with seed 1: a job's seed is >= 0). No leave-one-out
+    validation; the whole run is traced back unless --last-epochs says otherwise. Chunks, the
+    ensemble, last epochs and order averaging apply to influence methods only.
     """
     influence = METHODS.get(method).predicts_change
     options = dataclasses.replace(
@@ -335,7 +342,7 @@ def method_preset(preset: Preset, method: str, job: SeedJob) -> Preset:
         loo=0,
         last_epochs=job.last_epochs if influence else None,
         average_order=job.average_order and influence,
-        seed=job.seed - 1,
+        seed=max(job.seed - 1, 0),
         policy=job.policy,
         threshold=job.threshold,
         retrain_seeds=job.retrain_seeds,
@@ -750,7 +757,7 @@ def print_summary(
     listed = ", ".join(f"{k} {int(v)}" for k, v in steps.items())
     print(f"training steps (seed {r0['seed']}, method {args.methods[0]}): {listed}")
 
-    head = f"{'method':<18}{'n_removed':>14}{'anomalies removed':>19}{'nothing removed':>17}"
+    head = f"{'method':<20}{'n_removed':>14}{'anomalies removed':>19}{'nothing removed':>17}"
     print(f"\nRemovals per seed (mean, min–max)\n{head}")
     print("-" * len(head))
     for method in args.methods:
@@ -758,7 +765,7 @@ def print_summary(
         nr, an = np.array(rem[keys.N_REMOVED]), np.array(rem["anomalies_removed"])
         none = rem["nothing_to_remove_seeds"]
         print(
-            f"{method:<18}{f'{nr.mean():.1f} ({nr.min()}–{nr.max()})':>14}"
+            f"{method:<20}{f'{nr.mean():.1f} ({nr.min()}–{nr.max()})':>14}"
             f"{f'{an.mean():.1f} ({an.min()}–{an.max()})':>19}"
             f"{f'{len(none)}/{n}':>17}" + (f"  seeds {none}" if none else "")
         )
@@ -771,14 +778,14 @@ def print_summary(
         ),
         ("replay", "replay (the scored run's schedule): change vs that uncleansed run"),
     ):
-        head = f"{'method':<18}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
+        head = f"{'method':<20}" + "".join(f"{'Δ' + SHORT[k]:>19}" for k in KEYS)
         higher = ", ".join(k for k in KEYS if keys.higher_is_better(k))
         print(f"\n{what}, mean ± std over seeds ({higher}: higher is better; the rest: lower)")
         print(head)
         print("-" * len(head))
         for method in args.methods:
             print(
-                f"{method:<18}"
+                f"{method:<20}"
                 + "".join(f"{mean_std(values(results, method, mode, k)):>19}" for k in KEYS)
             )
 
@@ -786,7 +793,7 @@ def print_summary(
 def print_tests(summary: dict[str, Any]) -> None:
     for method, tests in summary["tests"].items():
         metric = tests["metric"]
-        head = f"{'vs':<18}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
+        head = f"{'vs':<20}{'mean diff':>12}{'wins':>7}{'t-test p':>10}{'wilcoxon p':>12}"
         print(
             f"\nPaired one-sided tests over seeds, fresh: H1 improvement of {metric} "
             f"({direction_phrase(metric)}) by '{method}' > by the other method\n{head}"
@@ -795,7 +802,7 @@ def print_tests(summary: dict[str, Any]) -> None:
         for other, t in tests["vs"].items():
             wins = f"{t['wins']}/{t['n']}"
             print(
-                f"{other:<18}{t['mean_diff']:>+12.4f}{wins:>7}"
+                f"{other:<20}{t['mean_diff']:>+12.4f}{wins:>7}"
                 f"{fmt_p(t['t_p']):>10}{fmt_p(t['wilcoxon_p']):>12}"
             )
 

@@ -67,12 +67,21 @@ def _offending(table: ScoreTable, positions: np.ndarray, top: int) -> list[dict[
     ]
 
 
+def _baseline_set(method: str) -> str:
+    return (
+        f"--max-harmful-frac weighs a set's predicted change against seed noise; {method!r} is a "
+        "baseline and predicts none: gate its scores with --threshold"
+    )
+
+
 def set_report(
     table: ScoreTable, max_harmful_frac: float, min_agreement: float, top: int = 10
 ) -> dict[str, Any]:
     """The set check (module docstring): fails when a set of at most `max_harmful_frac` of the
     instances is predicted, beyond the members' noise, to improve the metric."""
     k = max(1, round_half_up(max_harmful_frac * table.n))
+    if table.metric is None:
+        raise ConfigError(_baseline_set(table.method))
     ev = evidence(table, k)
     if ev is None:
         raise ConfigError(
@@ -178,7 +187,9 @@ def gate_options(
 ) -> ScoringOptions:
     """How a gate scores a run with `job`'s settings (`gate_table` without scores): the set
     check (`max_harmful_frac`) over an ensemble of `ensemble` runs (default job.ensemble),
-    refused before any scoring when that would be one run; the other checks score it alone."""
+    refused before any scoring when that would be one run or the method is a baseline; the other
+    checks score it alone."""
+    from ganinf_mlops.influence.methods import METHODS
     from ganinf_mlops.influence.options import ScoringOptions
 
     options = ScoringOptions.from_job(
@@ -186,11 +197,14 @@ def gate_options(
         ensemble=(ensemble or job.ensemble) if max_harmful_frac is not None else 1,
         progress=progress,
     )  # fmt: skip
-    if not scores_given and max_harmful_frac is not None and options.ensemble < 2:
-        raise ConfigError(
-            "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; the "
-            "run's job.ensemble is 1) or --scores of an ensemble"
-        )
+    if not scores_given and max_harmful_frac is not None:
+        if not METHODS.get(options.method).predicts_change:
+            raise ConfigError(_baseline_set(options.method))
+        if options.ensemble < 2:
+            raise ConfigError(
+                "--max-harmful-frac judges a set against seed noise: give --ensemble K (K >= 2; "
+                "the run's job.ensemble is 1) or --scores of an ensemble"
+            )
     return options
 
 

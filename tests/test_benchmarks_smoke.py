@@ -78,7 +78,35 @@ def test_classifier_cleansing_end_to_end(monkeypatch, tmp_path, capsys):
     s = json.loads(out.read_text())["summary"]
     assert s["n_seeds"] == 2 and s["bytes_final_only"] < s["bytes_exact_checkpoints"]
     assert s["val_loss"]["precision_at_k"] > s["random"]["precision_at_k"]
-    assert "Kendall tau vs leave-one-out" in capsys.readouterr().out
+    # Every baseline of the study is in the table and in val_loss's paired comparisons.
+    for other in ("random", "loss", "instance_selection", "val_loss_se"):
+        assert 0 <= s[other]["precision_at_k"] <= 1 and f"val_loss_vs_{other}" in s
+    out = capsys.readouterr().out
+    assert "Kendall tau vs leave-one-out" in out and "val_loss vs instance_selection" in out
+
+
+@pytest.mark.integration
+def test_gan_cleansing_study_includes_instance_selection(monkeypatch, tmp_path):
+    """benchmarks/cleansing.py by default runs every baseline and judges the influence methods
+    against instance selection too; seed 0 runs (its job seed would be -1); a baseline removes
+    the full budget (on the tiny preset its 10 anomalies, which lie far out)."""
+    monkeypatch.setenv("GANINF_TRACKING", "0")
+    bench = _bench(monkeypatch, "cleansing")
+    try:
+        out = tmp_path / "c.json"
+        argv = ["--preset", "tiny", "--seeds", "1", "--retrain-seeds", "1", "--json", str(out)]
+        assert bench.main(argv) == 0
+        result = json.loads(out.read_text())
+        assert result["settings"]["methods"] == ["fd", "all", "isolation_forest",
+                                                 "instance_selection", "random"]  # fmt: skip
+        (row,) = result["results"]
+        sel = row["methods"]["instance_selection"]
+        assert sel["n_removed"] == 10 and sel["predicted_change"] is None
+        assert sel["anomalies_removed"] == 10 == row["n_anomalies"]
+        for verdict in result["summary"]["verdict"].values():
+            assert verdict["vs"]["instance_selection"] is not None
+    finally:
+        sys.modules.pop("cleansing", None)
 
 
 def test_memorization_end_to_end(monkeypatch, tmp_path):

@@ -73,10 +73,47 @@ def test_flow_with_cleanse_replay_and_validate(flow, tmp_path, capsys):
     )
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n_instances"] == 12 and report["kendall_tau"] > 0.8
-    for method in ("disc_loss", "isolation_forest", "random"):
+    for method in ("disc_loss", "isolation_forest", "instance_selection", "random"):
         influence(flow, "--method", method, "--out", tmp_path / f"{method}.csv")
         lines = (tmp_path / f"{method}.csv").read_text().splitlines()
         assert lines[0] == "id,predicted_change,harmfulness,rank" and len(lines) == 201
+
+
+def test_instance_selection_scores_cleanses_and_gates_as_a_baseline(flow, tmp_path, capsys):
+    """`influence --method instance_selection` on a vector run: the Gaussian density of the raw
+    coordinates, no predicted change; `cleanse` removes its top 5% (every harmfulness is
+    positive, so policy positive removes the full budget); the gate's set check refuses it, the
+    absolute check takes it."""
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.influence.baselines import instance_selection_harmfulness
+    from ganinf_mlops.influence.scores import read_scores
+
+    scores = tmp_path / "sel.csv"
+    influence(flow, "--method", "instance_selection", "--out", scores)
+    table = read_scores(scores)
+    raw = load_version(flow["raw"])
+    assert table.method == "instance_selection" and table.metric is None
+    assert np.isnan(table.predicted_change).all()
+    np.testing.assert_allclose(table.aligned_to(raw.ids)[0], instance_selection_harmfulness(raw.x))
+    ganinf("cleanse", "--data", flow["raw"], "--scores", scores, "--remove-frac", "0.05",
+           "--out", tmp_path / "v1")  # fmt: skip
+    manifest = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert manifest["method"] == "instance_selection"
+    assert sorted(manifest["removed_ids"]) == sorted(table.ids[table.order()[:10]].tolist())
+    gate = ("gate", "--data", flow["raw"], "--run", flow["run"], "--preset", "tiny", "--report",
+            tmp_path / "g.json", "--force")  # fmt: skip
+    method = ("--method", "instance_selection")
+    fails(capsys, *gate, *method, "--max-harmful-frac", "0.05", "--ensemble", "2",
+          match="is a baseline")  # fmt: skip
+    fails(capsys, *gate, "--scores", scores, "--max-harmful-frac", "0.05", match="is a baseline")
+    assert not (tmp_path / "g.json").exists()
+    with pytest.raises(SystemExit) as exc:
+        ganinf(*gate, *method, "--threshold", str(np.median(table.harmfulness)))
+    assert exc.value.code == 1
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert (
+        report["method"] == "instance_selection" and report["threshold_check"]["n_harmful"] == 100
+    )
 
 
 def test_missing_and_corrupt_data(flow, tmp_path, capsys):

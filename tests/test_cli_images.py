@@ -59,6 +59,28 @@ def test_image_flow(images, tmp_path, capsys):
     assert json.loads((tmp_path / "gate.json").read_text())["method"] == "fid"
 
 
+def test_instance_selection_scores_the_fid_features(images, tmp_path):
+    """On images the Gaussian is fitted to the feature classifier's 128-d features, the space
+    FID is measured in (the problem's reference is the fit of the held-out images' features)."""
+    from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.influence.baselines import instance_selection_harmfulness
+    from ganinf_mlops.influence.scores import read_scores
+    from ganinf_mlops.train.rundir import RunDir
+
+    out = tmp_path / "sel.csv"
+    ganinf("influence", "--run", images["run"], "--method", "instance_selection", "--out", out)
+    table = read_scores(out)
+    raw = load_version(images["raw"])
+    problem = RunDir(images["run"]).problem(raw)
+    features = problem.features(raw.x)
+    assert features.shape == (raw.n, 128)
+    ref = problem.features(raw.x_eval).mean(axis=0)
+    np.testing.assert_allclose(ref, problem.ref.mean.cpu().numpy(), rtol=1e-5, atol=1e-6)
+    harm = table.aligned_to(raw.ids)[0]
+    np.testing.assert_allclose(harm, instance_selection_harmfulness(features), rtol=1e-10)
+    assert table.metric is None and (harm > 0).all()
+
+
 def test_gate_on_data_copying(images, tmp_path, capsys):
     """C_T is a result of every image run; --max-copying fails a run below -C (alone: no
     scoring)."""

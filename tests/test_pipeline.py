@@ -331,18 +331,19 @@ def test_validation_with_loo(tmp_path):
     assert min(abs(validation[keys.JACCARD_TOP_K] - j) for j in (0, 1 / 3, 1)) < 1e-12
 
 
-def test_baselines_are_not_validated_and_predict_nothing(tmp_path):
+@pytest.mark.parametrize("method", ["random", "instance_selection"])
+def test_baselines_are_not_validated_and_predict_nothing(tmp_path, method):
     rec = Recorder(tmp_path)
     summary = pipeline.run_job(
-        tmp_path, _preset(iterations=1, loo=8, method="random"), observer=rec, progress=False
+        tmp_path, _preset(iterations=1, loo=8, method=method), observer=rec, progress=False
     )
     assert "validated" not in [e[0] for e in rec.events]
     assert not (tmp_path / "reports").exists()
     row = summary["iterations"]["1"]
-    assert row["method"] == "random" and row["validation"] is None
+    assert row["method"] == method and row["validation"] is None
     assert row["metric"] == keys.ALL and keys.PREDICTED_CHANGE not in row
     assert row[keys.N_REMOVED] == 10  # a baseline always removes the full fraction
-    assert (tmp_path / "scores" / "it1_random.csv").is_file()
+    assert (tmp_path / "scores" / f"it1_{method}.csv").is_file()
 
 
 def test_retraining_seeds_and_step_budget(tmp_path):

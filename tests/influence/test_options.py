@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from ganinf_mlops.config import JobOptions
+from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.influence.options import ScoringOptions
 
 
@@ -23,3 +26,13 @@ def test_from_job_changes_replace_fields():
 def test_every_field_has_help():
     for f in dataclasses.fields(ScoringOptions):
         assert f.metadata.get("help"), f.name
+
+
+def test_a_job_refuses_an_ensemble_of_a_baseline():
+    """job.ensemble averages influence: a baseline (any method that predicts no change, read
+    from METHODS) has none to average; an influence method takes it."""
+    for method in ("isolation_forest", "instance_selection", "random", "loss", "injected"):
+        with pytest.raises(ConfigError, match="the method is a baseline"):
+            JobOptions(method=method, ensemble=2)
+        assert JobOptions(method=method).ensemble == 1
+    assert JobOptions(method="fd", ensemble=2).ensemble == 2
