@@ -25,25 +25,33 @@ TINY = ModelConfig(
 )  # fmt: skip
 
 
-def _images(rng, n):
-    return np.tanh(rng.normal(size=(n, 1, 8, 8)))
+# The 32x32 colour DCGAN (three channel counts: 4x4 -> 8x8 -> 16x16 -> 32x32), tiny widths.
+TINY32 = dataclasses.replace(TINY, g_hidden=(3, 2, 2), d_hidden=(2, 2, 3))
 
 
-@pytest.fixture
-def image_setup(tmp_path):
+def _images(rng, n, shape=(1, 8, 8)):
+    return np.tanh(rng.normal(size=(n, *shape)))
+
+
+def _setup(tmp_path, shape):
     rng = np.random.default_rng(3)
     v = write_version(
-        tmp_path / "v0", _images(rng, 10), np.arange(50, 60), _images(rng, 12),
+        tmp_path / "v0", _images(rng, 10, shape), np.arange(50, 60), _images(rng, 12, shape),
         dataset="test", params={}, y=rng.integers(0, 3, 10), y_eval=rng.integers(0, 3, 12),
     )  # fmt: skip
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = FeatureCNN((1, 8, 8), 3)
+        model = FeatureCNN(shape, 3)
     save_classifier(
-        tmp_path / "clf", model, data_digest=v.digest, dataset="test", input_shape=(1, 8, 8),
+        tmp_path / "clf", model, data_digest=v.digest, dataset="test", input_shape=shape,
         n_classes=3, test_accuracy=0.5, train_params={},
     )  # fmt: skip
     return v, MetricConfig(n_gen=9, seed=4, classifier=str(tmp_path / "clf"))
+
+
+@pytest.fixture
+def image_setup(tmp_path):
+    return _setup(tmp_path, (1, 8, 8))
 
 
 def _cfg(opt: str) -> GanConfig:
@@ -92,6 +100,24 @@ def test_reverse_pass_equals_unrolled_autograd(image_setup, tmp_path, opt, targe
     version, metric = image_setup
     run = RunDir(train(version, _cfg(opt), metric, tmp_path / "run", progress=False))
     problem = run.problem(version)
+    tgt = problem.target(target)
+    result = reverse_pass(problem, run, tgt, progress=False)
+
+    expected, value = unrolled_grad(problem, run, tgt, torch.float64)
+    assert result.value == pytest.approx(value, rel=1e-12)
+    torch.testing.assert_close(result.grad_w, expected, rtol=1e-9, atol=1e-12)
+    assert expected.abs().max() > 0
+
+
+@pytest.mark.parametrize("opt,target", [("sgd", "fid"), ("adam", "is")])
+def test_reverse_pass_on_32x32_colour_images_equals_unrolled_autograd(tmp_path, opt, target):
+    """The same exactness for the CIFAR-size architecture: three (de)convolution levels with
+    layer norm, on 3x32x32 images and a 3-channel feature classifier."""
+    version, metric = _setup(tmp_path, (3, 32, 32))
+    cfg = dataclasses.replace(_cfg(opt), model=TINY32)
+    run = RunDir(train(version, cfg, metric, tmp_path / "run", progress=False))
+    problem = run.problem(version)
+    assert problem.samples(run.load_state(run.n_steps)).shape == (9, 3, 32, 32)
     tgt = problem.target(target)
     result = reverse_pass(problem, run, tgt, progress=False)
 
