@@ -97,3 +97,29 @@ def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[
     names = "airplane automobile bird cat deer dog frog horse ship truck".split()
     dump("batches.meta", {"label_names": names, "num_cases_per_batch": n_train // 5})
     return out
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A weights file for torch-fidelity's Inception-v3: its own network, built without loading
+    anything (the constructor's download and load are stubbed out), with random weights that
+    keep activations at scale (PyTorch's default init shrinks them to ~1e-8 over 90 layers)."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    cls = tf_inception.FeatureExtractorInceptionV3
+    mp = pytest.MonkeyPatch()
+    mp.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+    mp.setattr(cls, "load_state_dict", lambda self, *a, **k: None)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = cls("inception-v3-compat", ["2048"])
+            for m in net.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    finally:
+        mp.undo()
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save(net.state_dict(), path)
+    return path

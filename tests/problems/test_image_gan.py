@@ -10,8 +10,9 @@ import torch
 
 from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import Provenance, write_version
-from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.features.classifier import FeatureCNN, save_classifier
+from ganinf_mlops.features.inception import inception_fid, inception_fit, load_inception
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.optim import OptimConfig
@@ -147,6 +148,35 @@ def test_run_records_the_classifier_and_refuses_a_changed_one(image_setup, tmp_p
     )  # fmt: skip
     with pytest.raises(TrajectoryError, match="classifier changed"):
         run.problem(version)
+
+
+@pytest.mark.integration
+def test_a_run_with_inception_weights_reports_fid_inception(
+    image_setup, tmp_path, tiny_version, inception_weights
+):
+    """metric.inception_weights adds fid_inception: FID on torch-fidelity's Inception-v3
+    features of the run's samples against the held-out images (grey 8x8 here, as RGB)."""
+    version, metric = image_setup
+    metric = dataclasses.replace(metric, inception_weights=str(inception_weights))
+    run = RunDir(train(version, _cfg("sgd"), metric, tmp_path / "run", progress=False))
+    results = run.results()
+    problem = run.problem(version)
+    model = load_inception(str(inception_weights))
+    samples = torch.from_numpy(problem.samples(run.load_state(run.n_steps)))
+    expected = inception_fid(model, samples, inception_fit(model, problem.x_eval))
+    assert results["fid_inception"] == pytest.approx(expected, rel=1e-9)
+    assert results["fid_inception"] > 0 and results["fid_inception"] != results["fid"]
+    # Missing weights are refused before anything is trained; vectors have no Inception FID.
+    missing = dataclasses.replace(metric, inception_weights=str(tmp_path / "none.pth"))
+    with pytest.raises(DataError, match="Inception weights not found"):
+        train(version, _cfg("sgd"), missing, tmp_path / "r2", progress=False)
+    assert not (tmp_path / "r2").exists()
+    gan = dataclasses.replace(_cfg("sgd"), problem="gan", model=ModelConfig())
+    vectors = MetricConfig(inception_weights=str(inception_weights))
+    with pytest.raises(ConfigError, match="Inception FID is for images"):
+        train(tiny_version, gan, vectors, tmp_path / "r3", progress=False)
+    with pytest.raises(ConfigError, match="inception_weights must be"):
+        MetricConfig(inception_weights=" ")
 
 
 def test_classifier_of_another_dataset_is_refused(image_setup, tmp_path):
