@@ -113,9 +113,10 @@ def cifar10(
     folder = root / BASE_FOLDER
     missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
     if missing:
+        which = "" if len(missing) == len(CIFAR10_FILES) else f"; missing: {', '.join(missing)}"
         raise DataError(
-            f"CIFAR-10 not found: expected {', '.join(CIFAR10_FILES)} in {folder} (torchvision's "
-            f"layout; missing: {', '.join(missing)}). " + GET_DATA.format(root=str(root))
+            f"CIFAR-10 not found: expected data_batch_1..5, test_batch and batches.meta in "
+            f"{folder} (torchvision's layout{which}). " + GET_DATA.format(root=str(root))
         )
     pools = []
     for is_train, size_name, size, stream in (
