@@ -108,7 +108,10 @@ def load_inception(setting: str, device: torch.device | str = "cpu") -> Inceptio
             NAME, [FEATURE], feature_extractor_weights_path=str(path)
         )
     except RuntimeError as e:  # load_state_dict: missing, unexpected or mis-shaped tensors
-        raise DataError(f"Inception weights {path} do not fit Inception-v3: {e}") from None
+        # Its message lists every key (hundreds when the file is another network's): keep a line.
+        what = " ".join(str(e).split())
+        what = what if len(what) <= 300 else what[:300] + " ..."
+        raise DataError(f"Inception weights {path} do not fit Inception-v3: {what}") from None
     digest = sha256_file(path)
     out = InceptionFeatures(extractor.to(device), path, digest)
     if not out.published:

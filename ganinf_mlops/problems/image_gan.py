@@ -88,8 +88,8 @@ class ImageGanProblem(GanProblem):
 
     @cached_property
     def inception_ref(self) -> GaussianFit:
-        """The Inception features' fit of the held-out images (once per run: ~0.2 s an image
-        on one CPU core)."""
+        """The Inception features' fit of the held-out images (once per run: 0.2-0.8 s an
+        image on one CPU core)."""
         assert self.inception is not None
         return inception_fit(self.inception, self.x_eval)
 
