@@ -145,13 +145,16 @@ class MetricConfig:
     """Evaluation of generated samples (the generative kinds' metric config): the final
     generator's samples from `n_gen` fixed latents. `classifier` is the feature classifier
     directory (`ganinf classifier`) whose features and softmax give FID and IS on images; vector
-    data needs none. A kind whose targets need other settings registers its own class as its
-    problem's `metric_class`."""
+    data needs none. `inception_weights` (images only) adds `fid_inception`, FID on torch-fidelity's
+    Inception-v3 features, comparable with published FIDs: a weights file, or "torch-hub" for
+    the file torch-fidelity caches (`features.inception`; never downloaded). A kind whose targets
+    need other settings registers its own class as its problem's `metric_class`."""
 
     bandwidth: float = 1.0
     n_gen: int = 1000
     seed: int = 12345
     classifier: str | None = None
+    inception_weights: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.bandwidth > 0 and math.isfinite(self.bandwidth)):
@@ -159,6 +162,13 @@ class MetricConfig:
         if self.n_gen < 1:
             raise ConfigError(f"n_gen must be >= 1, got {self.n_gen}")
         check_max("n_gen", self.n_gen)
+        if self.inception_weights is not None and (
+            not isinstance(self.inception_weights, str) or not self.inception_weights.strip()
+        ):
+            raise ConfigError(
+                "inception_weights must be a weights file path, 'torch-hub' or null, got "
+                f"{self.inception_weights!r}"
+            )
 
 
 # The held-out agreement a cleanse (and a failing gate) needs by default: chosen on tuning data
@@ -337,6 +347,7 @@ ADDED_FIELDS = frozenset(
         ("OptimConfig", "weight_decay"),
         ("ModelConfig", "norm"),
         ("MetricConfig", "classifier"),
+        ("MetricConfig", "inception_weights"),
         ("TrainConfig", "storage"),
         ("GanConfig", "reject_threshold"),
         ("GanConfig", "reject_embedding"),

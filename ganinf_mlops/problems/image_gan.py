@@ -11,6 +11,10 @@ artifact recording the digest of the data it learnt from):
     C_T = Meehan et al.'s data-copying statistic on the same features (`copying_ct`, logged,
           not a target: strongly negative = the generator copies training images).
 
+With `metric.inception_weights` (a local file) a run also reports `fid_inception`, FID on
+torch-fidelity's Inception-v3 features against the held-out images, comparable with published
+FIDs (`features.inception`; a result, not a target: the extractor takes uint8 images).
+
 Both are differentiable in the generator's parameters, so they are influence targets. The
 classifier's own weights are constants: removing a training image changes the GAN, not the
 yardstick.
@@ -31,6 +35,12 @@ from ganinf_mlops.errors import ConfigError
 from ganinf_mlops.features.artifact import check_classifier
 from ganinf_mlops.features.classifier import LoadedClassifier, load_classifier
 from ganinf_mlops.features.fidelity import torch_fidelity_metrics
+from ganinf_mlops.features.inception import (
+    InceptionFeatures,
+    inception_fid,
+    inception_fit,
+    load_inception,
+)
 from ganinf_mlops.metrics.frechet import FID_SPEC, GaussianFit, frechet_distance
 from ganinf_mlops.metrics.inception import IS_SPEC, inception_score
 from ganinf_mlops.metrics.memorization import copying_ct
@@ -50,7 +60,7 @@ class ImageGanProblem(GanProblem):
     target_names = (keys.FID, keys.IS, keys.DISC_LOSS)
     result_names = (
         keys.FID, keys.IS, keys.DISC_LOSS, keys.FID_TORCH_FIDELITY, keys.IS_TORCH_FIDELITY,
-        keys.CLASSIFIER_ACCURACY, keys.COPYING_CT,
+        keys.CLASSIFIER_ACCURACY, keys.COPYING_CT, keys.FID_INCEPTION,
     )  # fmt: skip
 
     def __init__(self, cfg, metric, x, x_eval, schedule, y=None, y_eval=None) -> None:
@@ -71,6 +81,17 @@ class ImageGanProblem(GanProblem):
             )
         with torch.no_grad():
             self.ref = GaussianFit.of(self.classifier.model.features(self.x_eval))
+        # Loaded now, so that a missing or bad weights file is refused before training.
+        self.inception: InceptionFeatures | None = None
+        if metric.inception_weights is not None:
+            self.inception = load_inception(metric.inception_weights, self.device)
+
+    @cached_property
+    def inception_ref(self) -> GaussianFit:
+        """The Inception features' fit of the held-out images (once per run: 0.2-0.8 s an
+        image on one CPU core)."""
+        assert self.inception is not None
+        return inception_fit(self.inception, self.x_eval)
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """The classifier's 128-d features of images `x` (the space FID is measured in)."""
@@ -137,6 +158,8 @@ class ImageGanProblem(GanProblem):
                 self.features(self.x_eval.cpu().numpy()), seed=self.metric.seed,
             )  # fmt: skip
         out[keys.FID_TORCH_FIDELITY], out[keys.IS_TORCH_FIDELITY] = tf["fid"], tf["is"]
+        if self.inception is not None:
+            out[keys.FID_INCEPTION] = inception_fid(self.inception, generated, self.inception_ref)
         if ct is not None:
             out[keys.COPYING_CT] = ct
         out[keys.CLASSIFIER_ACCURACY] = float(self.classifier.test_accuracy)

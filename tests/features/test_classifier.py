@@ -260,3 +260,34 @@ def test_fidelity_extractor_refuses_a_changed_artifact(
     )
     with pytest.raises(DigestMismatchError):
         torch_fidelity_metrics(c, digits[0][:20], digits[2][:20])
+
+
+def test_colour_32x32_images(tmp_path: Path) -> None:
+    """CIFAR-size colour images [N, 3, 32, 32]: the classifier trains on them, its artifact
+    round-trips the shape, and torch-fidelity's FID and IS through it (uint8 RGB in) equal ours."""
+    g = torch.Generator().manual_seed(0)
+    colours = torch.rand(4, 3, 1, 1, generator=g, dtype=torch.float64) * 1.6 - 0.8
+
+    def images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 4
+        noise = torch.randn(n, 3, 32, 32, generator=g, dtype=torch.float64)
+        return from_uint8(to_uint8((colours[y] + 0.3 * noise).clamp(-1, 1))), y
+
+    (x, y), (xt, yt) = images(120), images(40)
+    model, acc = train_classifier(x, y, xt, yt, n_classes=4, epochs=3, progress=False)
+    assert acc > 0.9 and model.input_shape == (3, 32, 32)
+    save_classifier(
+        tmp_path / "c", model, data_digest="c" * 64, dataset="cifar10", input_shape=(3, 32, 32),
+        n_classes=4, test_accuracy=acc, train_params={},
+    )  # fmt: skip
+    c = load_classifier(tmp_path / "c")
+    assert c.input_shape == (3, 32, 32)
+    generated, reference = from_uint8(to_uint8((xt + 0.5).clamp(-1, 1))), x[:40]  # brighter
+    with torch.no_grad():
+        fid = frechet_distance(
+            c.model.features(generated), GaussianFit.of(c.model.features(reference))
+        )
+        ours = {"is": float(inception_score(c.model(generated))), "fid": float(fid)}
+    theirs = torch_fidelity_metrics(c, to_uint8(generated), to_uint8(reference))
+    assert theirs == pytest.approx(ours, rel=1e-3)
+    assert ours["is"] > 1.5 and ours["fid"] > 0.1  # not a trivially agreeing degenerate case

@@ -17,6 +17,13 @@ DCGAN = ModelConfig(
 )  # fmt: skip
 
 
+# Three channel counts: the 32x32 colour DCGAN (4x4 -> 8x8 -> 16x16 -> 32x32).
+DCGAN32 = ModelConfig(
+    arch="dcgan", latent_dim=8, g_hidden=(8, 4, 2), d_hidden=(2, 4, 8), bias=True,
+    activation="leaky_relu", norm="layer",
+)  # fmt: skip
+
+
 def n_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
@@ -40,6 +47,31 @@ def test_dcgan_rgb_and_rectangular_images():
     assert disc(torch.zeros(2, 3, 12, 8)).shape == (2, 1)
 
 
+def test_dcgan_with_three_channel_counts_doubles_three_times():
+    """32x32 colour images: the generator starts at 4x4 and doubles three times, the
+    discriminator halves three times (layer norm after each but its first convolution)."""
+    gen, disc = GAN_MODELS.get("dcgan")(DCGAN32, (3, 32, 32), 0, torch.float32, "cpu")
+    sizes: list[tuple[int, ...]] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[1:])))
+        for m in [*gen.modules(), *disc.modules()]
+        if isinstance(m, nn.ConvTranspose2d | nn.Conv2d)
+    ]
+    fake = gen(torch.randn(5, 8))
+    assert disc(fake).shape == (5, 1)
+    for h in hooks:
+        h.remove()
+    assert sizes == [(4, 8, 8), (2, 16, 16), (3, 32, 32), (2, 16, 16), (4, 8, 8), (8, 4, 4)]
+    assert fake.abs().max() <= 1.0
+    # Generator: linear 8 -> 8*4*4, then per level a layer norm (2*C) and a transposed conv.
+    g = (8 * 128 + 128) + 16 + (8 * 4 * 16 + 4) + 8 + (4 * 2 * 16 + 2) + 4 + (2 * 3 * 16 + 3)
+    assert n_params(gen) == g
+    # Discriminator: conv 3 -> 2 (no norm), conv 2 -> 4 + norm, conv 4 -> 8 + norm, linear.
+    d = (3 * 2 * 16 + 2) + (2 * 4 * 16 + 4) + 8 + (4 * 8 * 16 + 8) + 16 + (8 * 16 + 1)
+    assert n_params(disc) == d
+    assert sum(isinstance(m, nn.GroupNorm) for m in disc.modules()) == 2
+
+
 def test_layer_norm_is_per_instance():
     """An instance's discriminator output does not depend on the other instances of its batch
     (what lets a weight w_j act on instance j's loss term alone)."""
@@ -55,7 +87,9 @@ def test_layer_norm_is_per_instance():
     [
         ((2,), DCGAN, "takes images"),
         ((1, 10, 8), DCGAN, "divisible by 4"),
-        ((1, 8, 8), ModelConfig(arch="dcgan", g_hidden=(8,), d_hidden=(4, 8)), "two channel"),
+        ((1, 8, 8), ModelConfig(arch="dcgan", g_hidden=(8,), d_hidden=(4,)), "two or more"),
+        ((1, 8, 8), ModelConfig(arch="dcgan", g_hidden=(8, 4, 2), d_hidden=(4, 8)), "same number"),
+        ((3, 12, 32), DCGAN32, "divisible by 8"),
     ],
 )
 def test_dcgan_refuses(shape, cfg, match):

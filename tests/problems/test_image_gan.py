@@ -10,8 +10,9 @@ import torch
 
 from ganinf_mlops.config import MetricConfig
 from ganinf_mlops.data.version import Provenance, write_version
-from ganinf_mlops.errors import ConfigError, DigestMismatchError, TrajectoryError
+from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, TrajectoryError
 from ganinf_mlops.features.classifier import FeatureCNN, save_classifier
+from ganinf_mlops.features.inception import inception_fid, inception_fit, load_inception
 from ganinf_mlops.influence.reverse import reverse_pass
 from ganinf_mlops.models import GAN_MODELS
 from ganinf_mlops.optim import OptimConfig
@@ -25,25 +26,33 @@ TINY = ModelConfig(
 )  # fmt: skip
 
 
-def _images(rng, n):
-    return np.tanh(rng.normal(size=(n, 1, 8, 8)))
+# The 32x32 colour DCGAN (three channel counts: 4x4 -> 8x8 -> 16x16 -> 32x32), tiny widths.
+TINY32 = dataclasses.replace(TINY, g_hidden=(3, 2, 2), d_hidden=(2, 2, 3))
 
 
-@pytest.fixture
-def image_setup(tmp_path):
+def _images(rng, n, shape=(1, 8, 8)):
+    return np.tanh(rng.normal(size=(n, *shape)))
+
+
+def _setup(tmp_path, shape):
     rng = np.random.default_rng(3)
     v = write_version(
-        tmp_path / "v0", _images(rng, 10), np.arange(50, 60), _images(rng, 12),
+        tmp_path / "v0", _images(rng, 10, shape), np.arange(50, 60), _images(rng, 12, shape),
         dataset="test", params={}, y=rng.integers(0, 3, 10), y_eval=rng.integers(0, 3, 12),
     )  # fmt: skip
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = FeatureCNN((1, 8, 8), 3)
+        model = FeatureCNN(shape, 3)
     save_classifier(
-        tmp_path / "clf", model, data_digest=v.digest, dataset="test", input_shape=(1, 8, 8),
+        tmp_path / "clf", model, data_digest=v.digest, dataset="test", input_shape=shape,
         n_classes=3, test_accuracy=0.5, train_params={},
     )  # fmt: skip
     return v, MetricConfig(n_gen=9, seed=4, classifier=str(tmp_path / "clf"))
+
+
+@pytest.fixture
+def image_setup(tmp_path):
+    return _setup(tmp_path, (1, 8, 8))
 
 
 def _cfg(opt: str) -> GanConfig:
@@ -101,6 +110,24 @@ def test_reverse_pass_equals_unrolled_autograd(image_setup, tmp_path, opt, targe
     assert expected.abs().max() > 0
 
 
+@pytest.mark.parametrize("opt,target", [("sgd", "fid"), ("adam", "is")])
+def test_reverse_pass_on_32x32_colour_images_equals_unrolled_autograd(tmp_path, opt, target):
+    """The same exactness for the CIFAR-size architecture: three (de)convolution levels with
+    layer norm, on 3x32x32 images and a 3-channel feature classifier."""
+    version, metric = _setup(tmp_path, (3, 32, 32))
+    cfg = dataclasses.replace(_cfg(opt), model=TINY32)
+    run = RunDir(train(version, cfg, metric, tmp_path / "run", progress=False))
+    problem = run.problem(version)
+    assert problem.samples(run.load_state(run.n_steps)).shape == (9, 3, 32, 32)
+    tgt = problem.target(target)
+    result = reverse_pass(problem, run, tgt, progress=False)
+
+    expected, value = unrolled_grad(problem, run, tgt, torch.float64)
+    assert result.value == pytest.approx(value, rel=1e-12)
+    torch.testing.assert_close(result.grad_w, expected, rtol=1e-9, atol=1e-12)
+    assert expected.abs().max() > 0
+
+
 def test_run_records_the_classifier_and_refuses_a_changed_one(image_setup, tmp_path):
     version, metric = image_setup
     path = train(version, _cfg("sgd"), metric, tmp_path / "run", progress=False)
@@ -121,6 +148,35 @@ def test_run_records_the_classifier_and_refuses_a_changed_one(image_setup, tmp_p
     )  # fmt: skip
     with pytest.raises(TrajectoryError, match="classifier changed"):
         run.problem(version)
+
+
+@pytest.mark.integration
+def test_a_run_with_inception_weights_reports_fid_inception(
+    image_setup, tmp_path, tiny_version, inception_weights
+):
+    """metric.inception_weights adds fid_inception: FID on torch-fidelity's Inception-v3
+    features of the run's samples against the held-out images (grey 8x8 here, as RGB)."""
+    version, metric = image_setup
+    metric = dataclasses.replace(metric, inception_weights=str(inception_weights))
+    run = RunDir(train(version, _cfg("sgd"), metric, tmp_path / "run", progress=False))
+    results = run.results()
+    problem = run.problem(version)
+    model = load_inception(str(inception_weights))
+    samples = torch.from_numpy(problem.samples(run.load_state(run.n_steps)))
+    expected = inception_fid(model, samples, inception_fit(model, problem.x_eval))
+    assert results["fid_inception"] == pytest.approx(expected, rel=1e-9)
+    assert results["fid_inception"] > 0 and results["fid_inception"] != results["fid"]
+    # Missing weights are refused before anything is trained; vectors have no Inception FID.
+    missing = dataclasses.replace(metric, inception_weights=str(tmp_path / "none.pth"))
+    with pytest.raises(DataError, match="Inception weights not found"):
+        train(version, _cfg("sgd"), missing, tmp_path / "r2", progress=False)
+    assert not (tmp_path / "r2").exists()
+    gan = dataclasses.replace(_cfg("sgd"), problem="gan", model=ModelConfig())
+    vectors = MetricConfig(inception_weights=str(inception_weights))
+    with pytest.raises(ConfigError, match="Inception FID is for images"):
+        train(tiny_version, gan, vectors, tmp_path / "r3", progress=False)
+    with pytest.raises(ConfigError, match="inception_weights must be"):
+        MetricConfig(inception_weights=" ")
 
 
 def test_classifier_of_another_dataset_is_refused(image_setup, tmp_path):
