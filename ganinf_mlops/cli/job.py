@@ -53,6 +53,7 @@ _JOB_OPTIONS = [
         "ensemble",
         "iterations",
         "allow_unfitted",
+        "executor",
         into="job",
         default="the config's job.{name}",
         blank=True,
