@@ -9,7 +9,8 @@ the order of the list, whichever finished first, so a job's files are the same o
 (`RAY_ADDRESS`, else a Ray instance started on this machine): one CPU each, or one GPU for work
 that trains on a CUDA device. Every task runs in this process's working directory, so relative
 paths name the same files: the workers must see it (a filesystem every node mounts at the same
-path). `auto` is `ray` when RAY_ADDRESS is set, else `serial`.
+path), and they import this process's PYTHONPATH. `auto` is `ray` when RAY_ADDRESS is set, else
+`serial`.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS") or None
-            extra = {} if address else {"include_dashboard": False}
+            extra: dict[str, Any] = {} if address else {"include_dashboard": False}
+            if os.environ.get("PYTHONPATH"):  # a source checkout, a benchmark's own modules
+                extra["runtime_env"] = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
             ray.init(address=address, log_to_driver=True, **extra)
             log.info("ray: %s", ray.cluster_resources())
         return ray

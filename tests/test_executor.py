@@ -126,10 +126,15 @@ def _job_files(workdir: Path) -> dict[str, Any]:
     return out
 
 
+# Ray refuses a port that a Ray process anywhere on the machine was started with (it reads the
+# process table, not the namespace's network): one of its own per test run.
+PORT = 20000 + os.getpid() % 10000
+
+
 def _start_cluster(env: dict[str, str]) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--port=6390",
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={PORT}",
          "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
@@ -173,7 +178,7 @@ def test_ray_tasks_give_the_serial_jobs_results(request, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)  # relative paths: each task runs in this directory
         serial = run_job("serial", dataclasses.replace(preset, job=dataclasses.replace(
             job, executor="serial")), progress=False)  # fmt: skip
-        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{PORT}")
 
         def not_here(*args: Any, **kwargs: Any) -> None:
             raise AssertionError("independent work ran in the driver, not in a Ray task")

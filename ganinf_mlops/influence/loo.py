@@ -51,8 +51,8 @@ def removal_changes(
         part = subsets[lo : lo + chunk]
         k = len(part) + 1
         weights = torch.ones(k, n, dtype=problem.dtype, device=problem.device)
-        for row, positions in enumerate(part, start=1):
-            weights[row, torch.as_tensor(np.array(positions, dtype=np.int64))] = weight  # a copy: writable
+        for row, positions in enumerate(part, start=1):  # a copy: a Ray task's are read-only
+            weights[row, torch.as_tensor(np.array(positions, dtype=np.int64))] = weight
         state = tree_map(
             lambda a, k=k: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
             traj.load_state(0, problem.device),
