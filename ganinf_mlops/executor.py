@@ -15,6 +15,7 @@ path), and they import this process's PYTHONPATH. `auto` is `ray` when RAY_ADDRE
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -63,14 +64,17 @@ def executor_for(name: str | None) -> Executor:
     return RayExecutor() if resolve(name or "auto") == "ray" else SERIAL
 
 
+NO_RAY = (
+    "executor ray needs Ray: pip install 'ganinf-mlops[ray]' (or ray>=2.40), on every node of "
+    "the cluster as well"
+)
+
+
 def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError(
-            "executor ray needs Ray: pip install 'ganinf-mlops[ray]' (or ray>=2.40), on every "
-            "node of the cluster as well"
-        ) from None
+        raise ConfigError(NO_RAY) from None
     return ray
 
 
@@ -92,6 +96,10 @@ class RayExecutor:
 
     name = "ray"
     in_process = False
+
+    def __init__(self) -> None:
+        if importlib.util.find_spec("ray") is None:  # refused before any work, not at the first
+            raise ConfigError(NO_RAY)  # task (importing Ray itself takes seconds)
 
     def _connect(self) -> Any:
         ray = _ray()

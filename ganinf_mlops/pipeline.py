@@ -324,8 +324,8 @@ def _run_job(
     on_plan: Callable[[Plan], None],
 ) -> dict[str, Any]:
     job, layout = preset.job, JobLayout(workdir)
+    executor = executor_for(job.executor)  # before the job is recorded: Ray may be missing
     _check_start(workdir, preset, force=force, resume=resume)
-    executor = executor_for(job.executor)
     on_plan(_plan(preset))
     with obs.job(preset, workdir):
         # Iteration 0 prepares the raw version and trains the first run on it.

@@ -63,10 +63,20 @@ def test_serial_maps_in_order_and_lazily():
 
 def test_ray_missing_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(
-        ConfigError, match=r"executor ray needs Ray: pip install 'ganinf-mlops\[ray\]'"
-    ):
-        executor.RayExecutor().map(str, [1])
+    needs = r"executor ray needs Ray: pip install 'ganinf-mlops\[ray\]'"
+    with pytest.raises(ConfigError, match=needs):
+        executor.executor_for("ray")
+
+
+def test_ray_missing_refuses_the_job_before_it_starts(monkeypatch, tmp_path, capsys):
+    from ganinf_mlops.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SystemExit) as exit_:
+        main(["-q", "run", "--preset", "tiny", "--out", str(tmp_path / "w"), "--executor", "ray"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: executor ray needs Ray")
+    assert not (tmp_path / "w" / "config.json").exists()  # nothing recorded: no interrupted job
 
 
 def test_an_unknown_executor_is_refused_by_the_cli(tmp_path):
