@@ -38,7 +38,7 @@ meaning for it); a baseline scores every instance positive, so "positive" is "to
 Usage: python benchmarks/cleansing.py --preset default --seeds 10 --retrain-seeds 3 --frac 0.05
        [--methods fd,all,isolation_forest,instance_selection,random]
        [--policy positive|threshold|top [--threshold T]] [--chunks C] [--ensemble K]
-       [--last-epochs K] [--average-order] [--jobs J] [--json OUT]
+       [--last-epochs K] [--average-order] [--jobs J | --executor ray] [--json OUT]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import stats
-from seeds import key_values
+from seeds import benchmarks_on_pythonpath, key_values
 
 from ganinf_mlops import keys, report
 from ganinf_mlops.cleanse import Agreement, recorded_agreement
@@ -76,6 +76,7 @@ from ganinf_mlops.config import (
 )
 from ganinf_mlops.data.version import create_raw_version
 from ganinf_mlops.errors import NothingToRemoveError
+from ganinf_mlops.executor import EXECUTORS, executor_for, resolve
 from ganinf_mlops.influence.methods import METHODS, influence_methods
 from ganinf_mlops.io import write_json
 from ganinf_mlops.layout import JobLayout
@@ -253,6 +254,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument(
+        "--executor",
+        default="auto",
+        choices=EXECUTORS,
+        help="ray: each seed a Ray task (RAY_ADDRESS, else a local Ray instance; the same "
+        "numbers); serial: here, --jobs at a time; auto: ray when RAY_ADDRESS is set "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -279,6 +288,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--methods is empty")
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0 or args.threads < 0:
         p.error("--seeds and --jobs must be >= 1, --first-seed and --threads >= 0")
+    args.executor = resolve(args.executor)
+    if args.executor == "ray" and args.jobs > 1:
+        p.error("--jobs runs seeds in local processes; with --executor ray, Ray schedules them")
     if args.retrain_seeds < 1 or args.chunks < 1 or args.ensemble < 1:
         p.error("--retrain-seeds, --chunks and --ensemble must be >= 1")
     if not 0 < args.frac < 1:
@@ -503,7 +515,12 @@ def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         for s in seeds
     ]
     results: list[dict[str, Any]] = []
-    if args.jobs == 1:
+    if args.executor == "ray":  # each seed a task; its trainings run one after another in it
+        benchmarks_on_pythonpath()  # the workers import these modules
+        for res in executor_for("ray").map(run_seed, jobs):
+            results.append(res)
+            report_seed(res, args)
+    elif args.jobs == 1:
         for job in jobs:
             results.append(run_seed(job))
             report_seed(results[-1], args)
@@ -724,7 +741,8 @@ def print_settings(preset: Preset, args: argparse.Namespace) -> None:
     print(f"  methods {', '.join(args.methods)}")
     threads = args.threads or torch.get_num_threads()
     print(
-        f"  torch {torch.__version__}, {os.cpu_count()} cpus, jobs {args.jobs}, "
+        f"  torch {torch.__version__}, {os.cpu_count()} cpus, executor {args.executor}, "
+        f"jobs {args.jobs}, "
         f"{threads} torch thread(s) per job\n",
         flush=True,
     )
@@ -956,6 +974,7 @@ def main(argv: list[str] | None = None) -> int:
                 "average_order": args.average_order,
                 "methods": list(args.methods),
                 "jobs": args.jobs,
+                "executor": args.executor,
                 "alpha": ALPHA,
             },
             "results": results,

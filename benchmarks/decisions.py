@@ -15,6 +15,7 @@ cleanses, and the seeds (if any) where it removes data while its members disagre
 
     python benchmarks/decisions.py --seeds 300-309 --jobs 2             # held out, 2D default
     python benchmarks/decisions.py --seeds 0-2                          # tuning seeds
+    RAY_ADDRESS=head:6379 python benchmarks/decisions.py --seeds 300-309  # a job per Ray task
     python benchmarks/decisions.py --preset digits --clean noise_frac=0.0 --seeds 300-309 \
         --job ensemble=8 --job last_epochs=1 --job average_order=true --job retrain_seeds=3
 
@@ -33,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from seeds import key_values, parse_seeds
+from seeds import benchmarks_on_pythonpath, key_values, parse_seeds
 
 from ganinf_mlops import keys
 from ganinf_mlops.cleanse import removal_count
 from ganinf_mlops.config import DEFAULT_MIN_AGREEMENT, Preset, get_preset
 from ganinf_mlops.evidence import ALPHA, evidence
+from ganinf_mlops.executor import EXECUTORS, executor_for, resolve
 from ganinf_mlops.gate import set_report
 from ganinf_mlops.influence.scores import read_scores
 from ganinf_mlops.io import read_json, write_json
@@ -56,7 +58,8 @@ def case_preset(base: Preset, condition: str, seed: int, args: argparse.Namespac
     data = {**base.data_params, "seed": seed}
     if condition == "clean":
         data |= args.clean
-    changes = {**args.job, "min_agreement": None, "iterations": 1}
+    # Each job's own trainings run one after another: the cases are what runs in parallel.
+    changes = {**args.job, "min_agreement": None, "iterations": 1, "executor": "serial"}
     if args.ensemble:
         changes["ensemble"] = args.ensemble
     job = dataclasses.replace(base.job, **changes)
@@ -190,11 +193,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="job settings replacing the preset's, e.g. --job last_epochs=1",
     )
     p.add_argument("--jobs", type=int, default=1, help="jobs at once (one CPU thread each)")
+    p.add_argument(
+        "--executor",
+        default="auto",
+        choices=EXECUTORS,
+        help="ray: each job a Ray task (RAY_ADDRESS, else a local Ray instance; --work must be "
+        "on storage every node mounts at the same path); serial: here, --jobs at a time; auto: "
+        "ray when RAY_ADDRESS is set",
+    )
     p.add_argument("--work", type=Path, default=Path("decisions-work"))
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     args.clean = key_values(p, args.clean, "--clean") or {"anomaly_frac": 0.0}
     args.job = key_values(p, args.job, "--job")
+    args.executor = resolve(args.executor)
+    if args.executor == "ray" and args.jobs > 1:
+        p.error("--jobs runs jobs in local processes; with --executor ray, Ray schedules them")
     return args
 
 
@@ -207,8 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         for cond in args.conditions.split(",")
     ]
     os.environ.setdefault("GANINF_TRACKING", "0")
-    with ProcessPoolExecutor(args.jobs) as pool:
-        list(pool.map(run_case, cases))
+    if args.executor == "ray":
+        benchmarks_on_pythonpath()  # the workers import this module
+        list(executor_for("ray").map(run_case, cases))
+    else:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            list(pool.map(run_case, cases))
     rows = [analyse(c, args.max_harmful_frac, args.min_agreement) for c in cases]
     print(
         f"preset {args.preset}, seeds {args.seeds}, clean = {args.clean}; min_agreement "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,3 +45,10 @@ def key_values(
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             p.error(f"{option} {k}={v}: VALUE must be JSON ({exc})")
     return out
+
+
+def benchmarks_on_pythonpath() -> None:
+    """This directory first on PYTHONPATH, which Ray's workers get (ganinf_mlops/executor.py):
+    a benchmark's seeds as Ray tasks import its modules there."""
+    here, rest = str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([here, *([rest] if rest else [])])

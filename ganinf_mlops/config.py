@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ganinf_mlops import keys
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.executor import EXECUTORS
 from ganinf_mlops.limits import check_max
 from ganinf_mlops.optim import OptimConfig
 from ganinf_mlops.registry import check_choice
@@ -250,6 +251,14 @@ class JobOptions:
         "MLflow Model Registry name the job registers its best iteration's model under (a "
         "database-backed store); null: <experiment>-<preset>.",
     )
+    executor: str = help_field(
+        "auto",
+        "Where independent trainings run (ensemble members, retraining seeds, each run's "
+        "leave-one-out replays): serial (in this process, one after another), ray (Ray tasks at "
+        "RAY_ADDRESS, else on a local Ray instance; the same results) or auto (ray when "
+        "RAY_ADDRESS is set, else serial).",
+        choices=EXECUTORS,
+    )
 
     def __post_init__(self) -> None:
         check_choice("selection policy", self.policy, POLICIES)
@@ -259,6 +268,7 @@ class JobOptions:
             raise ConfigError(f"threshold must be finite, got {self.threshold}")
         check_seed(self.seed)
         check_choice("retrain budget", self.retrain_budget, BUDGETS)
+        check_choice("executor", self.executor, EXECUTORS)
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
         for name in ("ensemble", "retrain_seeds", "loo", "chunks", "iterations", "group_subsets"):
@@ -356,6 +366,7 @@ ADDED_FIELDS = frozenset(
         ("ClassifierModelConfig", "standardize"),
         ("JobOptions", "allow_unfitted"),
         ("JobOptions", "registered_model"),
+        ("JobOptions", "executor"),
     }
 )
 

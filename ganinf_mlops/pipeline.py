@@ -33,6 +33,7 @@ from ganinf_mlops.errors import (
     NothingToRemoveError,
     OutputExistsError,
 )
+from ganinf_mlops.executor import Executor, executor_for
 from ganinf_mlops.features.artifact import ensure_classifier
 from ganinf_mlops.influence.groups import n_group_replays
 from ganinf_mlops.influence.methods import METHODS, score_run
@@ -48,7 +49,7 @@ from ganinf_mlops.plan import Plan, job_plan
 from ganinf_mlops.report import summarize
 from ganinf_mlops.train.partial import partial_dir
 from ganinf_mlops.train.rundir import RunDir
-from ganinf_mlops.train.trainer import sibling_path, train
+from ganinf_mlops.train.trainer import Training, run_trainings, sibling_path, train
 from ganinf_mlops.writelock import writing
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,36 @@ def fresh_runs(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    executor: Executor | None = None,
 ) -> list[Path]:
     """Fresh trainings on `version`, one per retraining seed (train.seed, +1, ...): `run`,
-    <run>-seed1, ...; `steps` fixes the step budget (None: the config's epochs)."""
+    <run>-seed1, ...; `steps` fixes the step budget (None: the config's epochs). They are
+    independent: they train on `executor` (default: one after another here)."""
     obs = observer or Observer()
-    out = []
+    paths, todo = [], []
     for r in range(preset.job.retrain_seeds):
         cfg = with_train_options(preset.train, seed=preset.train.seed + r, steps=steps)
-        path = sibling_path(run, r)
-        out.append(_train(version, cfg, preset, path, force=force, progress=progress,
-                          resume=resume))  # fmt: skip
-        obs.trained(out[-1], version, "main" if r == 0 else f"seed{r}")
-    return out
+        paths.append(sibling_path(run, r))
+        if not _kept(version, paths[-1], resume):
+            todo.append(
+                Training(version, cfg, preset.metric, paths[-1], preset.job, force=force,
+                         resume=resume and partial_dir(paths[-1]).exists(), progress=progress)
+            )  # fmt: skip
+    done = run_trainings(todo, executor)  # in order: each is logged as soon as it is there
+    for r, path in enumerate(paths):
+        if any(t.out == path for t in todo):
+            next(done)
+        obs.trained(path, version, "main" if r == 0 else f"seed{r}")
+    return paths
+
+
+def _kept(version: DatasetVersion, path: Path, resume: bool) -> bool:
+    """Resuming a job, a finished run `path` is kept, checked to be a run on `version`."""
+    if not (resume and path.exists()):
+        return False
+    RunDir(path).verify().check_dataset(version.digest, f" than {version.path} (resuming the job)")
+    log.info("resume: keeping %s", path)
+    return True
 
 
 def _train(
@@ -102,11 +121,7 @@ def _train(
 ) -> Path:
     """`train`; when resuming a job, a finished `path` is kept (checked to be a run on
     `version`) and an interrupted one continues from its last checkpoint."""
-    if resume and path.exists():
-        RunDir(path).verify().check_dataset(
-            version.digest, f" than {version.path} (resuming the job)"
-        )
-        log.info("resume: keeping %s", path)
+    if _kept(version, path, resume):
         return path
     return train(
         version, cfg, preset.metric, path, replay=replay, force=force, progress=progress,
@@ -125,11 +140,14 @@ def run_iteration(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    executor: Executor | None = None,
 ) -> IterationOutputs:
     """Score run's instances, validate, cleanse `version` into v<i>, replay and retrain on it.
 
     With `resume`, each output already on disk (all are written atomically) is read back and
-    checked instead of being recomputed: an interrupted job continues where it stopped."""
+    checked instead of being recomputed: an interrupted job continues where it stopped. The
+    ensemble's seed siblings, each run's leave-one-out and set replays and the retraining seeds
+    run on `executor` (default: here)."""
     job, obs, layout = preset.job, observer or Observer(), JobLayout(workdir)
     if METHODS.get(job.method).uses_model and not job.allow_unfitted:  # before scoring: an
         scored = RunDir(run)  # unfitted model's influence ranks noise
@@ -141,7 +159,7 @@ def run_iteration(
             raise DataError(f"{scores_path} scores another version or method: cannot resume")
     else:
         options = ScoringOptions.from_job(job, seed=job.seed + i, progress=progress)
-        table = score_run(run, version, options)
+        table = score_run(run, version, options, executor=executor)
         write_scores(scores_path, table)
     obs.scored(table, scores_path, version, run)
     report = None
@@ -158,6 +176,7 @@ def run_iteration(
                 seed=job.seed,
                 group_subsets=job.group_subsets,
                 progress=progress,
+                executor=executor,
             )
             write_json(report_path, report)
         obs.validated(report)
@@ -201,7 +220,7 @@ def run_iteration(
     steps = RunDir(run).n_steps if job.retrain_budget == "steps" else None
     fresh = fresh_runs(
         new, preset, layout.run(i), steps=steps, observer=obs, force=force, progress=progress,
-        resume=resume,
+        resume=resume, executor=executor,
     )  # fmt: skip
     return IterationOutputs(
         scores_path, new, replay, fresh, report, float(table.extra.get("seconds", 0.0)), chunks
@@ -225,6 +244,8 @@ def _check_start(workdir: Path, preset: Preset, *, force: bool, resume: bool) ->
     """Refuse a finished job (unless --force), or a resume with another configuration; record
     the configuration of a new job."""
     config = json.loads(json.dumps(preset_to_params(preset)))  # as JSON reads it back
+    # Where the trainings run does not change them: a job may resume on another executor.
+    config["job"].pop("executor")
     layout = JobLayout(workdir)
     if resume:
         if force:
@@ -303,6 +324,7 @@ def _run_job(
     on_plan: Callable[[Plan], None],
 ) -> dict[str, Any]:
     job, layout = preset.job, JobLayout(workdir)
+    executor = executor_for(job.executor)  # before the job is recorded: Ray may be missing
     _check_start(workdir, preset, force=force, resume=resume)
     on_plan(_plan(preset))
     with obs.job(preset, workdir):
@@ -319,7 +341,7 @@ def _run_job(
             preset = with_classifier(preset, raw, workdir, force=force, progress=progress)
             runs = fresh_runs(
                 raw, preset, layout.run(0), observer=obs, force=force, progress=progress,
-                resume=resume,
+                resume=resume, executor=executor,
             )  # fmt: skip
             on_plan(_plan(preset, runs[0]))
             first = summarize(runs)  # the raw data's headline, over its training seeds
@@ -334,7 +356,7 @@ def _run_job(
                 try:
                     out = run_iteration(
                         i, workdir, preset, version, run, observer=obs, force=force,
-                        progress=progress, resume=resume,
+                        progress=progress, resume=resume, executor=executor,
                     )  # fmt: skip
                 except NothingToRemoveError as exc:
                     stopped = f"iteration {i}: {exc}"

@@ -16,6 +16,9 @@ from ganinf_mlops.hashing import sha256_file
 
 # CLI tests run without MLflow unless a test turns it on (monkeypatch GANINF_TRACKING=1).
 os.environ["GANINF_TRACKING"] = "0"
+# ... and serially: a developer's RAY_ADDRESS would send the trainings to Ray (job.executor
+# auto), out of reach of the tests' monkeypatches; tests/test_executor.py starts its own cluster.
+os.environ.pop("RAY_ADDRESS", None)
 
 
 @pytest.fixture

@@ -25,3 +25,17 @@ def test_torch_is_a_range_and_the_tested_pins_fall_inside_it():
         (pin,) = pins[name].specifier
         assert pin.operator == "==" and spec.contains(pin.version), (name, spec, pin)
     assert "-c constraints.txt" in (ROOT / "scripts" / "install.sh").read_text()
+
+
+def test_ray_is_an_extra_that_dev_installs_and_its_pin_falls_inside():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    (ray,) = map(Requirement, extras["ray"])
+    assert ray.name == "ray" and str(ray) in extras["dev"]  # CI installs .[dev]
+    pin = next(
+        Requirement(line)
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.startswith("ray==")
+    )
+    assert ray.specifier.contains(next(iter(pin.specifier)).version)

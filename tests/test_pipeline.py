@@ -21,6 +21,7 @@ from ganinf_mlops.influence.scores import ScoreTable, meta_path
 from ganinf_mlops.layout import JobLayout
 from ganinf_mlops.problems.gan import GanProblem
 from ganinf_mlops.report import summarize
+from ganinf_mlops.train import trainer
 from ganinf_mlops.train.rundir import RunDir
 
 # Every key a row may carry: the names of `keys`, plus the structural entries of a row.
@@ -417,8 +418,13 @@ def test_resume_after_a_crash_in_iteration_2(reference, tmp_path, monkeypatch):
         pipeline.run_job(w, _preset(), progress=False)
     trained, scored = [], []
     real_train, real_score = pipeline.train, pipeline.score_run
-    monkeypatch.setattr(pipeline, "train", lambda v, c, m, out, **k: trained.append(Path(out))
-                        or real_train(v, c, m, out, **k))  # fmt: skip
+
+    def record(v, c, m, out, **k):
+        trained.append(Path(out))
+        return real_train(v, c, m, out, **k)
+
+    monkeypatch.setattr(pipeline, "train", record)  # the replays
+    monkeypatch.setattr(trainer, "train", record)  # the fresh runs (trainer.run_trainings)
     monkeypatch.setattr(pipeline, "score_run", lambda *a, **k: scored.append(a[0])
                         or real_score(*a, **k))  # fmt: skip
     rec = Recorder(w)

@@ -82,6 +82,17 @@ _FROM_JOB = "the job.{name} the run was trained under (--preset/--params: the co
 _METHOD = {"type": click.Choice(METHODS.names()), "help": "{help} " + METHODS_LIST}
 
 
+_EXECUTOR = "the config's job.executor (auto: ray when RAY_ADDRESS is set)"
+
+
+def _executor(config: Preset, job: Changes):
+    """The executor of the trainings and replays a command runs: --executor, else the config's
+    job.executor (not a run's record: where it ran does not change it)."""
+    from ganinf_mlops.executor import executor_for
+
+    return executor_for(job.get("executor") or config.job.executor)
+
+
 def _logged(scoring: dict[str, Any]) -> Changes:
     """The scoring options a fetched run logged: the defaults of re-scoring it (one run unless
     it logged an ensemble, whatever the config says)."""
@@ -133,6 +144,7 @@ def _logged(scoring: dict[str, Any]) -> Changes:
     "of beside RUN; created even for K = 1, so a DVC stage can declare it as an output.",
 )
 @field_options(ScoringOptions, "seed", into="scoring", default=_FROM_JOB)
+@field_options(JobOptions, "executor", into="job", default=_EXECUTOR)
 @with_config
 @tracking_options
 @FORCE_OPTION
@@ -148,6 +160,7 @@ def influence(
     experiment: str,
     force: bool,
     scoring: Changes,
+    job: Changes,
 ) -> None:
     """Score every training instance; write id, predicted_change, harmfulness, rank.
 
@@ -176,7 +189,9 @@ def influence(
     options = overrides(options, {**scoring, "method": method})
     obs = make_observer(tracking, experiment)
     with obs.stage("influence", version):
-        table = score_run(run, version, options, members=members, on_plan=info)
+        table = score_run(
+            run, version, options, members=members, on_plan=info, executor=_executor(config, job)
+        )
         write_scores(out, table)
         obs.scored(table, out, version, run)
     click.echo(output.scores_line(str(out), table))
@@ -212,6 +227,7 @@ def influence(
 )
 @click.option("--data", type=EXISTING_DIR, help="Dataset version (default: the run's).")
 @field_options(JobOptions, "seed", into="job", default=_FROM_JOB)
+@field_options(JobOptions, "executor", into="job", default=_EXECUTOR)
 @with_config
 @tracking_options
 @FORCE_OPTION
@@ -240,7 +256,7 @@ def validate_cmd(
     traj = RunDir(run)
     recorded = job_of_run(run, config)
     method = _method(job.get("method"), metric, recorded.method)  # scores only
-    options = overrides(recorded, {k: v for k, v in job.items() if k != "method"})
+    options = overrides(recorded, {k: v for k, v in job.items() if k not in ("method", "executor")})
     if options.loo == 0:
         mine = traj.recorded_job is not None and not config_given()
         whose = f"{run}'s recorded" if mine else "the config's"
@@ -271,6 +287,7 @@ def validate_cmd(
             seed=options.seed,
             group_subsets=options.group_subsets,
             progress=progress(),
+            executor=_executor(config, job),
         )
         write_json(out, report)
         obs.validated(report)

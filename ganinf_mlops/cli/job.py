@@ -54,6 +54,7 @@ _JOB_OPTIONS = [
         "iterations",
         "allow_unfitted",
         "registered_model",
+        "executor",
         into="job",
         default="the config's job.{name}",
         blank=True,

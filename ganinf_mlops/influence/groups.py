@@ -12,16 +12,13 @@ All replays run batched (loo.removal_changes); the time they took is reported.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from ganinf_mlops.data.datasets import round_half_up
-from ganinf_mlops.influence.loo import removal_changes
-from ganinf_mlops.problems import Problem, Target
-from ganinf_mlops.train.rundir import RunDir
 
 FRACS = (0.01, 0.05, 0.2)
 TOP_FRACS = (0.01, 0.02, 0.05, 0.1)
@@ -43,7 +40,8 @@ def n_group_replays(n_subsets: int) -> int:
 
 
 def group_fidelity(
-    members: Sequence[tuple[Problem, Target, RunDir]],
+    n: int,
+    actual_of: Callable[[list[np.ndarray]], np.ndarray],
     harmfulness: np.ndarray,
     change: np.ndarray,
     *,
@@ -51,14 +49,13 @@ def group_fidelity(
     fracs: Sequence[float] = FRACS,
     top_fracs: Sequence[float] = TOP_FRACS,
     seed: int = 0,
-    progress: bool = True,
 ) -> dict[str, Any]:
-    """Scores (a) and (b) for estimates aligned with the problem's dataset positions.
+    """Scores (a) and (b) for estimates aligned with the `n` dataset positions.
 
-    `members`: (problem, target, run) of each run the estimate is of; the actual change of a set
-    is the mean over them (one run, or an ensemble over training seeds).
+    `actual_of(subsets)`: the actual change of each set of positions by replay, the mean over
+    the runs the estimate is of (one run, or an ensemble over training seeds:
+    `loo.mean_removal_changes`).
     """
-    n = members[0][0].n
     rng = np.random.default_rng(seed)
     random_sets = [
         (frac, rng.choice(n, size=_size(n, frac), replace=False))
@@ -69,15 +66,7 @@ def group_fidelity(
     top_sets = [(frac, order[: _size(n, frac)]) for frac in top_fracs]
     subsets = [s for _, s in random_sets] + [s for _, s in top_sets]
     start = time.perf_counter()
-    actual = np.mean(
-        [
-            removal_changes(p, tr, tg, subsets, progress=progress, desc="group replays")
-            .cpu()
-            .numpy()
-            for p, tg, tr in members
-        ],
-        axis=0,
-    )
+    actual = actual_of(subsets)
     seconds = time.perf_counter() - start
     predicted = np.array([change[s].sum() for s in subsets])
 

@@ -11,6 +11,8 @@ terms of the difference come from the same batched arithmetic.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ from torch.func import vmap
 from torch.utils._pytree import tree_map
 from tqdm.auto import tqdm
 
+from ganinf_mlops.data.version import DatasetVersion
+from ganinf_mlops.executor import SERIAL, Executor
 from ganinf_mlops.problems import Problem, Target
 from ganinf_mlops.train.rundir import RunDir
 
@@ -47,8 +51,8 @@ def removal_changes(
         part = subsets[lo : lo + chunk]
         k = len(part) + 1
         weights = torch.ones(k, n, dtype=problem.dtype, device=problem.device)
-        for row, positions in enumerate(part, start=1):
-            weights[row, torch.as_tensor(np.asarray(positions, dtype=np.int64))] = weight
+        for row, positions in enumerate(part, start=1):  # a copy: a Ray task's are read-only
+            weights[row, torch.as_tensor(np.array(positions, dtype=np.int64))] = weight
         state = tree_map(
             lambda a, k=k: a.unsqueeze(0).repeat(k, *([1] * a.ndim)),
             traj.load_state(0, problem.device),
@@ -81,3 +85,45 @@ def loo_changes(
         problem, traj, target, [[p] for p in positions], chunk=chunk, progress=progress,
         desc="leave-one-out",
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Replays:
+    """One run's replays without each set of `subsets` (dataset positions of `version`), its
+    `metric` measured: an executor's independent work (`executor.py`)."""
+
+    run: Path
+    version: DatasetVersion
+    metric: str
+    subsets: Sequence[Sequence[int] | np.ndarray]
+    desc: str = "replays"
+    progress: bool = False
+
+
+def run_replays(r: Replays) -> np.ndarray:
+    """`removal_changes` of one `Replays` (module level: a Ray task imports it by name)."""
+    from ganinf_mlops.influence.methods import problem_and_target  # late: methods imports more
+
+    traj = RunDir(r.run)
+    problem, target = problem_and_target(traj, r.version, r.metric)
+    changes = removal_changes(problem, traj, target, r.subsets, progress=r.progress, desc=r.desc)
+    return changes.cpu().numpy()
+
+
+def mean_removal_changes(
+    runs: Sequence[str | Path],
+    version: DatasetVersion,
+    metric: str,
+    subsets: Sequence[Sequence[int] | np.ndarray],
+    *,
+    desc: str = "replays",
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> np.ndarray:
+    """`removal_changes` of `metric` for each set, averaged over `runs` (one run, or an
+    ensemble's seed siblings), each run's replays on `executor` (default: here)."""
+    ex = executor or SERIAL
+    work = [Replays(Path(r), version, metric, subsets, desc, progress and ex.in_process)
+            for r in runs]  # fmt: skip
+    gpu = any(RunDir(r).train_config.device.startswith("cuda") for r in runs)
+    return np.mean(list(ex.map(run_replays, work, gpu=gpu)), axis=0)

@@ -36,6 +36,7 @@ import numpy as np
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError
+from ganinf_mlops.executor import Executor
 from ganinf_mlops.influence.baselines import (
     instance_selection_harmfulness,
     isolation_forest_harmfulness,
@@ -245,12 +246,13 @@ def score_run(
     *,
     members: str | Path | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    executor: Executor | None = None,
 ) -> ScoreTable:
     """`score` of one run, or with `options.ensemble` > 1 `score_ensemble` over the run and its
     seed siblings (trained where missing; in the directory `members` if given, else beside the
     run): what `influence --ensemble` and `job.ensemble` mean. A baseline scores the run alone:
     there is no influence to average. `on_plan` is handed the plan (`scoring_plan_of`) once
-    the options are checked, before anything is trained."""
+    the options are checked, before anything is trained; the siblings train on `executor`."""
     ensemble = _ensemble(options)
     if ensemble > 1 and options.storage_efficient:
         raise ConfigError(
@@ -262,7 +264,9 @@ def score_run(
     if on_plan is not None:
         on_plan(scoring_plan_of(run, options, members))
     if ensemble > 1 or members is not None:
-        runs = seed_siblings(run, version, ensemble, members=members, progress=options.progress)
+        runs = seed_siblings(
+            run, version, ensemble, members=members, progress=options.progress, executor=executor
+        )
     else:
         runs = [Path(run)]
     return score_runs(runs, version, options)

@@ -20,8 +20,9 @@ from scipy.stats import kendalltau, pearsonr
 from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.errors import ConfigError, DataError
+from ganinf_mlops.executor import Executor
 from ganinf_mlops.influence.groups import group_fidelity, group_metrics
-from ganinf_mlops.influence.loo import loo_changes
+from ganinf_mlops.influence.loo import mean_removal_changes
 from ganinf_mlops.influence.methods import problem_and_target
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.train.rundir import RunDir
@@ -59,7 +60,10 @@ def validate(
     seed: int = 0,
     group_subsets: int = 0,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
+    """Check `table` (scores of `run`, or of an ensemble) against replays without instances
+    (module docstring); each run's replays run on `executor` (default: here)."""
     if table.metric is None or np.isnan(table.predicted_change).any():
         raise ConfigError(
             f"scores of method {table.method!r} predict no metric change; "
@@ -70,20 +74,13 @@ def validate(
     harmfulness, change = table.aligned_to(version.ids)
     # An ensemble's estimate is of the change averaged over its runs' seeds: so is the truth.
     runs = table.extra.get("ensemble") or [run]
-    members = []
-    for r in runs:
-        traj = RunDir(r)
-        members.append((*problem_and_target(traj, version, table.metric), traj))
-    target = members[0][1]
+    target = problem_and_target(RunDir(runs[0]), version, table.metric)[1]
     positions, groups = select(harmfulness, k, seed)
     start = time.perf_counter()
-    true = np.mean(
-        [
-            loo_changes(p, tr, tg, positions.tolist(), progress=progress).cpu().numpy()
-            for p, tg, tr in members
-        ],
-        axis=0,
-    )
+    true = mean_removal_changes(
+        runs, version, table.metric, [[p] for p in positions.tolist()], desc="leave-one-out",
+        progress=progress, executor=executor,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     est = change[positions]
     rnd = np.array([g == "random" for g in groups])
@@ -98,7 +95,7 @@ def validate(
         "metric": table.metric,
         "method": table.method,
         "n_instances": len(positions),
-        "n_runs": len(members),
+        "n_runs": len(runs),
         keys.KENDALL_TAU: overall[keys.KENDALL_TAU],
         keys.PEARSON_R: overall[keys.PEARSON_R],
         keys.KENDALL_TAU_RANDOM: random_only[keys.KENDALL_TAU],
@@ -117,8 +114,15 @@ def validate(
         ],
     }
     if group_subsets > 0:
+
+        def actual(subsets: list[np.ndarray]) -> np.ndarray:
+            return mean_removal_changes(
+                runs, version, table.metric, subsets, desc="group replays", progress=progress,
+                executor=executor,
+            )  # fmt: skip
+
         report["groups"] = group_fidelity(
-            members, harmfulness, change, n_subsets=group_subsets, seed=seed, progress=progress
+            version.n, actual, harmfulness, change, n_subsets=group_subsets, seed=seed
         )
         report.update(group_metrics(report["groups"]))
         report["group_seconds"] = report["groups"]["group_seconds"]

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from ganinf_mlops.errors import (
     Terminated,
     TrajectoryError,
 )
+from ganinf_mlops.executor import SERIAL, Executor
 from ganinf_mlops.io import check_disjoint, publish_dir
 from ganinf_mlops.metrics.fit import fit_checks
 from ganinf_mlops.problems import Problem, Schedule, State, problem_of_version
@@ -326,6 +327,42 @@ def missing_siblings(
     return [r for r in range(1, k) if force or not sibling_path(run, r, members).exists()]
 
 
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """One independent training, as an executor runs it (`executor.py`): `cfg` on `version`
+    into `out` (`train`'s arguments; `resume` continues an interrupted `out`)."""
+
+    version: DatasetVersion
+    cfg: TrainConfig
+    metric: Any  # the problem kind's metric config
+    out: Path
+    job: JobOptions | None = None
+    force: bool = False
+    resume: bool = False
+    progress: bool = False
+
+    @property
+    def gpu(self) -> bool:
+        return self.cfg.device.startswith("cuda")
+
+
+def run_training(t: Training) -> Path:
+    """`train` of one `Training` (module level: a Ray task imports it by name)."""
+    return train(
+        t.version, t.cfg, t.metric, t.out, force=t.force, progress=t.progress, resume=t.resume,
+        job=t.job,
+    )  # fmt: skip
+
+
+def run_trainings(trainings: list[Training], executor: Executor | None = None) -> Iterator[Path]:
+    """Each training on `executor` (default: one after another here), yielded in order as it
+    is done; progress bars only in process."""
+    ex = executor or SERIAL
+    if not ex.in_process:
+        trainings = [dataclasses.replace(t, progress=False) for t in trainings]
+    return ex.map(run_training, trainings, gpu=any(t.gpu for t in trainings))
+
+
 def seed_siblings(
     run: str | Path,
     version: DatasetVersion,
@@ -334,14 +371,16 @@ def seed_siblings(
     members: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> list[Path]:
     """`run` and k-1 runs that differ only in the training seed (seed + r), at `sibling_path`
     (<run>-seed<r>, as the loop names its retrainings, or <members>/seed<r>); those missing are
-    trained now."""
+    trained now, on `executor` (independent of each other)."""
     base = RunDir(run)
     out = [base.path]
     if members is not None:
         Path(members).mkdir(parents=True, exist_ok=True)  # exists even for k = 1: a DVC output
+    missing = []
     for r in range(1, k):
         path = sibling_path(base.path, r, members)
         if path.exists() and not force:
@@ -351,9 +390,17 @@ def seed_siblings(
                 raise TrajectoryError(f"{path} exists but was not trained with seed + {r}")
         else:
             cfg = dataclasses.replace(base.train_config, seed=base.train_config.seed + r)
-            train(
-                version, cfg, base.metric_config, path, force=force, progress=progress,
-                job=base.recorded_job,
-            )  # fmt: skip
+            missing.append(
+                Training(
+                    version,
+                    cfg,
+                    base.metric_config,
+                    path,
+                    base.recorded_job,
+                    force=force,
+                    progress=progress,
+                )  # fmt: skip
+            )
         out.append(path)
+    list(run_trainings(missing, executor))
     return out

@@ -66,10 +66,13 @@ def test_group_fidelity_report(tiny_version, run):
     table = score(run.path, tiny_version, ScoringOptions("all", progress=False))
     harm, change = table.aligned_to(tiny_version.ids)
     problem = run.problem(tiny_version)
+
+    def actual(subsets):
+        return removal_changes(problem, run, problem.target("all"), subsets, progress=False).numpy()
+
     report = group_fidelity(
-        [(problem, problem.target("all"), run)], harm, change, n_subsets=5,
-        fracs=(0.1, 0.3), top_fracs=(0.1, 0.25), progress=False,
-    )  # fmt: skip
+        problem.n, actual, harm, change, n_subsets=5, fracs=(0.1, 0.3), top_fracs=(0.1, 0.25)
+    )
     assert set(report["random"]) == {pct(0.1), pct(0.3)} == {"10pct", "30pct"}
     r = report["random"]["30pct"]
     assert r["size"] == 4 and len(r["predicted"]) == len(r["actual"]) == 5

@@ -96,3 +96,14 @@ def test_runs_table_run_page_and_compare_view(tmp_path, monkeypatch):
         )
         _no_errors(compare, "compare view")
         assert "Comparing 2 Runs" in compare and "headline" in compare
+        # The registered generator: its page lists the version with its aliases, and the
+        # version's page carries the data version, verdict and headline it was registered with.
+        (model,) = client.search_registered_models()
+        mv = client.get_model_version_by_alias(model.name, "candidate")
+        page = page_text(f"{base}/#/models/{urllib.parse.quote(model.name)}")
+        _no_errors(page, "registered model")
+        assert model.name in page and "candidate" in page, page[:2000]
+        page = page_text(f"{base}/#/models/{urllib.parse.quote(model.name)}/versions/{mv.version}")
+        _no_errors(page, "model version")
+        for text in (tags.VERDICT, mv.tags[tags.VERDICT], tags.HEADLINE_METRIC, "candidate"):
+            assert text in page, (text, page[:2000])
