@@ -27,7 +27,7 @@ import numpy as np
 from ganinf_mlops import keys
 from ganinf_mlops.config import POLICIES
 from ganinf_mlops.data.datasets import round_half_up
-from ganinf_mlops.data.manifest import Manifest
+from ganinf_mlops.data.manifest import STOPPED, Manifest
 from ganinf_mlops.data.version import DatasetVersion, Provenance, write_version
 from ganinf_mlops.errors import ConfigError, DataError, DigestMismatchError, NothingToRemoveError
 from ganinf_mlops.evidence import evidence, top_set
@@ -222,6 +222,30 @@ def cleanse(
     return remove_ids(
         version, removed, out_dir, scores_path, table, predicted, params=params, force=force
     )
+
+
+def pass_through(
+    version: DatasetVersion,
+    scores_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    reason: str,
+    *,
+    params: dict,
+    force: bool = False,
+) -> DatasetVersion:
+    """Write the child of `version` that removes nothing and records why the chain stopped
+    (`reason`, the manifest's params "stopped"): what a DVC cleanse stage writes instead of
+    failing, so the stages after it run on (manifest.py: its digest chains its parent's)."""
+    check_disjoint(out_dir, version.path)
+    table = read_scores(scores_path)
+    _check_scores_match(version, table, Path(scores_path))
+    none = np.empty(0, np.int64)
+    # Removing nothing predicts no change, where the scores predict changes at all.
+    predicted = None if predicted_sum(table, table.ids) is None else 0.0
+    return remove_ids(
+        version, none, out_dir, scores_path, table, predicted,
+        params={**params, STOPPED: reason}, force=force,
+    )  # fmt: skip
 
 
 def remove_ids(

@@ -17,6 +17,8 @@ from ganinf_mlops.registry import check_choice
 
 T = TypeVar("T")
 POLICIES = ("positive", "threshold", "top")  # cleanse selection policies (cleanse.py)
+# What a cleanse does where the chain stops (stopping.py): exit 2, or pass its input through
+ON_ABSTAIN = ("fail", "pass")
 BUDGETS = ("steps", "epochs")
 DTYPES = ("float64", "float32")
 # What a run keeps: "checkpoints" every checkpoint_every steps (exact influence by replay), or

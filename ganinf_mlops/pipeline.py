@@ -47,6 +47,7 @@ from ganinf_mlops.observer import Observer
 from ganinf_mlops.params import preset_to_params
 from ganinf_mlops.plan import Plan, job_plan
 from ganinf_mlops.report import summarize
+from ganinf_mlops.stopping import improved
 from ganinf_mlops.train.partial import partial_dir
 from ganinf_mlops.train.rundir import RunDir
 from ganinf_mlops.train.trainer import Training, run_trainings, sibling_path, train
@@ -388,7 +389,7 @@ def _run_job(
                 }
                 row = {**summarize(runs, replays)["iterations"][str(i)], **extras[str(i)]}
                 obs.iteration_done(row)
-            if job.stop_when_worse and not _improved(row):
+            if job.stop_when_worse and not improved(row):
                 stopped = f"iteration {i}: {row['metric']} did not improve under fresh retraining"
                 log.info("stopping after %s", stopped)
                 break
@@ -414,11 +415,3 @@ def _run_job(
 def _fit_record(run: Path, method: str) -> dict[str, Any] | None:
     check = RunDir(run).fit(method)
     return None if check is None else check.record()
-
-
-def _improved(row: dict[str, Any]) -> bool:
-    """Did fresh retraining improve the row's metric (in the metric's direction)?"""
-    change = row.get(keys.FRESH_CHANGE)
-    if change is None:
-        return False
-    return keys.improvement(row["metric"], change) > 0

@@ -7,10 +7,12 @@ it, and a push/pull round trip through a local remote.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -76,41 +78,71 @@ def read_json(path: Path):
     return json.loads(path.read_text())
 
 
+def extended(pipeline: dict, n: int) -> dict:
+    """The root pipeline with `n` cleanse iterations, edited as pipelines/README.md says: one
+    `vars` entry per version, its runs in `evaluate`'s command and deps, its histogram columns."""
+    names = ["raw", *(f"v{k}" for k in range(1, n + 1))]
+    out = copy.deepcopy(pipeline)
+    out["vars"][0]["iterations"] = {
+        v: {"parent": names[k], "previous": {"previous-run": f"runs/{names[k - 1]}"} if k else {}}
+        for k, v in enumerate(names[1:])
+    }
+    evaluate = out["stages"]["evaluate"]
+    runs = " ".join(f"--run runs/{v}" for v in names)
+    replays = " ".join(f"--replay runs/{v}-replay" for v in names[1:])
+    evaluate["cmd"] = re.sub(
+        r"(--run \S+ )+(--replay \S+ )+", f"{runs} {replays} ", evaluate["cmd"]
+    )
+    evaluate["deps"] = [
+        *(f"runs/{v}" for v in names),
+        *(f"runs/{v}-replay" for v in names[1:]),
+        *(f"data/{v}" for v in names),
+        *(f"scores/{p}.csv{ext}" for p in names[:-1] for ext in ("", ".meta.json")),
+    ]
+    for plot in out["plots"]:
+        (props,) = plot.values()
+        if "plots/scores_hist.csv" in props["y"]:
+            cols = [f"{c}_{k}" for k in range(1, n + 1) for c in ("count", "removed")]
+            props["y"]["plots/scores_hist.csv"] = cols
+    return out
+
+
 def test_dvc_yaml_agrees_with_the_configs() -> None:
-    """Every params.yaml loads and runs as many iterations as dvc.yaml; evaluate sees them all."""
+    """The root params.yaml is the default preset as `ganinf params` writes it, and dvc.yaml runs
+    its iterations; each file under pipelines/ is its preset, which the README's recipe for more
+    iterations (`extended`) turns the root pipeline into."""
     from ganinf_mlops.config import get_preset
-    from ganinf_mlops.params import load_params, preset_to_params
+    from ganinf_mlops.params import load_params, params_text
 
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     iterations = pipeline["vars"][0]["iterations"]
     assert all(isinstance(k, str) for k in iterations)  # DVC drops foreach stages of int keys
-    parents = [item["parent"] for item in iterations.values()]
-    assert parents == ["raw", *list(iterations)[:-1]]  # one chain raw -> v1 -> v2 ...
-    # The root params.yaml is there to be edited; the ones under pipelines/ are their presets.
-    assert load_params(ROOT / "params.yaml").job.iterations == len(iterations)
+    assert (ROOT / "params.yaml").read_text() == params_text(get_preset("default"))
+    assert load_params(ROOT / "params.yaml").job.iterations == len(iterations) == 1
+    assert pipeline == extended(pipeline, 1)  # the recipe, applied for one, changes nothing
     for preset in ("tiny", "paper-2d", "digits-labelnoise"):
-        params = preset_to_params(load_params(ROOT / "pipelines" / preset / "params.yaml"))
-        expected = preset_to_params(get_preset(preset))
-        expected["job"]["iterations"] = len(iterations)
-        expected["job"]["min_agreement"] = None  # off in DVC: an abstaining stage would stop repro
-        assert params == expected, f"regenerate pipelines/{preset}/params.yaml"
-    evaluate = pipeline["stages"]["evaluate"]
-    runs = ["raw", *iterations]
-    assert re.findall(r"--run runs/(\S+)", evaluate["cmd"]) == runs
-    assert re.findall(r"--replay runs/(\S+)-replay", evaluate["cmd"]) == list(iterations)
-    assert set(evaluate["deps"]) == {
-        *(f"runs/{v}" for v in runs),
-        *(f"runs/{v}-replay" for v in iterations),
-        *(f"data/{v}" for v in runs),
-        *(f"scores/{p}.csv{ext}" for p in parents for ext in ("", ".meta.json")),
-    }
+        text = (ROOT / "pipelines" / preset / "params.yaml").read_text()
+        assert text == params_text(get_preset(preset)), f"regenerate pipelines/{preset}/params.yaml"
+    # A chain raw -> v1 -> ..., evaluate seeing every run, replay, version and scores.
+    for n in (1, 3):
+        big = extended(pipeline, n)
+        parents = [item["parent"] for item in big["vars"][0]["iterations"].values()]
+        versions = list(big["vars"][0]["iterations"])
+        assert parents == ["raw", *versions[:-1]]
+        evaluate = big["stages"]["evaluate"]
+        assert re.findall(r"--run runs/(\S+)", evaluate["cmd"]) == ["raw", *versions]
+        assert re.findall(r"--replay runs/(\S+)-replay", evaluate["cmd"]) == versions
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A git + DVC project with the tiny pipeline reproduced and committed."""
+    """A git + DVC project with the tiny pipeline (its two iterations) reproduced and committed."""
     d = tmp_path_factory.mktemp("dvc-project")
-    shutil.copy(ROOT / "dvc.yaml", d / "dvc.yaml")
+    params = yaml.safe_load((ROOT / "pipelines" / "tiny" / "params.yaml").read_text())
+    pipeline = extended(
+        yaml.safe_load((ROOT / "dvc.yaml").read_text()), params["job"]["iterations"]
+    )
+    (d / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.copy(ROOT / "pipelines" / "tiny" / "params.yaml", d / "params.yaml")
     run(d, "git", "init", "-q")
     run(d, "git", "config", "user.name", "ganinf test")
@@ -290,31 +322,115 @@ def _ci_recipe_gates_on_the_stage_scores(d: Path) -> None:
     (d / "gate.json").unlink()
 
 
-def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
-    """pipelines/images/dvc.yaml: the root stages, a classifier stage that every stage training
-    or scoring depends on; its params files are their presets; the root does not collect it."""
-    from ganinf_mlops.config import get_preset
-    from ganinf_mlops.params import load_params, preset_to_params
+def exp_show_short_form() -> list[str]:
+    """The arguments of the short `dvc exp show` in docs/how-to/dvc.md."""
+    text = (ROOT / "docs" / "how-to" / "dvc.md").read_text()
+    command = re.search(r"dvc (exp show --no-pager --drop .*?)\n(?!\s)", text, re.S)
+    assert command, "docs/how-to/dvc.md lost its short `dvc exp show`"
+    return shlex.split(command.group(1).replace("\\\n", " "))
 
-    root = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+@pytest.mark.integration
+def test_a_cleanse_stage_where_the_job_would_stop_passes_its_data_through(project: Path) -> None:
+    """Where `ganinf loop` stops, the cleanse stage writes its input unchanged, says why and exits
+    0: the stages after it run on, later cleanses stay stopped, and evaluate reports the stop.
+    First job.stop_when_worse (cleanse@v2 judges iteration 1 as the loop does), then a policy
+    that keeps no instance (cleanse@v1 abstains)."""
+    from ganinf_mlops import keys
+    from ganinf_mlops.data.manifest import content_digest
+    from ganinf_mlops.stopping import improved
+
+    d = project
+    before = read_json(d / "metrics" / "summary.json")
+    assert "stopped" not in before
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    params["job"]["stop_when_worse"] = True
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(json.loads(dvc(d, "status", "--json"))) == {"cleanse@v1", "cleanse@v2"}
+    out = dvc(d, "repro")
+    summary = read_json(d / "metrics" / "summary.json")
+    if improved(before["iterations"]["1"]):  # iteration 1 improved: cleanse@v2 goes ahead
+        assert "stopped" not in summary and summary["iterations"]["2"]["n_removed"] > 0
+    else:
+        why = "iteration 1: all did not improve under fresh retraining"
+        assert f"stopped: {why}" in out and summary["stopped"] == why
+        assert (
+            summary["iterations"]["2"]["n_removed"]
+            == 0
+            == summary["iterations"]["2"]["fresh_change"]
+        )
+        assert summary["iterations"]["2"]["stopped"] == why
+    # Nothing before iteration 1 to judge: it cleanses as before.
+    assert summary["iterations"]["1"]["n_removed"] == before["iterations"]["1"]["n_removed"]
+
+    params["job"] |= {"stop_when_worse": False, "policy": "threshold", "threshold": 1e9}
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(d, "repro")
+    summary = read_json(d / "metrics" / "summary.json")
+    why = (
+        "iteration 1: no instance of data/raw is predicted to improve all (policy threshold): "
+        "nothing to cleanse"
+    )
+    assert f"stopped: {why}" in out and summary["stopped"] == why
+    its = summary["iterations"]
+    assert [its[k].get("stopped") for k in its] == [None, why, why]
+    assert [its[k]["n_instances"] for k in its] == [200, 200, 200]
+    assert summary["n_removed_total"] == 0
+    # The same data retrained with the same seed and budget: the same run, no change.
+    assert {k: its["2"][k] for k in METRIC_KEYS} == {k: its["0"][k] for k in METRIC_KEYS}
+    assert its["1"][keys.FRESH_CHANGE] == its["1"][keys.ACTUAL_CHANGE] == 0.0
+    assert its["1"][keys.PREDICTED_CHANGE] == 0.0
+    # Three versions with the same arrays and three digests, chained.
+    chain = lineage(load_version(d / "data" / "v2"))
+    assert [v.path.name for v in chain] == list(RUNS) and len({v.digest for v in chain}) == 3
+    assert {content_digest(v.x, v.ids, v.x_eval) for v in chain} == {chain[0].digest}
+    # `dvc exp show`'s short form (docs/how-to/dvc.md) lists the stop beside the settings.
+    run(d, "git", "add", "-A")
+    run(d, "git", "commit", "-q", "-m", "stopped")
+    args = exp_show_short_form()
+    header, row = dvc(d, *args, "--csv").splitlines()[:2]
+    columns = header.split(",")
+    keep = args[args.index("--keep") + 1]
+    assert all(re.fullmatch(keep, c) for c in columns), columns  # nothing else, iterations.* gone
+    assert {"Experiment", "stopped", "n_removed_total", "job.method", "train.seed"} <= set(columns)
+    assert "job.policy" not in columns and len(columns) < 20
+    assert "no instance of data/raw" in row
+
+    run(d, "git", "reset", "-q", "--hard", "HEAD~1")  # the committed pipeline and its outputs
+    dvc(d, "checkout")
+    assert "Data and pipelines are up to date" in dvc(d, "status")
+
+
+def test_image_pipeline_is_the_root_one_plus_the_classifier() -> None:
+    """pipelines/images/dvc.yaml: the root stages extended to its presets' iterations, plus a
+    classifier stage that every stage training or scoring depends on; its params files are its
+    presets; the root does not collect it."""
+    from ganinf_mlops.config import get_preset
+    from ganinf_mlops.params import load_params, params_text
+
     images = yaml.safe_load((ROOT / "pipelines" / "images" / "dvc.yaml").read_text())
+    n = len(images["vars"][0]["iterations"])
+    root = extended(yaml.safe_load((ROOT / "dvc.yaml").read_text()), n)
     assert images["vars"] == root["vars"]
     assert set(images["stages"]) == {*root["stages"], "classifier"}
     for name, stage in images["stages"].items():
-        body = stage.get("do", stage)
         if name == "classifier":
-            assert body["outs"] == ["classifier"]
+            assert stage["outs"] == ["classifier"]
             continue
-        assert body["cmd"] == root["stages"][name].get("do", root["stages"][name])["cmd"]
+        body, expected = (
+            stage.get("do", stage),
+            root["stages"][name].get("do", root["stages"][name]),
+        )
         uses_runs = name in ("train", "influence", "replay", "retrain")
         assert ("classifier" in body.get("deps", [])) == uses_runs, name
+        deps = [d for d in body.get("deps", []) if d != "classifier"]
+        assert {**body, "deps": deps} == {**expected, "deps": expected.get("deps", [])}, name
     for preset, file in (("digits", "params.yaml"), ("mnist-sample", "mnist-sample.yaml")):
+        text = (ROOT / "pipelines" / "images" / file).read_text()
+        assert text == params_text(get_preset(preset)), f"regenerate pipelines/images/{file}"
         params = load_params(ROOT / "pipelines" / "images" / file)
         assert params.metric.classifier == "classifier"  # the classifier stage's output
-        expected = preset_to_params(get_preset(preset))
-        expected["job"]["iterations"] = len(images["vars"][0]["iterations"])
-        expected["job"]["min_agreement"] = None  # off in DVC, as in the root params.yaml
-        assert preset_to_params(params) == expected, f"regenerate pipelines/images/{file}"
+        assert params.job.iterations == n
     assert "classifier" not in dvc(ROOT, "stage", "list")
 
 
@@ -341,18 +457,17 @@ def test_image_pipeline_repro(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_classifier_pipeline_repro(tmp_path: Path) -> None:
     """The root pipeline on pipelines/digits-labelnoise (a classifier, SGD-influence on the
-    validation loss), made smaller: two cleanses that remove flipped labels."""
+    validation loss; one iteration, as the root's), made smaller: a cleanse that removes
+    flipped labels."""
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     text = (ROOT / "pipelines" / "digits-labelnoise" / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(text.replace("epochs: 20", "epochs: 4"))
     run(tmp_path, "git", "init", "-q")
     dvc(tmp_path, "init", "-q")
     out = dvc(tmp_path, "repro")
-    assert {"train", "retrain@v2", "evaluate"} <= ran_stages(out), out
+    assert {"train", "retrain@v1", "evaluate"} <= ran_stages(out), out
     its = read_json(tmp_path / "metrics" / "summary.json")["iterations"]
-    assert [its[k]["n_instances"] for k in ("0", "1")] == [1200, 1080]
-    # The second cleanse removes at most 10% more, only those predicted to help (policy positive)
-    assert 972 <= its["2"]["n_instances"] < 1080
+    assert [its[k]["n_instances"] for k in its] == [1200, 1080]
     assert its["1"]["metric"] == "val_loss" and "test_accuracy" in its["1"]
     assert its["1"]["n_anomalies_removed"] > 60  # of the 120 removed, most are flipped labels
 

@@ -245,26 +245,6 @@ def test_unknown_method_writes_nothing(tmp_path):
     assert rec.events == [] and not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize(
-    ("metric", "change", "improved"),
-    [
-        (keys.ALL, 0.1, True),
-        (keys.ALL, -0.1, False),
-        (keys.ALL, 0.0, False),
-        (keys.DISC_LOSS, -0.1, True),
-        (keys.DISC_LOSS, 0.1, False),
-        (keys.DISC_LOSS, 0.0, False),
-        (keys.GEN_MEAN_ERROR, -1e-9, True),
-    ],
-)
-def test_improved_follows_the_metric_direction(metric, change, improved):
-    assert pipeline._improved({"metric": metric, keys.FRESH_CHANGE: change}) is improved
-
-
-def test_not_improved_without_a_fresh_change():
-    assert pipeline._improved({"metric": keys.ALL}) is False
-
-
 @pytest.mark.parametrize("stop", [True, False])
 def test_stop_when_worse(tmp_path, monkeypatch, stop):
     seen: list[dict[str, Any]] = []
@@ -273,7 +253,7 @@ def test_stop_when_worse(tmp_path, monkeypatch, stop):
         seen.append(row)
         return False
 
-    monkeypatch.setattr(pipeline, "_improved", not_improved)
+    monkeypatch.setattr(pipeline, "improved", not_improved)
     rec = Recorder(tmp_path)
     summary = pipeline.run_job(
         tmp_path, _preset(iterations=2, stop_when_worse=stop), observer=rec, progress=False

@@ -22,7 +22,7 @@ from ganinf_mlops.cli.common import (
 )
 from ganinf_mlops.cli.guard import InputPath, OutputPath
 from ganinf_mlops.cli.options import Changes, field_options, with_config
-from ganinf_mlops.config import JobOptions, Preset
+from ganinf_mlops.config import ON_ABSTAIN, JobOptions, Preset
 from ganinf_mlops.data.datasets import DATASETS
 from ganinf_mlops.errors import ConfigError
 
@@ -123,6 +123,34 @@ def prepare(
     min_agreement={"type": click.FloatRange(0, 1, min_open=True)},
 )
 @click.option(
+    "--on-abstain",
+    type=click.Choice(ON_ABSTAIN),
+    default="fail",
+    show_default=True,
+    help="When the chain stops here (the cleanse abstains: nothing to remove, or the "
+    "ensemble's evidence does not hold; --data is itself a stop; or, with --stop-when-worse, "
+    "--run did not improve on --previous-run): fail (exit 2, nothing written) or pass (write "
+    "--data unchanged as a version that records why it stopped, print 'stopped: ...', exit 0; "
+    "what the DVC pipeline's stages do).",
+)
+@field_options(
+    JobOptions,
+    "stop_when_worse",
+    into="job",
+    default=_FROM_JOB,
+    stop_when_worse={"help": "{help} Here: with --previous-run, stop when --run is no better."},
+)
+@click.option(
+    "--run",
+    type=EXISTING_DIR,
+    help="The fresh run of --data (whose scores these are), judged for --stop-when-worse.",
+)
+@click.option(
+    "--previous-run",
+    type=EXISTING_DIR,
+    help="The fresh run of --data's parent version: the iteration before this one.",
+)
+@click.option(
     "--out",
     required=True,
     type=OutputPath(path_type=Path),
@@ -135,6 +163,9 @@ def cleanse(
     data: Path,
     scores: Path,
     remove_count: int | None,
+    on_abstain: str,
+    run: Path | None,
+    previous_run: Path | None,
     out: Path,
     config: Preset,
     tracking: bool,
@@ -143,8 +174,8 @@ def cleanse(
     job: Changes,
 ) -> None:
     """Remove the most harmful instances, writing a child version with its lineage."""
-    from ganinf_mlops.cleanse import cleanse as do_cleanse
     from ganinf_mlops.data.version import load_version
+    from ganinf_mlops.stopping import cleanse_or_stop
 
     # Not `overrides`: --remove-count replaces the fraction, a --policy comes with its own
     # --threshold, and --min-agreement checks the scores' ensemble rather than the config's.
@@ -159,10 +190,14 @@ def cleanse(
     obs = make_observer(tracking, experiment)
     version = load_version(data)
     with obs.stage("cleanse", version):
-        new = do_cleanse(
+        new, stopped = cleanse_or_stop(
             version,
             scores,
             out,
+            on_abstain=on_abstain,
+            stop_when_worse=job.get("stop_when_worse", cfg.stop_when_worse),
+            run=run,
+            previous_run=previous_run,
             remove_frac=remove_frac,
             remove_count=remove_count,
             policy=policy,
@@ -174,6 +209,8 @@ def cleanse(
         )
         obs.cleansed(new)
     click.echo(output.cleansed_line(new))
+    if stopped is not None:
+        click.echo(f"stopped: {stopped}")
 
 
 @cli.command("params")

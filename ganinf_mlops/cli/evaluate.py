@@ -62,13 +62,15 @@ def evaluate_cmd(
     bins: int,
     force: bool,
 ) -> None:
-    """Summarise a chain of runs as DVC metrics and plots, with the runs' metrics.json keys.
+    """Summarise a chain of runs as DVC metrics and plots, with the runs' metrics.json keys,
+    and where the chain stopped (`stopped`: a cleanse stage that passed its data through).
 
     Reads only the runs' metrics.json and meta.json and the manifests (and scores) of their
     dataset versions; writes each output atomically.
     """
     from ganinf_mlops import plotdata, report
     from ganinf_mlops.io import write_json
+    from ganinf_mlops.stopping import mark_stops
 
     outputs = [p for p in (out, plot_data, changes_data, scores_hist) if p is not None]
     if len(set(outputs)) != len(outputs):
@@ -76,7 +78,7 @@ def evaluate_cmd(
     existing = [p for p in outputs if p.exists()]
     if existing and not force:
         raise OutputExistsError(existing[0])
-    summary = report.summarize(runs, replays)
+    summary = mark_stops(report.summarize(runs, replays), runs)
     if (changes_data is not None or scores_hist is not None) and len(runs) < 2:
         raise click.UsageError("--changes-data and --scores-hist need at least two --run")
     # Compute everything first, then write: bad input leaves no output behind.

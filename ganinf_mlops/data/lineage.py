@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 
 from ganinf_mlops import keys
-from ganinf_mlops.data.version import DatasetVersion, find_manifests, load_version, read_manifest
+from ganinf_mlops.data.version import (
+    DatasetVersion,
+    find_manifests,
+    load_version,
+    read_manifest,
+    same_data,
+)
 from ganinf_mlops.errors import DataError, DigestMismatchError
 
 MIN_PREFIX = 8
@@ -62,7 +68,7 @@ def lineage(version: DatasetVersion) -> list[DatasetVersion]:
     """The chain raw -> ... -> `version` (oldest first), following the `parent_path` hints.
 
     Each parent must load and verify, carry exactly the digest its child recorded, and hold the
-    child's ids plus the child's `removed_ids`.
+    child's ids plus the child's `removed_ids` (a child that removed nothing: the same data).
     """
     chain = [version]
     seen = {version.digest}
@@ -118,6 +124,11 @@ def check_parent(child: DatasetVersion, parent: DatasetVersion) -> None:
         raise DataError(
             f"broken lineage: ids of {child.path} plus its removed_ids "
             f"differ from the ids of parent {parent.path}"
+        )
+    if child.manifest.passes_through and not same_data(child, parent):
+        raise DataError(
+            f"broken lineage: {child.path} removes nothing (stopped) but its data differ from "
+            f"those of parent {parent.path}"
         )
 
 

@@ -2,7 +2,9 @@
 
 The digest is computed from the array contents (see `content_digest`), so it survives
 re-compression or copying; a cleansed version records its parent's digest, the removed ids and
-the scores that chose them.
+the scores that chose them. A child that removes nothing (a DVC cleanse stage that stopped and
+passed its input through, recording why in `params["stopped"]`) holds its parent's arrays: its
+digest chains the parent's (`passthrough_digest`), so each version of a lineage stays distinct.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ def content_digest(
     return h.hexdigest()
 
 
+STOPPED = "stopped"  # params key: why a child that removes nothing passed its parent through
+
+
+def passthrough_digest(content: str, parent_digest: str) -> str:
+    """The digest of a child version with its parent's content: SHA-256 (hex) of
+    ``passthrough|<parent digest>|<content digest>``. The content digest alone would repeat the
+    parent's, and runs, summaries and lineage walks tell versions apart by digest."""
+    return hashlib.sha256(f"passthrough|{parent_digest}|{content}".encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Manifest:
     format_version: int
@@ -77,6 +89,22 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def passes_through(self) -> bool:
+        """A child version that removed nothing: its parent's data, passed on by a stop."""
+        return self.parent_digest is not None and not self.removed_ids
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the chain stopped here (a pass-through version), else None."""
+        return self.params[STOPPED] if self.passes_through else None
+
+    def digest_of(self, content: str) -> str:
+        """The digest this manifest must record for arrays whose `content_digest` is `content`."""
+        if self.passes_through:
+            return passthrough_digest(content, str(self.parent_digest))
+        return content
 
     @classmethod
     def from_json(cls, obj: object, where: str = "manifest") -> Manifest:
@@ -122,6 +150,13 @@ class Manifest:
             values = getattr(self, key) or []
             if len(set(values)) != len(values):
                 raise DataError(f"{where}: '{key}' lists an id more than once")
+        if self.passes_through and not (
+            isinstance(self.params.get(STOPPED), str) and self.params[STOPPED]
+        ):
+            raise DataError(
+                f"{where}: a child version that removes no instance must say why the chain "
+                f"stopped (params '{STOPPED}')"
+            )
         if self.method is not None:
             # The registry of scoring methods, imported here: it sits above the data layer.
             from ganinf_mlops.influence.methods import METHODS

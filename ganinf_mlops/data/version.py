@@ -9,6 +9,7 @@ trailing shape, optionally class labels ``y`` int64 [N] and ``y_eval`` int64 [M]
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -98,6 +99,15 @@ class DatasetVersion:
         if self.manifest.is_anomaly_ids is None:
             return None
         return np.isin(self.ids, np.asarray(self.manifest.is_anomaly_ids, dtype=np.int64))
+
+
+def same_data(a: DatasetVersion, b: DatasetVersion) -> bool:
+    """Whether two versions hold the same arrays (what a pass-through child keeps of its parent)."""
+    pairs = [(a.x, b.x), (a.ids, b.ids), (a.x_eval, b.x_eval), (a.y, b.y), (a.y_eval, b.y_eval)]
+    return all(
+        (u is None and v is None) or (u is not None and v is not None and np.array_equal(u, v))
+        for u, v in pairs
+    )
 
 
 def _is_image_shape(shape: Sequence[int]) -> bool:
@@ -236,9 +246,10 @@ def write_version(
     except (TypeError, ValueError) as e:
         raise ConfigError(f"params and scores_ref must be JSON-serialisable: {e}") from None
 
+    content = content_digest(x, ids, x_eval, labels.get("y"), labels.get("y_eval"))
     manifest = Manifest(
         format_version=FORMAT_VERSION,
-        digest=content_digest(x, ids, x_eval, labels.get("y"), labels.get("y_eval")),
+        digest=content,
         n_instances=int(x.shape[0]),
         shape=[int(s) for s in x.shape],
         dtype=x.dtype.str,
@@ -255,7 +266,16 @@ def write_version(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         is_anomaly_ids=anomalies,
     )
+    manifest = dataclasses.replace(manifest, digest=manifest.digest_of(content))
     manifest.check_metadata(f"dataset version {out_dir}")  # before anything is written
+    if manifest.passes_through and parent is not None:
+        arrays = DatasetVersion(out_dir, x, ids, x_eval, manifest, labels.get("y"),
+                                labels.get("y_eval"))  # fmt: skip
+        if not same_data(arrays, parent):
+            raise DataError(
+                f"dataset version {out_dir} removes no instance of {parent.path}, so it must "
+                "hold its data unchanged"
+            )
     with writing(out_dir):  # held until it is read back: no other writer replaces it meanwhile
         with atomic_dir(out_dir, force=force) as tmp:
             np.savez(tmp / DATA_FILE, x=x, ids=ids, x_eval=x_eval, **labels)
@@ -389,7 +409,7 @@ def load_version(path: str | os.PathLike[str], verify: bool = True) -> DatasetVe
         for k in _LABEL_ARRAYS
     )
     if verify:
-        actual = content_digest(x, ids, x_eval, y, y_eval)
+        actual = manifest.digest_of(content_digest(x, ids, x_eval, y, y_eval))
         if actual != manifest.digest:
             raise DigestMismatchError(f"dataset version {path}", manifest.digest, actual)
     for a in (x, ids, x_eval, y, y_eval):
