@@ -23,6 +23,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from ganinf_mlops import report
 from ganinf_mlops.data.lineage import lineage
 from ganinf_mlops.data.version import load_version
 
@@ -195,7 +196,8 @@ def test_repro_builds_the_chain_and_metrics_match_the_runs(project: Path) -> Non
     shown = json.loads(dvc(d, "metrics", "show", "--json"))
     assert shown[""]["data"]["metrics/summary.json"]["data"] == summary
     rows = (d / "plots" / "iterations.csv").read_text().splitlines()
-    assert rows[0].startswith("iteration,all,") and len(rows) == 1 + len(RUNS)
+    assert rows[0].startswith("iteration,headline,all,") and len(rows) == 1 + len(RUNS)
+    assert summary["headline_metric"] == "all" and summary["verdict"] in report.VERDICTS
     assert len((d / "plots" / "changes.csv").read_text().splitlines()) == len(RUNS)
     hist = (d / "plots" / "scores_hist.csv").read_text().splitlines()
     cols = hist[0].split(",")
