@@ -30,6 +30,8 @@ import contextlib  # noqa: E402
 
 from servers import mlflow_server, moto_s3, postgres  # noqa: E402
 
+from ganinf_mlops.tracking.datasets import input_source  # noqa: E402
+
 GANINF = str(Path(sys.executable).parent / "ganinf")
 
 
@@ -55,7 +57,8 @@ def run_loops(uri: str, work: Path, loops: int, preset: str, iterations: int) ->
     exp = client.get_experiment_by_name("load")
     runs = client.search_runs([exp.experiment_id]) if exp else []
     others = {
-        e.name: len(client.search_runs([e.experiment_id]))
+        e.name: [(r.info.run_name, r.data.tags.get("ganinf.stage")) for r in
+                 client.search_runs([e.experiment_id])]
         for e in client.search_experiments()
         if e.name != "load"
     }
@@ -68,7 +71,9 @@ def run_loops(uri: str, work: Path, loops: int, preset: str, iterations: int) ->
         arts = {a.path for a in client.list_artifacts(r.info.run_id)}
         if "trajectory" not in arts:
             problems.append(f"{r.info.run_name}: no trajectory artifacts")
-        sources = [json.loads(d.dataset.source)["uri"] for d in r.inputs.dataset_inputs]
+        # Each run's own directory (a dataset entry keeps the first run's source: loops on the
+        # same data share one entry per name and digest).
+        sources = [input_source(d).to_dict()["uri"] for d in r.inputs.dataset_inputs]
         owners = {Path(s).parts[len(work.parts)] for s in sources if s.startswith(str(work))}
         if len(owners) != 1:
             problems.append(f"{r.info.run_name}: inputs from loops {sorted(owners)}")

@@ -188,8 +188,24 @@ def log_version(
         path = json.loads(dataset.source.to_json())["uri"]
         if len(path) <= MAX_INPUT_TAG_VALUE:  # longer: MLflow refuses it; the entry's source
             input_tags[T.DATASET_PATH] = path
-    mlflow.log_input(dataset, context=context, tags=input_tags)
+    try:
+        mlflow.log_input(dataset, context=context, tags=input_tags)
+    except mlflow.exceptions.MlflowException as exc:
+        # Jobs on the same data log the same (experiment, name, digest) entry; when two insert
+        # it at the same moment the store's unique key refuses the second, and the rolled-back
+        # call, made again, links the run to the entry that now exists.
+        if not is_duplicate_entry(exc):
+            raise
+        mlflow.log_input(dataset, context=context, tags=input_tags)
     return dataset
+
+
+# What the stores say when a unique key refuses an insert (PostgreSQL, MySQL, SQLite).
+_DUPLICATE = ("UniqueViolation", "duplicate key", "Duplicate entry", "UNIQUE constraint failed")
+
+
+def is_duplicate_entry(exc: Exception) -> bool:
+    return any(text in str(exc) for text in _DUPLICATE)
 
 
 def input_source(dataset_input: DatasetInput) -> DatasetSource:

@@ -128,7 +128,9 @@ class MlflowTracker(RunLog, Observer):
         status, run_id = "FAILED", None
         try:
             with (
-                mlflow.start_run(run_name=name, tags=run_tags) as run,
+                mlflow.start_run(
+                    run_name=name, experiment_id=self.experiment_id, tags=run_tags
+                ) as run,
                 self._described(
                     f"`ganinf {name}`" + (f" on {notes.version_label(version)}" if version else "")
                 ),
@@ -150,7 +152,11 @@ class MlflowTracker(RunLog, Observer):
     def job(self, preset: Preset, workdir: Path) -> Iterator[None]:
         run_tags = {**_package_tags(), tags.STAGE: "job"}
         self._label = f"{preset.name} · {preset.job.method}"
-        with mlflow.start_run(run_name=f"{self._label} · job {workdir.name}", tags=run_tags) as run:
+        # The experiment named explicitly: concurrent jobs' runs never fall to another one.
+        with mlflow.start_run(
+            run_name=f"{self._label} · job {workdir.name}", experiment_id=self.experiment_id,
+            tags=run_tags,
+        ) as run:  # fmt: skip
             self._job_run, self._preset = run.info.run_id, preset
             self._models.start_job()
             params = preset_to_params(preset)
@@ -176,7 +182,12 @@ class MlflowTracker(RunLog, Observer):
         _set_current_data(version)
         head = "**Iteration 0**: the raw data" if index == 0 else f"**Iteration {index}**"
         name = _iteration_name(self._label or method, index, version, None)
-        with mlflow.start_run(run_name=name, nested=True, tags=run_tags), self._described(head):
+        with (
+            mlflow.start_run(
+                run_name=name, nested=True, experiment_id=self.experiment_id, tags=run_tags
+            ),
+            self._described(head),
+        ):
             mlflow.log_param(keys.ITERATION, index)
             self._step, self._helped, self._cleansed = index, 0, None
             self._method, self._in_iteration = method, True

@@ -137,3 +137,34 @@ def test_a_path_too_long_for_an_input_tag_is_left_to_the_source(tmp_path, client
     (d,) = client.get_run(run.info.run_id).inputs.dataset_inputs
     assert T.DATASET_PATH not in {t.key for t in d.tags}
     assert input_source(d).to_dict() == {"uri": str(deep.resolve())}
+
+
+def test_a_dataset_entry_inserted_at_the_same_moment_by_another_job_is_linked(
+    tiny_version, client, monkeypatch
+):
+    """Jobs on the same data race to insert one (name, digest) entry; the store refuses the
+    second insert (PostgreSQL: UniqueViolation) and the call, made again, links to it."""
+    calls = []
+    real = mlflow.log_input
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise mlflow.exceptions.MlflowException(
+                "BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates "
+                'unique constraint "dataset_pk"'
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", racing)
+    with mlflow.start_run() as run:
+        log_version(tiny_version)
+    (d,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(calls) == 2 and d.dataset.digest == tiny_version.digest[:12]
+
+    def refuses(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("INVALID_PARAMETER_VALUE: nope")
+
+    monkeypatch.setattr(mlflow, "log_input", refuses)  # any other refusal is the user's to see
+    with mlflow.start_run(), pytest.raises(mlflow.exceptions.MlflowException, match="nope"):
+        log_version(tiny_version)
