@@ -19,17 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ganinf_mlops.data.datasets import DATASETS, RawData
-from ganinf_mlops.data.images import (
-    _EVAL,
-    _TRAIN,
-    _build,
-    _optional_count,
-    _Pool,
-    _seed,
-    corruption,
-)
+from ganinf_mlops.data.images import _seed, corruption, files_source
 from ganinf_mlops.errors import DataError
-from ganinf_mlops.hashing import sha256_file
 
 BASE_FOLDER = "cifar-10-batches-py"
 CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
@@ -118,20 +109,7 @@ def cifar10(
             f"CIFAR-10 not found: expected data_batch_1..5, test_batch and batches.meta in "
             f"{folder} (torchvision's layout{which}). " + GET_DATA.format(root=str(root))
         )
-    pools = []
-    for is_train, size_name, size, stream in (
-        (True, "train_size", train_size, _TRAIN),
-        (False, "n_eval", n_eval, _EVAL),
-    ):
-        images, labels = _read_split(root, is_train)
-        rows = _optional_count(size_name, size, images.shape[0], seed, stream)
-        pools.append(_Pool(x=images[rows], y=labels[rows], ids=rows.astype(np.int64)))
-    params = {
-        "root": str(root),
-        "train_size": None if train_size is None else int(train_size),
-        "n_eval": None if n_eval is None else int(n_eval),
-        **c.params(),
-        "seed": seed,
-        "sha256": {name: sha256_file(folder / name) for name in CIFAR10_FILES},
-    }
-    return _build(pools[0], pools[1], c, seed, params)
+    return files_source(
+        root, folder, CIFAR10_FILES, lambda is_train: _read_split(root, is_train), train_size,
+        n_eval, c, seed,
+    )  # fmt: skip

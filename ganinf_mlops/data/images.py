@@ -14,7 +14,7 @@ every image's id) does not depend on `classes`; a one-class set gets that class'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,11 +373,7 @@ def mnist(
         )
     from torchvision.datasets import MNIST  # heavy import, only for this source
 
-    pools = []
-    for is_train, size_name, size, stream in (
-        (True, "train_size", train_size, _TRAIN),
-        (False, "n_eval", n_eval, _EVAL),
-    ):
+    def read_split(is_train: bool) -> tuple[np.ndarray, np.ndarray]:
         try:
             split = MNIST(str(root), train=is_train, download=False)
             images, labels = split.data.numpy(), split.targets.numpy()
@@ -387,15 +383,40 @@ def mnist(
             raise DataError(
                 f"MNIST files in {raw} disagree: images {images.shape}, labels {labels.shape}"
             )
+        return images[:, None], labels.astype(np.int64)
+
+    return files_source(root, raw, MNIST_FILES, read_split, train_size, n_eval, c, seed)
+
+
+def files_source(
+    root: Path,
+    folder: Path,
+    files: Sequence[str],
+    read_split: Callable[[bool], tuple[np.ndarray, np.ndarray]],
+    train_size: int | None,
+    n_eval: int | None,
+    c: Corruption,
+    seed: int,
+) -> RawData:
+    """A source of torchvision's files under `root` (MNIST, CIFAR-10): `train_size` images of
+    the training split and `n_eval` of the test split drawn at random (None: all; ids are their
+    rows), from `read_split(is_train)` -> (images [N, C, H, W], int64 labels); the params record
+    the sha256 of each of `files` in `folder`, so the lineage names the exact bytes."""
+    pools = []
+    for is_train, size_name, size, stream in (
+        (True, "train_size", train_size, _TRAIN),
+        (False, "n_eval", n_eval, _EVAL),
+    ):
+        images, labels = read_split(is_train)
         rows = _optional_count(size_name, size, images.shape[0], seed, stream)
-        pools.append(_Pool(x=images[rows][:, None], y=labels[rows].astype(np.int64), ids=rows))
+        pools.append(_Pool(x=images[rows], y=labels[rows], ids=rows.astype(np.int64)))
     params = {
         "root": str(root),
         "train_size": None if train_size is None else int(train_size),
         "n_eval": None if n_eval is None else int(n_eval),
         **c.params(),
         "seed": seed,
-        "sha256": {name: sha256_file(raw / name) for name in MNIST_FILES},
+        "sha256": {name: sha256_file(folder / name) for name in files},
     }
     return _build(pools[0], pools[1], c, seed, params)
 
