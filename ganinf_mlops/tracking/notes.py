@@ -15,7 +15,7 @@ from ganinf_mlops import keys
 from ganinf_mlops.data.version import DatasetVersion
 from ganinf_mlops.influence.scores import ScoreTable
 from ganinf_mlops.metrics.specs import direction_phrase, registered
-from ganinf_mlops.report import headline_text, outcome
+from ganinf_mlops.report import headline_text
 from ganinf_mlops.tracking import tags
 
 NOTE = "mlflow.note.content"  # MLflow's description field, of runs and of experiments
@@ -181,21 +181,6 @@ def job_note(summary: dict[str, Any], verdict_line: str) -> str:
         state = f": {row[keys.VERDICT]}" if row.get(keys.VERDICT) else ""
         lines.append(f"- iteration {k}: {what}, {row[keys.N_INSTANCES]} instances{shown}{state}")
     return "\n".join(lines)
-
-
-def best_iteration(summary: dict[str, Any]) -> tuple[str, float, float, int] | None:
-    """(metric, value at iteration 0, best value, its iteration) of the scored metric."""
-    o = outcome(summary)
-    if o is None:
-        return None
-    metric, its = o["metric"], summary["iterations"]
-
-    def value(row: dict[str, Any]) -> float:
-        means = row.get(keys.SEED_MEAN)
-        return float(means[metric]) if means and metric in means else float(row[metric])
-
-    ranked = sorted(its, key=lambda k: keys.improvement(metric, value(its[k])), reverse=True)
-    return metric, value(its["0"]), value(its[ranked[0]]), int(ranked[0])
 
 
 def score_columns(table: ScoreTable, version: DatasetVersion) -> dict[str, list[Any]]:

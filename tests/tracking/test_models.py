@@ -27,7 +27,7 @@ from ganinf_mlops.config import JobOptions, get_preset
 from ganinf_mlops.data.version import load_version
 from ganinf_mlops.errors import ConfigError, DataError
 from ganinf_mlops.problems.schedule import latent
-from ganinf_mlops.tracking import models, notes, tags
+from ganinf_mlops.tracking import models, tags
 from ganinf_mlops.train.rundir import RunDir
 
 from .servers import free_port
@@ -179,24 +179,23 @@ def test_every_main_run_logs_a_small_generator_model(job):
 @pytest.mark.integration
 def test_the_best_iteration_is_registered_with_tags_and_aliases(job):
     d, summary, client = job
-    best = notes.best_iteration(summary)
-    assert best is not None
+    best = (summary["headline_best"], summary["best_iteration"])  # (value, iteration)
     verdict = report.verdict_state(summary)
     assert verdict == report.IMPROVED, "the tiny job no longer improves: pick another case"
     rm = client.get_registered_model(NAME)
     assert set(rm.aliases) == set(models.aliases(verdict, None)) == {"candidate", "champion"}
     mv = client.get_model_version_by_alias(NAME, "candidate")
-    digest = summary["iterations"][str(best[3])]["cleansed_digest"]
+    digest = summary["iterations"][str(best[1])]["cleansed_digest"]
     assert mv.tags[tags.VERSION] == ganinf_mlops.__version__
-    assert mv.tags[tags.ITERATION] == str(best[3])
+    assert mv.tags[tags.ITERATION] == str(best[1])
     assert mv.tags[tags.DATASET_DIGEST] == digest
-    assert mv.tags[tags.INPUT_VERSION] == f"v{best[3]} ({digest[:12]})"
+    assert mv.tags[tags.INPUT_VERSION] == f"v{best[1]} ({digest[:12]})"
     assert mv.tags[tags.VERDICT] == verdict
     assert mv.tags[tags.HEADLINE_METRIC] == "avg_log_likelihood"
-    assert float(mv.tags[tags.HEADLINE]) == pytest.approx(best[2], rel=1e-5)
+    assert float(mv.tags[tags.HEADLINE]) == pytest.approx(best[0], rel=1e-5)
     runs = client.search_runs(
         [client.get_experiment_by_name("ganinf").experiment_id],
-        f"tags.`{tags.ITERATION}` = '{best[3]}'",
+        f"tags.`{tags.ITERATION}` = '{best[1]}'",
     )
     assert mv.run_id == runs[0].info.run_id
 
@@ -205,7 +204,7 @@ def test_the_best_iteration_is_registered_with_tags_and_aliases(job):
 @pytest.mark.parametrize("alias", ["candidate", "champion"])
 def test_the_registered_generator_draws_the_runs_samples(job, alias):
     d, summary, client = job
-    best = notes.best_iteration(summary)[3]
+    best = summary["best_iteration"]
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@{alias}")
     run, version = (
         RunDir(d / "job" / "runs" / f"r{best}"),
@@ -229,7 +228,7 @@ def test_a_failed_gate_moves_candidate_but_not_champion(job):
     before = client.get_registered_model(NAME).aliases
     log = models.ModelLog()
     mv = client.get_model_version_by_alias(NAME, "candidate")
-    best = str(notes.best_iteration(summary)[3])
+    best = str(summary["best_iteration"])
     log.by_iteration[int(best)] = models.Logged(mv.source, "v", "d")
     log.gate_passed = False
     again = log.register(client, mlflow.get_tracking_uri(), summary, get_preset("tiny"), "ganinf")
